@@ -1,0 +1,62 @@
+"""Wiring: settings -> store, pipeline, searcher. Heavy parts (the model) load lazily."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ingest.jobs.ingestion import Ingestor
+from ingest.pipeline.embedders import Embedder
+from ingest.pipeline.pipeline import Pipeline, build_embedder, build_pipeline
+from ingest.query.search import FusionConfig, Searcher
+from ingest.settings import Settings
+from ingest.store import Store
+
+
+class Context:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self.store = Store.open(
+            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+        self._prepare_schema()
+
+    def _prepare_schema(self) -> None:
+        # Embedded SQLite has one owner, so it migrates itself; a shared PostgreSQL
+        # is migrated once by `ingest migrate`, never raced at start-up.
+        if self.settings.is_sqlite and self.settings.auto_migrate:
+            if not self.store.schema_is_current():
+                self.store.migrate()
+        else:
+            self.store.require_current_schema()
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or build_embedder(self.settings)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return build_pipeline(self.settings, self.embedder)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        return Ingestor(
+            self.store, self.pipeline, embed_batch_size=self.settings.embedding_batch_size
+        )
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        s = self.settings
+        return Searcher(
+            self.store,
+            self.embedder,
+            FusionConfig(
+                rrf_k=s.fusion_rrf_k,
+                vector_weight=s.fusion_vector_weight,
+                keyword_weight=s.fusion_keyword_weight,
+                candidates=s.fusion_candidates,
+            ),
+        )
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,1 @@
+"""Running work: ingestion of documents (and, later, the durable job ledger)."""

@@ -1,0 +1,1 @@
+"""Pure transformations: bytes -> text segments -> chunks -> vectors. No database, no HTTP."""

@@ -1,0 +1,21 @@
+"""What a parser returns: the text of a document, cut where its structure cuts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of text with where it came from: a PDF page, a slide, a section under a heading."""
+
+    text: str
+    page: int | None = None
+    heading: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds every parser honours so one file cannot take the process down."""
+
+    max_text_chars: int = 20_000_000

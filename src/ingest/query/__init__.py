@@ -1,0 +1,1 @@
+"""Retrieval: hybrid (vector + keyword) search with rank fusion."""

@@ -1,0 +1,72 @@
+"""The one Settings object. Built by `load_settings()`, never at import time.
+
+Every field is documented in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Topology
+    mode: Literal["inline", "queue"] = "inline"
+    database_url: str = Field(
+        default="sqlite:///./ingest.db",
+        validation_alias=AliasChoices("DATABASE_URL", "INGEST_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "INGEST_REDIS_URL")
+    )
+    incoming_dir: Path = Path("./ingest_incoming")
+    max_attempts: int = Field(default=3, ge=1)
+
+    # Input bounds
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_text_chars: int = Field(default=20_000_000, ge=1)
+
+    # Chunking
+    chunk_tokens: int = Field(default=254, ge=16)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    tokenizer: str | None = None
+
+    # Embedding
+    embedder: Literal["local", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_batch_size: int = Field(default=8, ge=1)
+    embedding_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    embedding_dimensions: int | None = Field(default=None, ge=1)
+    embedding_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Retrieval
+    search_k: int = Field(default=10, ge=1, le=1000)
+    fusion_rrf_k: int = Field(default=60, ge=1)
+    fusion_vector_weight: float = Field(default=1.0, ge=0)
+    fusion_keyword_weight: float = Field(default=1.0, ge=0)
+    fusion_candidates: int = Field(default=50, ge=1)
+
+    # Store
+    sqlite_busy_timeout_ms: int = Field(default=60_000, ge=0)
+    auto_migrate: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and a local .env) into a Settings object."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,72 @@
+"""Engines for SQLite (embedded) and PostgreSQL (scale-out).
+
+SQLite notes: CPython's sqlite3 here cannot load extensions, so we hand
+SQLAlchemy the `sqlean` module (same DB-API, extension loading enabled) and
+load sqlite-vec on every new connection. WAL lets readers run beside the one
+writer; writes open with BEGIN IMMEDIATE so two writers queue on the lock
+instead of failing half-way with SQLITE_BUSY on upgrade.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+from ingest.errors import ConfigError
+
+
+def create_db_engine(database_url: str, *, busy_timeout_ms: int = 60_000) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, busy_timeout_ms)
+    if url.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise ConfigError(
+        f"unsupported DATABASE_URL scheme '{url.drivername}': use sqlite:///PATH "
+        "or postgresql+psycopg://USER@HOST/DB"
+    )
+
+
+def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> Engine:
+    import sqlean  # the sqlite3 drop-in that can load extensions
+
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        module=sqlean,
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver: we emit BEGIN ourselves.
+        dbapi_conn.isolation_level = None
+        _load_sqlite_vec(dbapi_conn)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _load_sqlite_vec(dbapi_conn: Any) -> None:
+    import sqlite_vec
+
+    dbapi_conn.enable_load_extension(True)
+    try:
+        sqlite_vec.load(dbapi_conn)
+    finally:
+        dbapi_conn.enable_load_extension(False)

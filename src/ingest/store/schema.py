@@ -1,0 +1,81 @@
+"""Table definitions used by the queries in store/. The schema itself comes from
+the Alembic migrations in store/migrations; keep the two in step."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+collections = sa.Table(
+    "collections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "collection_id",
+        sa.Integer,
+        sa.ForeignKey("collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("source_uri", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("metadata", sa.JSON, key="meta", nullable=False),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("collection_id", "source_uri", name="uq_documents_source"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    # Integer key: the keyword index (FTS5) addresses rows by it.
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column(
+        "document_id",
+        sa.String(32),
+        sa.ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("token_count", sa.Integer, nullable=False),
+    sa.Column("page", sa.Integer),
+    sa.Column("heading", sa.Text),
+    sa.UniqueConstraint("document_id", "ordinal", name="uq_chunks_ordinal"),
+)
+
+# Content-addressed: one row per (model, chunk text). It is both the vector
+# table the search reads and the embedding cache that makes re-ingest cheap.
+vectors = sa.Table(
+    "vectors",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("text_hash", sa.String(64), primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+sa.Index("ix_documents_status", documents.c.status)
+sa.Index("ix_chunks_document", chunks.c.document_id)
+sa.Index("ix_chunks_text_hash", chunks.c.text_hash)
+
+# SQLite keyword index, created by the migration:
+#   CREATE VIRTUAL TABLE chunk_fts USING fts5(text, tokenize='porter unicode61')
+# Its rowid is chunks.pk; rows are written in the same transaction as the chunk.
+CHUNK_FTS = "chunk_fts"

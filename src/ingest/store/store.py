@@ -1,0 +1,513 @@
+"""Documents, chunks, vectors and the keyword index, behind one small API.
+
+Every multi-row change is one transaction: a document's old chunks, vectors and
+keyword rows are replaced together, so search never sees half a document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from ingest.store import migrate
+from ingest.store.engine import create_db_engine
+from ingest.store.keywords import fts5_match_expression
+from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
+
+MetadataFilter = Mapping[str, str | int | float | bool]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def document_id_for(collection: str, source_uri: str) -> str:
+    """Stable id: the same (collection, source) is the same document in every process."""
+    return hashlib.sha256(f"{collection}\x00{source_uri}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    collection: str
+    source_uri: str
+    content_hash: str | None
+    fingerprint: str | None
+    status: str
+    error: str | None
+    metadata: dict[str, Any]
+    chunk_count: int
+    size_bytes: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    id: str
+    ordinal: int
+    text: str
+    text_hash: str
+    token_count: int
+    page: int | None
+    heading: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHit:
+    pk: int
+    chunk_id: str
+    document_id: str
+    source_uri: str
+    collection: str
+    ordinal: int
+    text: str
+    page: int | None
+    heading: str | None
+    metadata: dict[str, Any]
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, database_url: str, *, busy_timeout_ms: int = 60_000) -> Store:
+        return cls(create_db_engine(database_url, busy_timeout_ms=busy_timeout_ms))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # --- schema --------------------------------------------------------------
+
+    def migrate(self) -> tuple[str | None, str]:
+        return migrate.upgrade_to_head(self.engine)
+
+    def require_current_schema(self) -> None:
+        migrate.require_current_schema(self.engine)
+
+    def schema_is_current(self) -> bool:
+        return migrate.current_revision(self.engine) == migrate.head_revision()
+
+    # --- transactions --------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction; on SQLite it takes the write lock up front."""
+        connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with connection as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    # --- collections and documents -------------------------------------------
+
+    def _collection_id(self, conn: sa.Connection, name: str) -> int:
+        conn.execute(
+            self._insert(collections)
+            .values(name=name, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return int(
+            conn.execute(sa.select(collections.c.id).where(collections.c.name == name)).scalar_one()
+        )
+
+    def _documents_query(self) -> sa.Select[Any]:
+        return sa.select(documents, collections.c.name.label("collection_name")).join(
+            collections, collections.c.id == documents.c.collection_id
+        )
+
+    @staticmethod
+    def _to_document(row: sa.Row[Any]) -> DocumentRecord:
+        m = row._mapping
+        return DocumentRecord(
+            id=m["id"],
+            collection=m["collection_name"],
+            source_uri=m["source_uri"],
+            content_hash=m["content_hash"],
+            fingerprint=m["fingerprint"],
+            status=m["status"],
+            error=m["error"],
+            metadata=dict(m["meta"] or {}),
+            chunk_count=m["chunk_count"],
+            size_bytes=m["size_bytes"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
+
+    def get_document(self, document_id: str) -> DocumentRecord | None:
+        with self._read() as conn:
+            row = conn.execute(self._documents_query().where(documents.c.id == document_id)).first()
+        return self._to_document(row) if row else None
+
+    def documents_in(self, collection: str) -> list[DocumentRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                self._documents_query().where(collections.c.name == collection)
+            ).all()
+        return [self._to_document(r) for r in rows]
+
+    def _upsert_document(
+        self,
+        conn: sa.Connection,
+        *,
+        collection: str,
+        source_uri: str,
+        values: dict[str, Any],
+    ) -> str:
+        doc_id = document_id_for(collection, source_uri)
+        now = utcnow()
+        row = {
+            "id": doc_id,
+            "collection_id": self._collection_id(conn, collection),
+            "source_uri": source_uri,
+            "meta": {},
+            "chunk_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        }
+        update = {
+            k: v
+            for k, v in row.items()
+            if k not in ("id", "created_at", "collection_id", "source_uri")
+        }
+        stmt = self._insert(documents).values(row)
+        # Column objects as keys: the "metadata" column is keyed "meta" in Python.
+        set_ = {documents.c[k]: stmt.excluded[k] for k in update}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
+        return doc_id
+
+    def record_failed_document(
+        self,
+        *,
+        collection: str,
+        source_uri: str,
+        error: str,
+        content_hash: str | None,
+        fingerprint: str | None,
+        size_bytes: int | None,
+        metadata: Mapping[str, Any],
+    ) -> str:
+        """Mark a document failed. Its previous chunks, if any, stay searchable:
+        a bad new version must not destroy a good old one."""
+        with self._write() as conn:
+            doc_id = document_id_for(collection, source_uri)
+            prev = conn.execute(
+                sa.select(documents.c.chunk_count).where(documents.c.id == doc_id)
+            ).scalar_one_or_none()
+            return self._upsert_document(
+                conn,
+                collection=collection,
+                source_uri=source_uri,
+                values={
+                    "status": "failed",
+                    "error": error,
+                    "content_hash": content_hash,
+                    "fingerprint": fingerprint,
+                    "size_bytes": size_bytes,
+                    "meta": dict(metadata),
+                    "chunk_count": prev or 0,
+                },
+            )
+
+    def replace_document(
+        self,
+        *,
+        collection: str,
+        source_uri: str,
+        content_hash: str,
+        fingerprint: str,
+        size_bytes: int,
+        metadata: Mapping[str, Any],
+        chunk_rows: Sequence[ChunkRecord],
+    ) -> str:
+        """Swap in a document's new chunks and keyword rows in ONE transaction."""
+        with self._write() as conn:
+            doc_id = self._upsert_document(
+                conn,
+                collection=collection,
+                source_uri=source_uri,
+                values={
+                    "status": "ready",
+                    "error": None,
+                    "content_hash": content_hash,
+                    "fingerprint": fingerprint,
+                    "size_bytes": size_bytes,
+                    "meta": dict(metadata),
+                    "chunk_count": len(chunk_rows),
+                },
+            )
+            self._delete_chunks_of(conn, [doc_id])
+            self._insert_chunks(conn, doc_id, chunk_rows)
+        return doc_id
+
+    def _insert_chunks(
+        self, conn: sa.Connection, doc_id: str, chunk_rows: Sequence[ChunkRecord]
+    ) -> None:
+        if not chunk_rows:
+            return
+        conn.execute(
+            chunks.insert(),
+            [
+                {
+                    "id": c.id,
+                    "document_id": doc_id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "text_hash": c.text_hash,
+                    "token_count": c.token_count,
+                    "page": c.page,
+                    "heading": c.heading,
+                }
+                for c in chunk_rows
+            ],
+        )
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql(
+                f"INSERT INTO {CHUNK_FTS}(rowid, text) "
+                "SELECT pk, text FROM chunks WHERE document_id = ?",
+                (doc_id,),
+            )
+
+    def _delete_chunks_of(self, conn: sa.Connection, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        if self.dialect == "sqlite":
+            conn.execute(
+                sa.text(
+                    f"DELETE FROM {CHUNK_FTS} WHERE rowid IN "
+                    "(SELECT pk FROM chunks WHERE document_id IN :ids)"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": list(doc_ids)},
+            )
+        conn.execute(chunks.delete().where(chunks.c.document_id.in_(doc_ids)))
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        with self._write() as conn:
+            self._delete_chunks_of(conn, doc_ids)
+            result = conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
+            return int(result.rowcount or 0)
+
+    def chunks_of(self, document_id: str) -> list[ChunkRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(chunks)
+                .where(chunks.c.document_id == document_id)
+                .order_by(chunks.c.ordinal)
+            ).all()
+        return [
+            ChunkRecord(
+                id=r.id,
+                ordinal=r.ordinal,
+                text=r.text,
+                text_hash=r.text_hash,
+                token_count=r.token_count,
+                page=r.page,
+                heading=r.heading,
+            )
+            for r in rows
+        ]
+
+    # --- vectors (content-addressed embedding cache) ---------------------------
+
+    def cached_vectors(self, model: str, text_hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(text_hashes))
+        found: dict[str, bytes] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                rows = conn.execute(
+                    sa.select(vectors.c.text_hash, vectors.c.embedding).where(
+                        vectors.c.model == model, vectors.c.text_hash.in_(batch)
+                    )
+                )
+                found.update({r.text_hash: r.embedding for r in rows})
+        return found
+
+    def put_vectors(self, model: str, dim: int, by_hash: Mapping[str, bytes]) -> None:
+        if not by_hash:
+            return
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute(
+                self._insert(vectors).on_conflict_do_nothing(index_elements=["model", "text_hash"]),
+                [
+                    {"model": model, "text_hash": h, "dim": dim, "embedding": b, "created_at": now}
+                    for h, b in by_hash.items()
+                ],
+            )
+
+    # --- counts ----------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        with self._read() as conn:
+            by_status: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(documents.c.status, sa.func.count()).group_by(documents.c.status)
+                ).all()
+            )
+            n_chunks = conn.execute(sa.select(sa.func.count()).select_from(chunks)).scalar_one()
+            n_vectors = conn.execute(sa.select(sa.func.count()).select_from(vectors)).scalar_one()
+            n_collections = conn.execute(
+                sa.select(sa.func.count()).select_from(collections)
+            ).scalar_one()
+        return {
+            "documents": int(sum(by_status.values())),
+            "chunks": int(n_chunks),
+            "vectors": int(n_vectors),
+            "collections": int(n_collections),
+            "by_status": {str(k): int(v) for k, v in by_status.items()},
+        }
+
+    def duplicate_chunk_count(self) -> int:
+        """Chunks sharing an id or a (document, ordinal): zero by construction."""
+        with self._read() as conn:
+            dup_ids = conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM (SELECT id FROM chunks GROUP BY id HAVING COUNT(*) > 1)"
+                )
+            ).scalar_one()
+            dup_pos = conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM (SELECT document_id, ordinal FROM chunks "
+                    "GROUP BY document_id, ordinal HAVING COUNT(*) > 1)"
+                )
+            ).scalar_one()
+        return int(dup_ids) + int(dup_pos)
+
+    # --- search ----------------------------------------------------------------
+
+    def _filtered(
+        self, stmt: sa.Select[Any], collection: str | None, filters: MetadataFilter | None
+    ) -> sa.Select[Any]:
+        if collection is not None:
+            stmt = stmt.where(collections.c.name == collection)
+        for key, value in (filters or {}).items():
+            stmt = stmt.where(_metadata_equals(key, value))
+        return stmt
+
+    def vector_search(
+        self,
+        model: str,
+        query_vector: bytes,
+        k: int,
+        *,
+        collection: str | None = None,
+        filters: MetadataFilter | None = None,
+    ) -> list[tuple[int, float]]:
+        """Top-k chunks by cosine similarity: [(chunk pk, similarity)]."""
+        distance = sa.func.vec_distance_cosine(vectors.c.embedding, query_vector)
+        stmt = (
+            sa.select(chunks.c.pk, distance.label("distance"))
+            .join(documents, documents.c.id == chunks.c.document_id)
+            .join(collections, collections.c.id == documents.c.collection_id)
+            .join(
+                vectors,
+                sa.and_(vectors.c.model == model, vectors.c.text_hash == chunks.c.text_hash),
+            )
+            .order_by(distance)
+            .limit(k)
+        )
+        stmt = self._filtered(stmt, collection, filters)
+        with self._read() as conn:
+            return [(int(r.pk), 1.0 - float(r.distance)) for r in conn.execute(stmt)]
+
+    def keyword_search(
+        self,
+        query: str,
+        k: int,
+        *,
+        collection: str | None = None,
+        filters: MetadataFilter | None = None,
+    ) -> list[tuple[int, float]]:
+        """Top-k chunks by BM25: [(chunk pk, score, higher is better)]."""
+        match_expression = fts5_match_expression(query)
+        if not match_expression:
+            return []
+        fts = sa.table(CHUNK_FTS, sa.column("rowid"), sa.column("rank"))
+        stmt = (
+            sa.select(chunks.c.pk, fts.c.rank)
+            .select_from(fts)
+            .join(chunks, chunks.c.pk == fts.c.rowid)
+            .join(documents, documents.c.id == chunks.c.document_id)
+            .join(collections, collections.c.id == documents.c.collection_id)
+            .where(sa.text(f"{CHUNK_FTS} MATCH :q").bindparams(q=match_expression))
+            .order_by(fts.c.rank)
+            .limit(k)
+        )
+        stmt = self._filtered(stmt, collection, filters)
+        with self._read() as conn:
+            # FTS5 rank is bm25() negated: smaller is better.
+            return [(int(r.pk), -float(r.rank)) for r in conn.execute(stmt)]
+
+    def hits(self, pks: Sequence[int]) -> dict[int, ChunkHit]:
+        if not pks:
+            return {}
+        stmt = (
+            sa.select(
+                chunks.c.pk,
+                chunks.c.id,
+                chunks.c.document_id,
+                chunks.c.ordinal,
+                chunks.c.text,
+                chunks.c.page,
+                chunks.c.heading,
+                documents.c.source_uri,
+                documents.c.meta,
+                collections.c.name.label("collection_name"),
+            )
+            .join(documents, documents.c.id == chunks.c.document_id)
+            .join(collections, collections.c.id == documents.c.collection_id)
+            .where(chunks.c.pk.in_(list(pks)))
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return {
+            r.pk: ChunkHit(
+                pk=r.pk,
+                chunk_id=r.id,
+                document_id=r.document_id,
+                source_uri=r.source_uri,
+                collection=r.collection_name,
+                ordinal=r.ordinal,
+                text=r.text,
+                page=r.page,
+                heading=r.heading,
+                metadata=dict(r._mapping["meta"] or {}),
+            )
+            for r in rows
+        }
+
+
+def _metadata_equals(key: str, value: str | int | float | bool) -> sa.ColumnElement[bool]:
+    field = documents.c.meta[key]
+    typed: sa.ColumnElement[Any]
+    if isinstance(value, bool):
+        typed = field.as_boolean()
+    elif isinstance(value, int):
+        typed = field.as_integer()
+    elif isinstance(value, float):
+        typed = field.as_float()
+    else:
+        typed = field.as_string()
+    return typed == value

@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests build their own data; nothing here reads ../shared."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from ingest.context import Context
+from ingest.pipeline.embedders import LocalEmbedder, Vectors
+from ingest.settings import Settings
+
+
+class CountingEmbedder:
+    """The real embedder, with a count of the texts it was asked to embed."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.texts_embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimensions(self) -> int:
+        return self.inner.dimensions
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.inner.tokenizer_path
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.texts_embedded += len(texts)
+        return self.inner.embed(texts)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> LocalEmbedder:
+    """The offline all-MiniLM-L6-v2, loaded once per test session."""
+    return LocalEmbedder()
+
+
+@pytest.fixture
+def embedder(real_embedder: LocalEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(real_embedder)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        incoming_dir=tmp_path / "incoming",
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings, embedder: CountingEmbedder) -> Iterator[Context]:
+    context = Context(settings, embedder=embedder)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running `ingest` as a subprocess against a fresh database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DATABASE_URL"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    env["INGEST_INCOMING_DIR"] = str(tmp_path / "incoming")
+    return env

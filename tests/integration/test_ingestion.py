@@ -1,0 +1,233 @@
+"""Ingestion end to end on a real SQLite file with the real offline model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.context import Context
+from ingest.settings import Settings
+from tests.conftest import CountingEmbedder
+from tests.fixtures_docs import (
+    make_binary_txt,
+    make_corrupt_pdf,
+    make_docx,
+    make_empty,
+    make_html,
+    make_md,
+    make_pdf,
+    make_txt,
+)
+
+PARAGRAPHS = [
+    "Rotating the signing keys happens every ninety days through the vault console.",
+    "Backups of the ledger database are copied to cold storage each night at two o'clock.",
+    "The onboarding checklist covers laptops, badges, and access to the payroll system.",
+]
+
+
+def _sources(ctx: Context, query: str, k: int = 5) -> list[str]:
+    return [Path(h.source).name for h in ctx.searcher.search(query, k=k)]
+
+
+def _long_doc(topic_sentences: list[str]) -> str:
+    # Several paragraphs, each long enough to become its own chunk.
+    return "\n\n".join((s + " ") * 12 for s in topic_sentences)
+
+
+def test_docx_table_text_is_searchable(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_docx(
+        docs,
+        "inventory.docx",
+        ["Quarterly inventory of the warehouse."],
+        [["Item", "Location"], ["zircon centrifuge", "bay seventeen"]],
+    )
+    make_txt(docs, "other.txt", PARAGRAPHS[0])
+    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    assert report.added == 2, report.errors
+    hits = ctx.searcher.search("zircon centrifuge", k=1, mode="keyword")
+    assert [Path(h.source).name for h in hits] == ["inventory.docx"]
+    assert "bay seventeen" in hits[0].text
+
+
+def test_html_navigation_and_footer_are_not_indexed(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_html(
+        docs,
+        "page.html",
+        main_text=" ".join(PARAGRAPHS * 3),
+        nav_text="Quokkanavigation Pricing Careers",
+        footer_text="Copyright Flibbertigibbet Incorporated",
+    )
+    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    assert report.added == 1, report.errors
+    assert ctx.searcher.search("Quokkanavigation", mode="keyword") == []
+    assert ctx.searcher.search("Flibbertigibbet", mode="keyword") == []
+    assert _sources(ctx, "signing keys vault", k=1) == ["page.html"]
+
+
+def test_pdf_hits_carry_their_page(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs, "manual.pdf", [PARAGRAPHS[1], PARAGRAPHS[0]])
+    ctx.ingestor.ingest_paths([docs], collection="default")
+    hit = ctx.searcher.search("rotating signing keys", k=1)[0]
+    assert hit.page == 2
+    assert Path(hit.source).name == "manual.pdf"
+
+
+def test_markdown_hits_carry_their_heading(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_md(docs, "guide.md", f"# Security\n\n{PARAGRAPHS[0]}\n\n# People\n\n{PARAGRAPHS[2]}\n")
+    ctx.ingestor.ingest_paths([docs], collection="default")
+    hit = ctx.searcher.search("onboarding laptops badges", k=1)[0]
+    assert hit.heading == "People"
+
+
+def test_unchanged_files_are_skipped_without_embedding(
+    ctx: Context, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(PARAGRAPHS):
+        make_txt(docs, f"doc{i}.txt", text)
+    first = ctx.ingestor.ingest_paths([docs], collection="default")
+    assert (first.added, first.failed) == (3, 0)
+    assert embedder.texts_embedded == first.embedded > 0
+    embedder.texts_embedded = 0
+
+    again = ctx.ingestor.ingest_paths([docs], collection="default")
+
+    assert (again.skipped, again.added, again.updated) == (3, 0, 0)
+    assert embedder.texts_embedded == 0
+    assert ctx.store.counts()["chunks"] == first.chunks
+
+
+def test_editing_one_paragraph_reembeds_only_changed_chunks(
+    ctx: Context, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sentences = [
+        "Alpha team maintains the billing service and its invoices.",
+        "Bravo team runs the search cluster and its relevance tuning.",
+        "Charlie team owns the mobile applications and their releases.",
+        "Delta team keeps the data warehouse and nightly reports healthy.",
+    ]
+    path = make_txt(docs, "teams.txt", _long_doc(sentences))
+    first = ctx.ingestor.ingest_paths([docs], collection="default")
+    assert first.chunks >= 4, "the fixture must span several chunks"
+    embedder.texts_embedded = 0
+
+    sentences[2] = "Charlie team now owns the kiosk firmware and its signed updates."
+    path.write_text(_long_doc(sentences))
+    second = ctx.ingestor.ingest_paths([docs], collection="default")
+
+    assert second.updated == 1
+    assert 1 <= embedder.texts_embedded < first.chunks
+    assert embedder.texts_embedded == second.embedded
+    assert _sources(ctx, "kiosk firmware signed updates", k=1) == ["teams.txt"]
+    stale = ctx.searcher.search("mobile applications releases", mode="keyword", k=50)
+    assert all("mobile applications" not in h.text for h in stale)
+
+
+def test_sync_removes_deleted_files_from_search(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_txt(docs, "keep.txt", PARAGRAPHS[0])
+    gone = make_txt(docs, "gone.txt", PARAGRAPHS[1])
+    ctx.ingestor.ingest_paths([docs], collection="default")
+    assert "gone.txt" in _sources(ctx, "ledger backups cold storage", k=1)
+
+    gone.unlink()
+    without_sync = ctx.ingestor.ingest_paths([docs], collection="default")
+    assert without_sync.deleted == 0
+    report = ctx.ingestor.ingest_paths([docs], collection="default", sync=True)
+
+    assert (report.deleted, report.skipped) == (1, 1)
+    assert "gone.txt" not in _sources(ctx, "ledger backups cold storage", k=5)
+    assert ctx.store.counts()["documents"] == 1
+
+
+def test_sync_leaves_other_folders_alone(ctx: Context, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    make_txt(tmp_path / "a", "a.txt", PARAGRAPHS[0])
+    make_txt(tmp_path / "b", "b.txt", PARAGRAPHS[1])
+    ctx.ingestor.ingest_paths([tmp_path / "a", tmp_path / "b"], collection="default")
+    report = ctx.ingestor.ingest_paths([tmp_path / "a"], collection="default", sync=True)
+    assert report.deleted == 0
+    assert ctx.store.counts()["documents"] == 2
+
+
+def test_bad_files_fail_with_reasons_while_the_rest_ingest(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    small_limit = settings.model_copy(update={"max_file_bytes": 20_000})
+    ctx = Context(small_limit, embedder=embedder)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_txt(docs, "good.txt", PARAGRAPHS[0])
+    make_corrupt_pdf(docs, "broken.pdf")
+    make_empty(docs, "empty.txt")
+    make_binary_txt(docs, "binary.txt")
+    make_empty(docs, "blank.docx")
+    make_txt(docs, "huge.txt", "word " * 10_000)
+    (docs / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+    report = ctx.ingestor.ingest_paths([docs], collection="default")
+
+    reasons = {Path(e["source"]).name: e["reason"] for e in report.errors}
+    assert (report.added, report.failed) == (1, 6)
+    assert "PDF" in reasons["broken.pdf"]
+    assert "empty" in reasons["empty.txt"]
+    assert "binary" in reasons["binary.txt"]
+    assert "empty" in reasons["blank.docx"]
+    assert "over the limit" in reasons["huge.txt"]
+    assert "unsupported" in reasons["picture.png"]
+    assert ctx.store.counts()["by_status"] == {"ready": 1, "failed": 6}
+    assert _sources(ctx, "rotating signing keys", k=1) == ["good.txt"]
+    ctx.close()
+
+
+def test_collections_and_metadata_filter_search(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_txt(docs, "keys.txt", PARAGRAPHS[0])
+    ctx.ingestor.ingest_paths([docs], collection="security", metadata={"team": "infra"})
+    ctx.ingestor.ingest_paths([docs], collection="hr", metadata={"team": "people"})
+
+    assert {h.collection for h in ctx.searcher.search("signing keys", k=5)} == {"security", "hr"}
+    only_hr = ctx.searcher.search("signing keys", k=5, collection="hr")
+    assert {h.collection for h in only_hr} == {"hr"}
+    infra = ctx.searcher.search("signing keys", k=5, filters={"team": "infra"})
+    assert {h.collection for h in infra} == {"security"}
+    assert ctx.searcher.search("signing keys", k=5, filters={"team": "nobody"}) == []
+
+
+def test_changing_metadata_alone_updates_without_reembedding(
+    ctx: Context, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_txt(docs, "keys.txt", PARAGRAPHS[0])
+    ctx.ingestor.ingest_paths([docs], collection="default", metadata={"team": "a"})
+    embedder.texts_embedded = 0
+    report = ctx.ingestor.ingest_paths([docs], collection="default", metadata={"team": "b"})
+    assert report.updated == 1
+    assert embedder.texts_embedded == 0
+    assert ctx.searcher.search("signing keys", filters={"team": "b"})
+
+
+@pytest.mark.parametrize("query", ['"unbalanced', "NEAR(a b)", "col:value", "*", "AND OR NOT"])
+def test_search_survives_query_syntax(ctx: Context, tmp_path: Path, query: str) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_txt(docs, "keys.txt", PARAGRAPHS[0])
+    ctx.ingestor.ingest_paths([docs], collection="default")
+    ctx.searcher.search(query, k=3)  # must not raise
