@@ -26,15 +26,21 @@ COOKIE_TEXT = "We use cookies to personalise content. Accept all cookies or mana
 HEADER_TEXT = "Acme Corporation corporate masthead"
 
 
+def _target(directory: Path, name: str) -> Path:
+    """Where to write `name`; the directory is created if it does not exist yet."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
+
+
 def make_txt(directory: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     """Plain text; `encoding="utf-16"` writes a byte-order mark, "utf-16-le" does not."""
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(text.encode(encoding))
     return path
 
 
 def make_md(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
+    path = _target(directory, name)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -88,7 +94,7 @@ def make_html(
 </body>
 </html>
 """
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(page.encode(encoding))
     return path
 
@@ -101,7 +107,7 @@ def make_pdf(directory: Path, name: str, pages: list[str]) -> Path:
         pdf.add_page()
         if text:
             pdf.multi_cell(0, 8, text)
-    path = directory / name
+    path = _target(directory, name)
     pdf.output(str(path))
     return path
 
@@ -112,7 +118,7 @@ def make_encrypted_pdf(directory: Path, name: str, text: str, user_password: str
     pdf.set_font("Helvetica", size=12)
     pdf.add_page()
     pdf.multi_cell(0, 8, text)
-    path = directory / name
+    path = _target(directory, name)
     pdf.output(str(path))
     return path
 
@@ -136,7 +142,7 @@ def make_docx(
         for row, values in zip(table.rows, table_rows, strict=True):
             for cell, value in zip(row.cells, values, strict=False):
                 cell.text = value
-    path = directory / name
+    path = _target(directory, name)
     document.save(str(path))
     return path
 
@@ -157,7 +163,7 @@ def make_pptx(
         slide.placeholders[1].text_frame.text = body
         if notes and number in notes:
             slide.notes_slide.notes_text_frame.text = notes[number]
-    path = directory / name
+    path = _target(directory, name)
     presentation.save(str(path))
     return path
 
@@ -180,20 +186,20 @@ def make_xlsx(
         extra = workbook.create_sheet(title)
         for row in sheet_rows:
             extra.append(row)
-    path = directory / name
+    path = _target(directory, name)
     workbook.save(str(path))
     return path
 
 
 def make_csv(directory: Path, name: str, rows: list[list[str]], delimiter: str = ",") -> Path:
-    path = directory / name
+    path = _target(directory, name)
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, delimiter=delimiter).writerows(rows)
     return path
 
 
 def make_json(directory: Path, name: str, value: object) -> Path:
-    path = directory / name
+    path = _target(directory, name)
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
     return path
 
@@ -221,7 +227,7 @@ def make_eml(
         message.add_attachment(
             content, maintype="application", subtype="octet-stream", filename=filename
         )
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(message.as_bytes())
     return path
 
@@ -229,7 +235,7 @@ def make_eml(
 def make_corrupt_pdf(directory: Path, name: str) -> Path:
     """Starts like a PDF, then is garbage: no cross-reference table, no objects."""
     noise = random.Random(1234).randbytes(2048)
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + noise)
     return path
 
@@ -238,12 +244,12 @@ def make_binary_txt(directory: Path, name: str) -> Path:
     """Random bytes, NULs included, under a text file's name."""
     noise = bytearray(random.Random(5678).randbytes(4096))
     noise[10:20] = bytes(10)  # make sure NUL bytes sit early in the file
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(bytes(noise))
     return path
 
 
 def make_empty(directory: Path, name: str) -> Path:
-    path = directory / name
+    path = _target(directory, name)
     path.write_bytes(b"")
     return path

@@ -118,6 +118,8 @@ def test_editing_one_paragraph_reembeds_only_changed_chunks(
         "Bravo team runs the search cluster and its relevance tuning.",
         "Charlie team owns the mobile applications and their releases.",
         "Delta team keeps the data warehouse and nightly reports healthy.",
+        "Echo team answers the support queue and writes the help centre.",
+        "Foxtrot team handles procurement, vendors and their contracts.",
     ]
     path = make_txt(docs, "teams.txt", _long_doc(sentences))
     first = ctx.ingestor.ingest_paths([docs], collection="default")

@@ -408,6 +408,27 @@ def test_eml_html_only_body_is_reduced_to_text(tmp_path: Path) -> None:
     assert "<b>" not in text
 
 
+def test_eml_saved_as_utf16_is_read(tmp_path: Path) -> None:
+    original = make_eml(tmp_path, "plain.eml", subject="Heron count", body="Seven herons today.")
+    path = tmp_path / "wide.eml"
+    path.write_bytes(original.read_bytes().decode("ascii").encode("utf-16"))
+
+    segments = parse(path)
+
+    assert segments[0].heading == "Heron count"
+    assert "Seven herons today." in segments[0].text
+
+
+def test_eml_mislabelled_us_ascii_body_is_read_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "label.eml"
+    path.write_bytes(
+        b"Subject: Caf\xc3\xa9\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        + "Crème brûlée for the dormouse.".encode()
+    )
+
+    assert "Crème brûlée for the dormouse." in full_text(parse(path))
+
+
 # --- inputs that must be refused --------------------------------------------------
 
 

@@ -152,9 +152,9 @@ def _describe(exc: Exception) -> str:
 # and the non-characters U+FFFE/U+FFFF: they break storage (surrogates cannot be
 # encoded as UTF-8) and tokenizers, and never carry meaning in extracted text.
 _JUNK_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_BREAK_CHARS = re.compile(
-    "[\x0b\x0c\r\u2028\u2029]"
-)  # vertical tab (pptx/docx line break), form feed
+# Line breaks in disguise: vertical tab (a pptx/docx soft line break), form feed
+# (a page break in text files), lone CR, Unicode line/paragraph separators.
+_BREAK_CHARS = re.compile("[\x0b\x0c\r\u2028\u2029]")
 
 
 def _clean_text(text: str) -> str:
@@ -190,20 +190,30 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 def _decode_text(data: bytes, where: str, declared: str | None = None) -> str:
     """Decode bytes that should be text; `where` names the source in error messages.
 
-    Order: byte-order mark, a charset the container declares (HTML meta, MIME),
-    strict UTF-8, then charset_normalizer's best guess. NUL bytes without a BOM
-    mean binary content, unless the bytes look like BOM-less UTF-16.
+    Order: byte-order mark; strict UTF-8 (valid UTF-8 is almost never an accident,
+    while declared labels often are: mail says "us-ascii" over UTF-8 bytes); the
+    charset the container declares (HTML meta, MIME); charset_normalizer's guess.
+    NUL bytes without a BOM mean binary content, unless the bytes are UTF-16.
     """
     text = _decode_by_bom(data)
     if text is None and b"\x00" in data[:_BINARY_SNIFF_BYTES]:
-        text = _decode_bomless_utf16(data)
+        text = _decode_wide(data, declared)
         if text is None:
             raise CorruptDocument(f"binary content in {where}: it contains NUL bytes")
+    if text is None:
+        text = _decode_utf8(data)
     if text is None and declared:
         text = _decode_declared(data, declared)
     if text is None:
         text = _decode_guessing(data, where)
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode_utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _decode_by_bom(data: bytes) -> str | None:
@@ -218,6 +228,15 @@ def _decode_by_bom(data: bytes) -> str | None:
             # The BOM is strong evidence: keep the text, mark the few bad bytes.
             return data.decode(encoding, errors="replace")
     return None
+
+
+def _decode_wide(data: bytes, declared: str | None) -> str | None:
+    """Text with NUL bytes but no BOM: UTF-16/32 as declared, or UTF-16 recognised by its NULs."""
+    if declared and re.fullmatch(r"utf-?(16|32)(-?[bl]e)?", declared.strip().lower()):
+        text = _decode_declared(data, declared)
+        if text is not None and "\x00" not in text:
+            return text
+    return _decode_bomless_utf16(data)
 
 
 def _decode_bomless_utf16(data: bytes) -> str | None:
@@ -250,10 +269,6 @@ def _decode_declared(data: bytes, declared: str) -> str | None:
 
 
 def _decode_guessing(data: bytes, where: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
     best = charset_normalizer.from_bytes(data).best()
     if best is None:
         raise CorruptDocument(f"binary content in {where}: its bytes match no text encoding")
