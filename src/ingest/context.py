@@ -59,4 +59,8 @@ class Context:
         )
 
     def close(self) -> None:
+        # Only what this context built: an embedder handed in belongs to the caller.
+        built = self.__dict__.get("embedder")
+        if self._embedder is None and built is not None and hasattr(built, "close"):
+            built.close()
         self.store.close()

@@ -5,6 +5,7 @@ Every field is documented in docs/configuration.md; keep the two in step.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -58,9 +59,33 @@ class Settings(BaseSettings):
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
     fusion_candidates: int = Field(default=50, ge=1)
 
+    # Jobs: leases, retries, limits
+    concurrency: int = Field(default=2, ge=1, le=64)
+    queues: str = "ingest,maintenance"
+    lease_seconds: float = Field(default=6.0, gt=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    retry_base_seconds: float = Field(default=2.0, ge=0)
+    retry_max_seconds: float = Field(default=300.0, ge=0)
+    job_soft_timeout_seconds: float = Field(default=1800.0, gt=0)
+    job_hard_timeout_seconds: float = Field(default=3600.0, gt=0)
+    parse_timeout_seconds: float = Field(default=300.0, gt=0)
+    parse_memory_mb: int = Field(default=2048, ge=64)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    worker_stale_seconds: float = Field(default=15.0, gt=0)
+    job_retention: timedelta = timedelta(days=7)
+    upload_retention: timedelta = timedelta(days=1)
+    maintenance_interval_seconds: float = Field(default=3600.0, gt=0)
+    scheduler_tick_seconds: float = Field(default=1.0, gt=0)
+    redis_queue_prefix: str = "ingest:queue:"
+
     # Store
     sqlite_busy_timeout_ms: int = Field(default=60_000, ge=0)
     auto_migrate: bool = True
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [q.strip() for q in self.queues.split(",") if q.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlalchemy as sa
+
 from ingest.errors import DocumentRejected, IngestError
 from ingest.jobs.discovery import discover_files, is_under_roots
 from ingest.pipeline.chunking import Chunk
 from ingest.pipeline.embedders import to_blob
 from ingest.pipeline.pipeline import Pipeline
+from ingest.pipeline.segments import Segment
 from ingest.store import ChunkRecord, Store
 from ingest.store.store import document_id_for
 
@@ -33,6 +36,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+ParseFunction = Callable[[bytes, str], list[Segment]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,9 @@ class IngestReport:
         }
 
 
+CommitHook = Callable[[sa.Connection, FileResult], None]
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -99,41 +106,65 @@ class Ingestor:
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         source_uri: str | None = None,
+        filename: str | None = None,
         on_progress: ProgressCallback = _ignore_progress,
+        parse: ParseFunction | None = None,
+        hook: CommitHook | None = None,
     ) -> FileResult:
+        """Bring one document up to date. `hook`, when given, runs inside the same
+        transaction that records the outcome (the job ledger marks the job done
+        there), so the document and its job can never disagree."""
         source = source_uri or str(path.resolve())
-        meta = {"filename": path.name, **(metadata or {})}
+        name = filename or path.name
+        meta = {"filename": name, **(metadata or {})}
         doc_id = document_id_for(collection, source)
         previous = self.store.get_document(doc_id)
         try:
             data = self._read(path)
         except DocumentRejected as exc:
-            return self._fail(collection, source, meta, str(exc), None, None, None)
+            return self._fail(collection, source, meta, str(exc), None, None, None, hook)
         digest = content_hash(data)
-        if (
-            previous is not None
-            and previous.status == "ready"
-            and previous.content_hash == digest
-            and previous.fingerprint == self.pipeline.fingerprint
-            and previous.metadata == meta
-        ):
-            return FileResult(source, "skipped", doc_id)
-        if (
-            previous is not None
-            and previous.status == "failed"
-            and previous.content_hash == digest
-            and previous.fingerprint == self.pipeline.fingerprint
-        ):
-            # Rejected before with these very bytes and this pipeline: it would be again.
-            return FileResult(source, "failed", doc_id, reason=previous.error)
+        if previous is not None and previous.content_hash == digest:
+            if previous.fingerprint == self.pipeline.fingerprint:
+                if previous.status == "ready" and previous.metadata == meta:
+                    return self._skip(FileResult(source, "skipped", doc_id), hook)
+                if previous.status == "failed":
+                    # Rejected before with these very bytes and this pipeline: it would be again.
+                    reason = previous.error or "rejected"
+                    return self._fail(
+                        collection,
+                        source,
+                        meta,
+                        reason,
+                        digest,
+                        len(data),
+                        self.pipeline.fingerprint,
+                        hook,
+                    )
         try:
             return self._process(
-                data, path.name, collection, source, meta, digest, previous is not None, on_progress
+                data,
+                name,
+                collection,
+                source,
+                meta,
+                digest,
+                existed=previous is not None and previous.content_hash is not None,
+                on_progress=on_progress,
+                parse=parse or self.pipeline.parse,
+                hook=hook,
             )
         except DocumentRejected as exc:
+            fingerprint = self.pipeline.fingerprint
             return self._fail(
-                collection, source, meta, str(exc), digest, len(data), self.pipeline.fingerprint
+                collection, source, meta, str(exc), digest, len(data), fingerprint, hook
             )
+
+    def _skip(self, result: FileResult, hook: CommitHook | None) -> FileResult:
+        if hook is not None:
+            with self.store.write() as conn:
+                hook(conn, result)
+        return result
 
     def _read(self, path: Path) -> bytes:
         try:
@@ -154,27 +185,35 @@ class Ingestor:
         source: str,
         meta: Mapping[str, Any],
         digest: str,
+        *,
         existed: bool,
         on_progress: ProgressCallback,
+        parse: ParseFunction,
+        hook: CommitHook | None,
     ) -> FileResult:
         on_progress(Progress("parse", 0, 1, f"parsing {filename}"))
-        segments = self.pipeline.parse(data, filename)
-        on_progress(Progress("chunk", 0, 1, f"chunking {len(segments)} segments"))
+        self.pipeline.check_size(len(data))
+        segments = parse(data, filename)
+        on_progress(Progress("parse", 1, 1, f"parsed {len(segments)} segments"))
         chunks = self.pipeline.chunk(segments)
+        on_progress(Progress("chunk", len(chunks), len(chunks), f"{len(chunks)} chunks"))
         embedded = self._embed_missing(chunks, on_progress)
         on_progress(Progress("write", 0, 1, f"writing {len(chunks)} chunks"))
-        doc_id = self.store.replace_document(
+        doc_id = document_id_for(collection, source)
+        outcome: Outcome = "updated" if existed else "added"
+        result = FileResult(source, outcome, doc_id, chunks=len(chunks), embedded=embedded)
+        self.store.replace_document(
             collection=collection,
             source_uri=source,
             content_hash=digest,
             fingerprint=self.pipeline.fingerprint,
             size_bytes=len(data),
             metadata=meta,
-            chunk_rows=[_chunk_record(document_id_for(collection, source), c) for c in chunks],
+            chunk_rows=[_chunk_record(doc_id, c) for c in chunks],
+            also=(lambda conn: hook(conn, result)) if hook else None,
         )
         on_progress(Progress("write", 1, 1, "done"))
-        outcome: Outcome = "updated" if existed else "added"
-        return FileResult(source, outcome, doc_id, chunks=len(chunks), embedded=embedded)
+        return result
 
     def _embed_missing(self, chunks: Sequence[Chunk], on_progress: ProgressCallback) -> int:
         """Embed chunk texts with no cached vector for this model, batch by batch.
@@ -208,8 +247,10 @@ class Ingestor:
         digest: str | None,
         size: int | None,
         fingerprint: str | None,
+        hook: CommitHook | None,
     ) -> FileResult:
-        doc_id = self.store.record_failed_document(
+        result = FileResult(source, "failed", document_id_for(collection, source), reason=reason)
+        self.store.record_failed_document(
             collection=collection,
             source_uri=source,
             error=reason,
@@ -217,8 +258,9 @@ class Ingestor:
             fingerprint=fingerprint,
             size_bytes=size,
             metadata=meta,
+            also=(lambda conn: hook(conn, result)) if hook else None,
         )
-        return FileResult(source, "failed", doc_id, reason=reason)
+        return result
 
     # --- a whole `ingest add` run -------------------------------------------------
 

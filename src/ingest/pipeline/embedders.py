@@ -22,7 +22,8 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from ingest.errors import ConfigError, EmbeddingError
@@ -202,13 +203,17 @@ class OpenAIEmbedder:
         dimensions: int | None = None,
         timeout_s: float = 60.0,
         attempts: int = 4,
+        backoff_s: float = 0.5,
     ) -> None:
+        """`backoff_s` is the first wait before a retry; later waits double (up to
+        10 s), each plus a random jitter of up to twice `backoff_s` (1 s by default)."""
         self._endpoint = url.rstrip("/") + "/embeddings"
         self._model = model
         self._dimensions = dimensions
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers)
         self._attempts = attempts
+        self._backoff_s = backoff_s
 
     @property
     def model_id(self) -> str:
@@ -242,7 +247,10 @@ class OpenAIEmbedder:
         @retry(
             retry=retry_if_exception(_is_retryable),
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=0.5, max=10),
+            # Spelled out rather than wait_exponential_jitter, whose `initial`
+            # is deprecated in new tenacity and whose `multiplier` old ones lack.
+            wait=wait_exponential(multiplier=self._backoff_s, max=10)
+            + wait_random(0, 2 * self._backoff_s),
             reraise=True,
         )
         def call() -> NDArray[np.float32]:
@@ -260,12 +268,30 @@ class OpenAIEmbedder:
                 f"embedding endpoint {self._endpoint} refused the request: "
                 f"HTTP {response.status_code}: {response.text[:300]}"
             )
-        data = sorted(response.json()["data"], key=lambda item: item["index"])
-        if len(data) != len(texts):
+        try:
+            data = sorted(response.json()["data"], key=lambda item: item["index"])
+            if len(data) != len(texts):
+                raise EmbeddingError(
+                    f"embedding endpoint {self._endpoint} returned {len(data)} vectors "
+                    f"for {len(texts)} inputs"
+                )
+            if [item["index"] for item in data] != list(range(len(texts))):
+                raise EmbeddingError(
+                    f"embedding endpoint {self._endpoint} returned vectors whose indexes "
+                    f"are not 0..{len(texts) - 1}"
+                )
+            vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Not JSON, no "data", items without "index"/"embedding", ragged rows.
             raise EmbeddingError(
-                f"embedding endpoint returned {len(data)} vectors for {len(texts)} inputs"
+                f"embedding endpoint {self._endpoint} sent a response that is not an "
+                f"OpenAI embeddings list: {response.text[:200]!r}"
+            ) from exc
+        if vectors.ndim != 2 or vectors.shape[1] == 0:
+            raise EmbeddingError(
+                f"embedding endpoint {self._endpoint} sent vectors of shape {vectors.shape}"
             )
-        return np.asarray([item["embedding"] for item in data], dtype=np.float32)
+        return vectors
 
     def close(self) -> None:
         self._client.close()

@@ -7,7 +7,7 @@ keyword rows are replaced together, so search never sees half a document.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from ingest.store.keywords import fts5_match_expression
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
 
 MetadataFilter = Mapping[str, str | int | float | bool]
+InTransaction = Callable[[sa.Connection], None]
 
 
 def utcnow() -> datetime:
@@ -105,7 +106,7 @@ class Store:
     # --- transactions --------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def write(self) -> Iterator[sa.Connection]:
         """A write transaction; on SQLite it takes the write lock up front."""
         connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
         with connection as conn, conn.begin():
@@ -207,15 +208,16 @@ class Store:
         fingerprint: str | None,
         size_bytes: int | None,
         metadata: Mapping[str, Any],
+        also: InTransaction | None = None,
     ) -> str:
         """Mark a document failed. Its previous chunks, if any, stay searchable:
         a bad new version must not destroy a good old one."""
-        with self._write() as conn:
+        with self.write() as conn:
             doc_id = document_id_for(collection, source_uri)
             prev = conn.execute(
                 sa.select(documents.c.chunk_count).where(documents.c.id == doc_id)
             ).scalar_one_or_none()
-            return self._upsert_document(
+            self._upsert_document(
                 conn,
                 collection=collection,
                 source_uri=source_uri,
@@ -229,6 +231,9 @@ class Store:
                     "chunk_count": prev or 0,
                 },
             )
+            if also is not None:
+                also(conn)
+            return doc_id
 
     def replace_document(
         self,
@@ -240,9 +245,11 @@ class Store:
         size_bytes: int,
         metadata: Mapping[str, Any],
         chunk_rows: Sequence[ChunkRecord],
+        also: InTransaction | None = None,
     ) -> str:
-        """Swap in a document's new chunks and keyword rows in ONE transaction."""
-        with self._write() as conn:
+        """Swap in a document's new chunks and keyword rows in ONE transaction;
+        `also` runs in that transaction too (marks the job done, fenced)."""
+        with self.write() as conn:
             doc_id = self._upsert_document(
                 conn,
                 collection=collection,
@@ -259,6 +266,31 @@ class Store:
             )
             self._delete_chunks_of(conn, [doc_id])
             self._insert_chunks(conn, doc_id, chunk_rows)
+            if also is not None:
+                also(conn)
+        return doc_id
+
+    def ensure_document(
+        self, conn: sa.Connection, *, collection: str, source_uri: str, metadata: Mapping[str, Any]
+    ) -> str:
+        """Create the row of a document about to be ingested (status queued); an
+        existing document keeps its state and stays searchable until replaced."""
+        doc_id = document_id_for(collection, source_uri)
+        now = utcnow()
+        conn.execute(
+            self._insert(documents)
+            .values(
+                id=doc_id,
+                collection_id=self._collection_id(conn, collection),
+                source_uri=source_uri,
+                status="queued",
+                meta=dict(metadata),
+                chunk_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         return doc_id
 
     def _insert_chunks(
@@ -303,7 +335,7 @@ class Store:
         conn.execute(chunks.delete().where(chunks.c.document_id.in_(doc_ids)))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        with self._write() as conn:
+        with self.write() as conn:
             self._delete_chunks_of(conn, doc_ids)
             result = conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
             return int(result.rowcount or 0)
@@ -348,7 +380,7 @@ class Store:
         if not by_hash:
             return
         now = utcnow()
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(
                 self._insert(vectors).on_conflict_do_nothing(index_elements=["model", "text_hash"]),
                 [

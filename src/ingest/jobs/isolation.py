@@ -1,0 +1,88 @@
+"""Parsing in a separate process with time and memory limits.
+
+A parser is third-party code fed untrusted bytes: it may hang on a crafted PDF
+or balloon on a zip bomb. Running it in a pebble process pool lets us kill it
+at a deadline, and an address-space limit set in the child turns runaway
+allocation into a MemoryError there, so only that one job fails.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from pebble import ProcessExpired, ProcessPool
+
+from ingest.errors import DocumentRejected, IngestError
+from ingest.pipeline.parsers import parse_document
+from ingest.pipeline.segments import ParseLimits, Segment
+
+
+class ParseTimeout(DocumentRejected):
+    """The parser ran past INGEST_PARSE_TIMEOUT_SECONDS and was killed."""
+
+
+class ParseOutOfMemory(DocumentRejected):
+    """The parser needed more than INGEST_PARSE_MEMORY_MB and was stopped."""
+
+
+def _limit_memory(memory_mb: int) -> None:
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _parse_in_child(data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
+    try:
+        return parse_document(data, filename, limits)
+    except MemoryError:
+        # Re-raise as our own type: a MemoryError pickled back might not survive the trip.
+        raise ParseOutOfMemory("parsing needed more memory than allowed") from None
+
+
+class IsolatedParser:
+    def __init__(
+        self, *, workers: int, timeout_s: float, memory_mb: int, limits: ParseLimits
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._memory_mb = memory_mb
+        self._limits = limits
+        # spawn, not fork: the parent holds threads and a loaded model.
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=200,
+            initializer=_limit_memory,
+            initargs=(memory_mb,),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    def parse(self, data: bytes, filename: str) -> list[Segment]:
+        future = self._pool.submit(_parse_in_child, self._timeout_s, data, filename, self._limits)
+        try:
+            return future.result()
+        except FutureTimeout:
+            raise ParseTimeout(
+                f"parsing took longer than {self._timeout_s:g} s and was stopped "
+                "(INGEST_PARSE_TIMEOUT_SECONDS)"
+            ) from None
+        except ParseOutOfMemory:
+            raise ParseOutOfMemory(
+                f"parsing needed more than {self._memory_mb} MB of memory and was stopped "
+                "(INGEST_PARSE_MEMORY_MB)"
+            ) from None
+        except MemoryError:
+            raise ParseOutOfMemory(
+                f"parsing needed more than {self._memory_mb} MB of memory and was stopped "
+                "(INGEST_PARSE_MEMORY_MB)"
+            ) from None
+        except ProcessExpired as exc:
+            raise DocumentRejected(
+                f"the parser process died (exit code {exc.exitcode}); "
+                f"the file may be malformed or need more than {self._memory_mb} MB"
+            ) from None
+        except IngestError:
+            raise
+
+    def close(self) -> None:
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join(timeout=5)

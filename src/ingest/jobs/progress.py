@@ -1,0 +1,19 @@
+"""Pure progress arithmetic: a stage's (current, total) -> the job's fraction 0..1."""
+
+from __future__ import annotations
+
+# Where each ingestion stage sits on the 0..1 scale. Embedding dominates the
+# wall time, so it gets most of the bar.
+_STAGE_SPANS: dict[str, tuple[float, float]] = {
+    "read": (0.0, 0.02),
+    "parse": (0.02, 0.10),
+    "chunk": (0.10, 0.15),
+    "embed": (0.15, 0.95),
+    "write": (0.95, 1.0),
+}
+
+
+def overall_fraction(stage: str, current: int, total: int) -> float:
+    start, end = _STAGE_SPANS.get(stage, (0.0, 1.0))
+    within = 1.0 if total <= 0 else min(1.0, max(0.0, current / total))
+    return round(start + (end - start) * within, 4)

@@ -1,0 +1,66 @@
+"""bench/ingest_bench.py runs end to end on a generated tiny corpus and prints its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FIGURES = [
+    "first ingest wall time",
+    "first ingest docs/s",
+    "first ingest chunks/s",
+    "first ingest tokens/s",
+    "bare embed texts/s",
+    "pipeline efficiency",
+    "re-ingest wall time",
+    "re-ingest speed-up",
+    "search p50 (hybrid, k=10)",
+    "search p99 (hybrid, k=10)",
+    "nDCG@10 keyword",
+    "nDCG@10 vector",
+    "nDCG@10 hybrid",
+    "peak RSS",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_runs_on_a_generated_tiny_corpus(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DATABASE_URL"))}
+    out_json = tmp_path / "figures.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "ingest_bench.py"),
+            "--generate-tiny",
+            str(tmp_path / "tiny"),
+            "--limit",
+            "12",
+            "--db",
+            str(tmp_path / "bench.db"),
+            "--json",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in FIGURES:
+        assert name in result.stdout, f"{name!r} missing from:\n{result.stdout}"
+    figures = json.loads(out_json.read_text())
+    assert figures["documents"] == 12
+    assert figures["added"] == 12
+    assert figures["reingest_skipped"] == 12
+    assert figures["reingest_embedded"] == 0
+    assert 0.0 <= figures["ndcg10_hybrid"] <= 1.0
