@@ -110,11 +110,10 @@ def load_queries(path: Path) -> dict[str, str]:
 def load_qrels(path: Path) -> Qrels:
     qrels: Qrels = {}
     with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t")
-        header = next(reader, None)
-        if header and header[0].strip() != "query-id":  # tolerate a file without header
-            reader = iter([header, *reader])
-        for row in reader:
+        rows = list(csv.reader(f, delimiter="\t"))
+        if rows and rows[0] and rows[0][0].strip() == "query-id":
+            rows = rows[1:]
+        for row in rows:
             if len(row) >= 3:
                 qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     return qrels

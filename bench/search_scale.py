@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from bench_common import format_table, percentile
 
+from bench_common import format_table, percentile
 from ingest.context import Context
 from ingest.pipeline.chunking import text_hash
 from ingest.pipeline.embedders import to_blob
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ingest-scale-"))
     db = args.db or work / "scale.db"
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=f"sqlite:///{db}",
         incoming_dir=work / "incoming",
     )

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from ingest.errors import ConfigError
+from ingest.jobs.doorbell import Doorbell, InProcessDoorbell, RedisDoorbell
 from ingest.jobs.ingestion import Ingestor
+from ingest.jobs.submit import Submitter
+from ingest.jobs.worker import Worker
 from ingest.pipeline.embedders import Embedder
 from ingest.pipeline.pipeline import Pipeline, build_embedder, build_pipeline
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
 from ingest.store import Store
+from ingest.store.ledger import Ledger
+
+
+def build_doorbell(settings: Settings) -> Doorbell:
+    if settings.mode == "queue":
+        if not settings.redis_url:
+            raise ConfigError("INGEST_MODE=queue needs REDIS_URL (redis://host:port/db)")
+        return RedisDoorbell(settings.redis_url, prefix=settings.redis_queue_prefix)
+    return InProcessDoorbell()
 
 
 class Context:
@@ -20,6 +33,7 @@ class Context:
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         self._prepare_schema()
+        self.ledger = Ledger(self.store.engine)
 
     def _prepare_schema(self) -> None:
         # Embedded SQLite has one owner, so it migrates itself; a shared PostgreSQL
@@ -58,7 +72,33 @@ class Context:
             ),
         )
 
+    @cached_property
+    def doorbell(self) -> Doorbell:
+        return build_doorbell(self.settings)
+
+    @cached_property
+    def submitter(self) -> Submitter:
+        return Submitter(self, self.doorbell)
+
+    def worker(
+        self,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+    ) -> Worker:
+        return Worker(
+            self,
+            doorbell=self.doorbell,
+            queues=queues or self.settings.queue_names,
+            concurrency=concurrency or self.settings.concurrency,
+            burst=burst,
+            isolate_parsing=self.settings.isolate_parsing,
+        )
+
     def close(self) -> None:
+        if "doorbell" in self.__dict__:
+            self.doorbell.close()
         # Only what this context built: an embedder handed in belongs to the caller.
         built = self.__dict__.get("embedder")
         if self._embedder is None and built is not None and hasattr(built, "close"):

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     job_hard_timeout_seconds: float = Field(default=3600.0, gt=0)
     parse_timeout_seconds: float = Field(default=300.0, gt=0)
     parse_memory_mb: int = Field(default=2048, ge=64)
+    isolate_parsing: bool = True
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     worker_stale_seconds: float = Field(default=15.0, gt=0)
     job_retention: timedelta = timedelta(days=7)
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=3600.0, gt=0)
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     redis_queue_prefix: str = "ingest:queue:"
+
+    # Logs
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    log_format: Literal["plain", "json"] = "plain"
 
     # Store
     sqlite_busy_timeout_ms: int = Field(default=60_000, ge=0)

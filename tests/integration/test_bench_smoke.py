@@ -42,7 +42,7 @@ def test_bench_runs_on_a_generated_tiny_corpus(tmp_path: Path) -> None:
             "--generate-tiny",
             str(tmp_path / "tiny"),
             "--limit",
-            "12",
+            "8",
             "--db",
             str(tmp_path / "bench.db"),
             "--json",
@@ -59,8 +59,8 @@ def test_bench_runs_on_a_generated_tiny_corpus(tmp_path: Path) -> None:
     for name in FIGURES:
         assert name in result.stdout, f"{name!r} missing from:\n{result.stdout}"
     figures = json.loads(out_json.read_text())
-    assert figures["documents"] == 12
-    assert figures["added"] == 12
-    assert figures["reingest_skipped"] == 12
+    assert figures["documents"] == 8
+    assert figures["added"] == 8
+    assert figures["reingest_skipped"] == 8
     assert figures["reingest_embedded"] == 0
     assert 0.0 <= figures["ndcg10_hybrid"] <= 1.0

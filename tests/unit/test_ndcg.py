@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from bench.bench_common import (
     dedupe,
     generate_tiny,

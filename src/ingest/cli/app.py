@@ -6,23 +6,22 @@ JSON object on stdout and nothing else there, for scripts.
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from ingest.context import Context
+from ingest.cli.common import err, out, parse_pairs, print_json, service_context
+from ingest.cli.follow import follow_jobs, plan_ingestion, report_from_jobs
+from ingest.cli.jobs_cmd import jobs_app, register_processes
+from ingest.cli.status import print_status, status_report
 from ingest.errors import IngestError
-from ingest.jobs.ingestion import FileResult, IngestReport
+from ingest.jobs.ingestion import IngestReport
+from ingest.jobs.views import job_view
+from ingest.logs import configure_logging
 from ingest.settings import load_settings
 from ingest.store import Store
+from ingest.store.ledger import Job
 
 app = typer.Typer(
     name="ingest",
@@ -31,43 +30,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-out = Console()
-
-
-def main() -> None:
-    app()
-
-
-def _print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-@contextmanager
-def _context() -> Iterator[Context]:
-    try:
-        ctx = Context(load_settings())
-    except IngestError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        yield ctx
-    except IngestError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        ctx.close()
-
-
-def _parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
-        parsed[key] = value
-    return parsed
 
 
 @app.command()
@@ -80,55 +42,52 @@ def add(
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata for every document.")
     ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Submit the jobs and print their ids.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Ingest files: parse, chunk, embed and index them; unchanged files are skipped."""
-    metadata = _parse_pairs(meta, "--meta")
-    with _context() as ctx:
-        show_bar = not as_json and err.is_terminal
-        with _progress(show_bar) as bar:
-            task = bar.add_task("scanning", total=None) if bar else None
+    """Ingest files through the job ledger; unchanged files are skipped at once.
 
-            def started(path: Path, index: int, total: int) -> None:
-                if bar is not None and task is not None:
-                    bar.update(task, total=total, completed=index, description=path.name[:40])
-
-            def done(result: FileResult) -> None:
-                if bar is not None and task is not None:
-                    bar.advance(task)
-                if not as_json and result.outcome == "failed":
-                    err.print(f"[red]failed[/] {result.source}: {result.reason}")
-
-            report = ctx.ingestor.ingest_paths(
-                paths,
+    Inline mode (the default) runs the jobs in this process; queue mode stages the
+    files in INGEST_INCOMING_DIR for the workers and follows the jobs."""
+    metadata = parse_pairs(meta, "--meta")
+    with service_context() as ctx:
+        plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
+        jobs = [
+            ctx.submitter.submit_path(
+                path,
                 collection=collection,
-                sync=sync,
                 metadata=metadata,
-                on_file_start=started,
-                on_file_done=done,
+                stage=ctx.settings.mode == "queue",
             )
+            for path in plan.to_submit
+        ]
+        if no_wait:
+            _print_submitted(jobs, plan.skipped, as_json)
+            return
+        finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=not as_json and err.is_terminal)
+        report = report_from_jobs(finished, skipped=len(plan.skipped))
+        if sync:
+            seen = {str(p) for p in plan.all_files}
+            report.deleted = ctx.ingestor.delete_missing(paths, collection, seen)
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
+        for error in report.errors:
+            err.print(f"[red]failed[/] {error['source']}: {error['reason']}")
         _print_report(report)
     if report.failed:
         raise typer.Exit(1)
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress | None]:
-    if not enabled:
-        yield None
+def _print_submitted(jobs: list[Job], skipped: list[Path], as_json: bool) -> None:
+    if as_json:
+        print_json({"jobs": [job_view(j) for j in jobs], "skipped": len(skipped)})
         return
-    with Progress(
-        TextColumn("{task.description:<40}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        yield bar
+    for job in jobs:
+        out.print(job.id)
+    err.print(f"{len(jobs)} job(s) queued, {len(skipped)} file(s) unchanged")
 
 
 def _print_report(report: IngestReport) -> None:
@@ -154,8 +113,8 @@ def search(
     """Hybrid (vector + keyword) search over what has been ingested."""
     if mode not in ("hybrid", "vector", "keyword"):
         raise typer.BadParameter("must be hybrid, vector or keyword", param_hint="--mode")
-    filters = _parse_pairs(filter_, "--filter")
-    with _context() as ctx:
+    filters = parse_pairs(filter_, "--filter")
+    with service_context() as ctx:
         hits = ctx.searcher.search(
             query,
             k=k,
@@ -164,7 +123,7 @@ def search(
             mode=mode,  # type: ignore[arg-type]
         )
     if as_json:
-        _print_json({"results": [h.as_dict() for h in hits]})
+        print_json({"results": [h.as_dict() for h in hits]})
         return
     if not hits:
         out.print("no results")
@@ -186,20 +145,13 @@ def search(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Counts of documents (by status) and chunks."""
-    with _context() as ctx:
-        counts = ctx.store.counts()
+    """Documents (by status), chunks, jobs (by queue and status), workers, integrity."""
+    with service_context() as ctx:
+        report = status_report(ctx)
     if as_json:
-        _print_json(counts)
+        print_json(report)
         return
-    table = Table(show_header=False, box=None)
-    table.add_row("documents", str(counts["documents"]))
-    for name, n in sorted(counts["by_status"].items()):
-        table.add_row(f"  {name}", str(n))
-    table.add_row("chunks", str(counts["chunks"]))
-    table.add_row("vectors", str(counts["vectors"]))
-    table.add_row("collections", str(counts["collections"]))
-    out.print(table)
+    print_status(out, report)
 
 
 @app.command()
@@ -218,3 +170,12 @@ def migrate() -> None:
         out.print(f"schema already at revision {after}")
     else:
         out.print(f"schema migrated from {before or 'empty'} to {after}")
+
+
+def main() -> None:
+    configure_logging(load_settings())
+    app()
+
+
+app.add_typer(jobs_app, name="jobs")
+register_processes(app)

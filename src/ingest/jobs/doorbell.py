@@ -55,7 +55,9 @@ class RedisDoorbell:
         try:
             self._redis.lpush(self._prefix + queue, job_id)
         except Exception as exc:  # Redis down: workers will still poll SQL
-            log.warning("could not push job %s to Redis (%s); workers will poll for it", job_id, exc)
+            log.warning(
+                "could not push job %s to Redis (%s); workers will poll for it", job_id, exc
+            )
 
     def wait(self, queues: Sequence[str], timeout: float) -> None:
         keys = [self._prefix + q for q in queues]

@@ -21,7 +21,7 @@ from ingest.pipeline.chunking import Chunk
 from ingest.pipeline.embedders import to_blob
 from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import Segment
-from ingest.store import ChunkRecord, Store
+from ingest.store import ChunkRecord, DocumentRecord, Store
 from ingest.store.store import document_id_for
 
 Outcome = Literal["added", "updated", "skipped", "failed"]
@@ -124,23 +124,20 @@ class Ingestor:
         except DocumentRejected as exc:
             return self._fail(collection, source, meta, str(exc), None, None, None, hook)
         digest = content_hash(data)
-        if previous is not None and previous.content_hash == digest:
-            if previous.fingerprint == self.pipeline.fingerprint:
-                if previous.status == "ready" and previous.metadata == meta:
-                    return self._skip(FileResult(source, "skipped", doc_id), hook)
-                if previous.status == "failed":
-                    # Rejected before with these very bytes and this pipeline: it would be again.
-                    reason = previous.error or "rejected"
-                    return self._fail(
-                        collection,
-                        source,
-                        meta,
-                        reason,
-                        digest,
-                        len(data),
-                        self.pipeline.fingerprint,
-                        hook,
-                    )
+        if (
+            previous is not None
+            and previous.content_hash == digest
+            and previous.fingerprint == self.pipeline.fingerprint
+        ):
+            if self._is_current(previous, digest, meta):
+                return self._skip(FileResult(source, "skipped", doc_id), hook)
+            if previous.status == "failed":
+                # Rejected before with these very bytes and this pipeline: it would be again.
+                reason = previous.error or "rejected"
+                fingerprint = self.pipeline.fingerprint
+                return self._fail(
+                    collection, source, meta, reason, digest, len(data), fingerprint, hook
+                )
         try:
             return self._process(
                 data,
@@ -159,6 +156,28 @@ class Ingestor:
             return self._fail(
                 collection, source, meta, str(exc), digest, len(data), fingerprint, hook
             )
+
+    def _is_current(self, previous: DocumentRecord, digest: str, meta: Mapping[str, Any]) -> bool:
+        return (
+            previous.status == "ready"
+            and previous.content_hash == digest
+            and previous.fingerprint == self.pipeline.fingerprint
+            and previous.metadata == meta
+        )
+
+    def is_unchanged(
+        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+    ) -> bool:
+        """True when ingesting `path` would be a skip: same bytes, same pipeline,
+        same metadata as what is indexed. Lets callers avoid queueing no-op jobs."""
+        previous = self.store.get_document(document_id_for(collection, str(path.resolve())))
+        if previous is None or previous.status != "ready":
+            return False
+        try:
+            digest = content_hash(self._read(path))
+        except DocumentRejected:
+            return False
+        return self._is_current(previous, digest, {"filename": path.name, **(metadata or {})})
 
     def _skip(self, result: FileResult, hook: CommitHook | None) -> FileResult:
         if hook is not None:

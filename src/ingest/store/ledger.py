@@ -116,7 +116,7 @@ class Ledger:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    # --- enqueue ------------------------------------------------------------------
+    # --- enqueue ----------------------------------------------------------------------
 
     def enqueue(self, conn: sa.Connection, new: NewJob, *, job_id: str | None = None) -> Job:
         """Insert a queued job inside the caller's transaction (so it commits together
@@ -151,11 +151,12 @@ class Ledger:
             conn.execute(jobs.insert().values(row))
         else:
             # Two submitters racing on one key: exactly one insert wins.
-            with conn.begin_nested():
-                try:
+            # The savepoint must see the error: PostgreSQL needs a rollback to it.
+            try:
+                with conn.begin_nested():
                     conn.execute(jobs.insert().values(row))
-                except IntegrityError:
-                    pass
+            except IntegrityError:
+                pass
             existing = self._by_key(conn, new.idempotency_key)
             assert existing is not None
             return existing
@@ -240,7 +241,7 @@ class Ledger:
             row = conn.execute(stmt).first()
         return _to_job(row) if row else None
 
-    # --- claiming -------------------------------------------------------------------------
+    # --- claiming ---------------------------------------------------------------------
 
     def claim(self, owner: str, queues: Sequence[str], lease_seconds: float) -> Claim | None:
         """Take the next runnable job of these queues: highest priority, then oldest."""
@@ -463,7 +464,7 @@ class Ledger:
             ).all()
         return [r.id for r in rows]
 
-    # --- steering ------------------------------------------------------------------------------
+    # --- steering ---------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> Job | None:
         """Queued: cancelled at once. Running: flagged; it stops at its next checkpoint."""
@@ -514,7 +515,7 @@ class Ledger:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return _to_job(row) if row else None
 
-    # --- staged files --------------------------------------------------------------------------
+    # --- staged files -----------------------------------------------------------------
 
     def record_staged_file(
         self, conn: sa.Connection, *, job_id: str, path: str, size: int, sha256: str
@@ -576,7 +577,7 @@ class Ledger:
             result = conn.execute(jobs.delete().where(jobs.c.id.in_(stmt_ids)))
         return int(result.rowcount or 0)
 
-    # --- worker registry ---------------------------------------------------------------------------
+    # --- worker registry --------------------------------------------------------------
 
     def register_worker(
         self, worker_id: str, *, hostname: str, pid: int, queues: Sequence[str], concurrency: int

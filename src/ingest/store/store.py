@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from ingest.store import migrate
+from ingest.store import migrate, vector_cache
 from ingest.store.engine import create_db_engine
 from ingest.store.keywords import fts5_match_expression
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
@@ -389,6 +390,58 @@ class Store:
                 ],
             )
 
+    # --- maintenance -------------------------------------------------------------
+
+    def remove_orphans(self, *, vectors_older_than: datetime) -> dict[str, int]:
+        """Delete rows nothing points at. Vectors get a grace period: a running job
+        caches its embeddings before it commits the chunks that use them."""
+        with self.write() as conn:
+            chunks_removed = conn.execute(
+                chunks.delete().where(~sa.exists().where(documents.c.id == chunks.c.document_id))
+            ).rowcount
+            keyword_removed = 0
+            if self.dialect == "sqlite":
+                keyword_removed = conn.exec_driver_sql(
+                    f"DELETE FROM {CHUNK_FTS} WHERE rowid NOT IN (SELECT pk FROM chunks)"
+                ).rowcount
+            vectors_removed = conn.execute(
+                vectors.delete().where(
+                    vectors.c.created_at < vectors_older_than,
+                    ~sa.exists().where(chunks.c.text_hash == vectors.c.text_hash),
+                )
+            ).rowcount
+        return {
+            "chunks": int(chunks_removed or 0),
+            "keyword_rows": int(keyword_removed or 0),
+            "vectors": int(vectors_removed or 0),
+        }
+
+    def integrity_report(self, model: str, *, sample: int = 20) -> dict[str, Any]:
+        """Ready documents without chunks, and chunks without a vector for `model`."""
+        no_chunks = sa.select(documents.c.id).where(
+            documents.c.status == "ready",
+            documents.c.chunk_count > 0,
+            ~sa.exists().where(chunks.c.document_id == documents.c.id),
+        )
+        no_vector = sa.select(chunks.c.id).where(
+            ~sa.exists().where(vectors.c.model == model, vectors.c.text_hash == chunks.c.text_hash)
+        )
+        with self._read() as conn:
+            docs = [r.id for r in conn.execute(no_chunks.limit(sample))]
+            n_docs = conn.execute(
+                sa.select(sa.func.count()).select_from(no_chunks.subquery())
+            ).scalar_one()
+            chunk_ids = [r.id for r in conn.execute(no_vector.limit(sample))]
+            n_chunks = conn.execute(
+                sa.select(sa.func.count()).select_from(no_vector.subquery())
+            ).scalar_one()
+        return {
+            "documents_without_chunks": int(n_docs),
+            "documents_without_chunks_sample": docs,
+            "chunks_without_vectors": int(n_chunks),
+            "chunks_without_vectors_sample": chunk_ids,
+        }
+
     # --- counts ----------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
@@ -447,7 +500,37 @@ class Store:
         collection: str | None = None,
         filters: MetadataFilter | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k chunks by cosine similarity: [(chunk pk, similarity)]."""
+        """Top-k chunks by cosine similarity: [(chunk pk, similarity)], exact.
+
+        sqlite-vec's exact scan costs ~70 ms at 100k chunks. On a SQLite file an
+        in-process copy of the vectors (store/vector_cache.py, reloaded whenever
+        any connection commits) first picks the few chunks that can be in the top
+        k; sqlite-vec then scores only those, so the answer is the scan's."""
+        candidates: list[int] | None = None
+        cache = vector_cache.cache_for(self.engine)
+        if cache is not None and k > 0 and len(query_vector) % 4 == 0:
+
+            def load(version: int) -> vector_cache.VectorSnapshot | None:
+                with self._read() as conn:
+                    return vector_cache.load_snapshot(conn, model, version)
+
+            snapshot = cache.snapshot(model, load)
+            if snapshot is not None:
+                allowed = None
+                if collection is not None or filters:
+                    doc_ids = self._filtered(
+                        sa.select(documents.c.id).join(
+                            collections, collections.c.id == documents.c.collection_id
+                        ),
+                        collection,
+                        filters,
+                    )
+                    with self._read() as conn:
+                        allowed = set(conn.execute(doc_ids).scalars())
+                query = np.frombuffer(query_vector, dtype="<f4")
+                candidates = snapshot.candidates(query, k, allowed)
+                if candidates == []:
+                    return []
         distance = sa.func.vec_distance_cosine(vectors.c.embedding, query_vector)
         stmt = (
             sa.select(chunks.c.pk, distance.label("distance"))
@@ -460,6 +543,8 @@ class Store:
             .order_by(distance)
             .limit(k)
         )
+        if candidates is not None:
+            stmt = stmt.where(chunks.c.pk.in_(candidates))
         stmt = self._filtered(stmt, collection, filters)
         with self._read() as conn:
             return [(int(r.pk), 1.0 - float(r.distance)) for r in conn.execute(stmt)]
@@ -472,24 +557,43 @@ class Store:
         collection: str | None = None,
         filters: MetadataFilter | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k chunks by BM25: [(chunk pk, score, higher is better)]."""
+        """Top-k chunks by BM25: [(chunk pk, score, higher is better)].
+
+        Unfiltered, the query runs on the FTS5 table alone: FTS5 then applies the
+        LIMIT inside its rank sort (a join in the same statement would make it
+        rank and sort every match first). The few rows are checked against the
+        chunks they index; should one be an orphan, the joined query decides."""
         match_expression = fts5_match_expression(query)
         if not match_expression:
             return []
         fts = sa.table(CHUNK_FTS, sa.column("rowid"), sa.column("rank"))
+        match = sa.text(f"{CHUNK_FTS} MATCH :q").bindparams(q=match_expression)
         stmt = (
             sa.select(chunks.c.pk, fts.c.rank)
             .select_from(fts)
             .join(chunks, chunks.c.pk == fts.c.rowid)
             .join(documents, documents.c.id == chunks.c.document_id)
             .join(collections, collections.c.id == documents.c.collection_id)
-            .where(sa.text(f"{CHUNK_FTS} MATCH :q").bindparams(q=match_expression))
+            .where(match)
             .order_by(fts.c.rank)
             .limit(k)
         )
         stmt = self._filtered(stmt, collection, filters)
         with self._read() as conn:
             # FTS5 rank is bm25() negated: smaller is better.
+            if collection is None and not filters and k > 0:
+                ranked = conn.execute(
+                    sa.select(fts.c.rowid, fts.c.rank).where(match).order_by(fts.c.rank).limit(k)
+                ).all()
+                pks = [int(r.rowid) for r in ranked]
+                indexed = conn.execute(
+                    sa.select(chunks.c.pk)
+                    .join(documents, documents.c.id == chunks.c.document_id)
+                    .join(collections, collections.c.id == documents.c.collection_id)
+                    .where(chunks.c.pk.in_(pks))
+                ).scalars()
+                if len(set(indexed)) == len(pks):
+                    return [(pk, -float(r.rank)) for pk, r in zip(pks, ranked, strict=True)]
             return [(int(r.pk), -float(r.rank)) for r in conn.execute(stmt)]
 
     def hits(self, pks: Sequence[int]) -> dict[int, ChunkHit]:

@@ -1,0 +1,121 @@
+"""`ingest add` as jobs: plan (skip what is unchanged), follow to the end, report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ingest.context import Context
+from ingest.jobs.discovery import discover_files
+from ingest.jobs.ingestion import FileResult, IngestReport
+from ingest.store.ledger import Job
+
+_FOLLOW_POLL_S = 0.1
+err = Console(stderr=True)
+
+
+@dataclass
+class IngestionPlan:
+    all_files: list[Path]
+    to_submit: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def plan_ingestion(
+    ctx: Context, paths: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
+) -> IngestionPlan:
+    """Files whose bytes, pipeline and metadata match what is indexed need no job."""
+    plan = IngestionPlan(all_files=discover_files(paths))
+    for path in plan.all_files:
+        if ctx.ingestor.is_unchanged(path, collection=collection, metadata=metadata):
+            plan.skipped.append(path)
+        else:
+            plan.to_submit.append(path)
+    return plan
+
+
+def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list[Job]:
+    """Wait until every job is terminal. Inline mode runs them here and now."""
+    if not job_ids:
+        return []
+    with _inline_worker(ctx), _bar(show_bar, len(job_ids)) as update:
+        while True:
+            jobs = ctx.ledger.get_many(list(job_ids))
+            done = sum(j.is_terminal for j in jobs)
+            running = next((j for j in jobs if j.status == "running"), None)
+            update(done, running)
+            if done == len(job_ids):
+                return jobs
+            time.sleep(_FOLLOW_POLL_S)
+
+
+@contextmanager
+def _inline_worker(ctx: Context) -> Iterator[None]:
+    if ctx.settings.mode != "inline":
+        yield
+        return
+    worker = ctx.worker(queues=["ingest"])
+    thread = threading.Thread(target=worker.run, name="inline-worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        thread.join()
+
+
+@contextmanager
+def _bar(enabled: bool, total: int) -> Iterator[Any]:
+    if not enabled:
+        yield lambda done, running: None
+        return
+    with Progress(
+        TextColumn("{task.description:<50}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("queued", total=total)
+
+        def update(done: int, running: Job | None) -> None:
+            label = "waiting for a worker"
+            if running is not None:
+                name = str(running.payload.get("filename", running.id))[:28]
+                label = f"{name} {running.stage or ''} {running.progress:.0%}"
+            bar.update(task, completed=done, description=label)
+
+        yield update
+
+
+def report_from_jobs(jobs: Sequence[Job], *, skipped: int) -> IngestReport:
+    report = IngestReport(skipped=skipped)
+    for job in jobs:
+        report.record(_file_result(job))
+    return report
+
+
+def _file_result(job: Job) -> FileResult:
+    source = str(job.payload.get("source_uri", job.id))
+    result = job.result or {}
+    if job.status == "succeeded":
+        return FileResult(
+            source,
+            result.get("outcome", "added"),
+            job.document_id or "",
+            chunks=int(result.get("chunks", 0)),
+            embedded=int(result.get("embedded", 0)),
+        )
+    reason = job.error_message or job.status
+    if job.status != "failed":
+        reason = f"job {job.status}: {reason}"
+    return FileResult(source, "failed", job.document_id or "", reason=reason)

@@ -1,0 +1,181 @@
+"""`ingest jobs ...`, `ingest worker`, `ingest scheduler`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ingest.cli.common import fail, out, print_json, service_context
+from ingest.jobs.scheduler import Scheduler
+from ingest.jobs.views import job_view
+from ingest.store.ledger import Job
+
+jobs_app = typer.Typer(help="See and steer jobs.", no_args_is_help=True)
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "dead")
+
+
+def _print_jobs(jobs: list[Job], as_json: bool, *, traceback: bool = False) -> None:
+    if as_json:
+        print_json({"jobs": [job_view(j, include_traceback=traceback) for j in jobs]})
+        return
+    if not jobs:
+        out.print("no jobs")
+        return
+    table = Table("kind", "status", "progress", "attempt", "source / error")
+    table.add_column("job_id", no_wrap=True, min_width=32)
+    for job in jobs:
+        detail = job.error_message if job.error_message else str(job.payload.get("source_uri", ""))
+        table.add_row(
+            job.kind,
+            job.status,
+            f"{job.progress:.0%}",
+            f"{job.attempt}/{job.max_attempts}",
+            (detail or "")[:80],
+            job.id,
+        )
+    out.print(table)
+
+
+@jobs_app.command("list")
+def list_jobs(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help=f"One of {', '.join(STATUSES)}.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (ingest, maintenance...).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent jobs, newest first."""
+    for s in status or []:
+        if s not in STATUSES:
+            raise typer.BadParameter(f"unknown status {s!r}", param_hint="--status")
+    with service_context() as ctx:
+        jobs = ctx.ledger.list_jobs(statuses=status, kind=kind, limit=limit)
+    _print_jobs(jobs, as_json)
+
+
+def _one(job: Job | None, job_id: str) -> Job:
+    if job is None:
+        raise fail(f"no job {job_id}")
+    return job
+
+
+@jobs_app.command()
+def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One job in full, with its stage history and error traceback."""
+    with service_context() as ctx:
+        job = _one(ctx.ledger.get(job_id), job_id)
+    if as_json:
+        _print_jobs([job], True, traceback=True)
+        return
+    view = job_view(job, include_traceback=True)
+    for key, value in view.items():
+        if key != "stages":
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+    for stage in job.stages:
+        took = stage["ended_at"] - stage["started_at"]
+        out.print(f"  stage {stage['stage']}: {stage['current']}/{stage['total']} in {took:.2f} s")
+
+
+@jobs_app.command()
+def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Cancel: a queued job at once, a running one at its next checkpoint."""
+    with service_context() as ctx:
+        job = _one(ctx.ledger.cancel(job_id), job_id)
+    _print_jobs([job], as_json)
+
+
+@jobs_app.command()
+def retry(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-queue a failed, dead or cancelled job for a fresh set of attempts."""
+    with service_context() as ctx:
+        job = _one(ctx.ledger.get(job_id), job_id)
+        if not job.is_terminal or job.status == "succeeded":
+            raise fail(
+                f"job {job_id} is {job.status}; only failed, dead or cancelled jobs can be retried"
+            )
+        job = _one(ctx.ledger.retry(job_id), job_id)
+        ctx.doorbell.ring(job.queue, job.id)
+    _print_jobs([job], as_json)
+
+
+@jobs_app.command()
+def dead(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The dead-letter list: jobs that failed every attempt."""
+    with service_context() as ctx:
+        jobs = ctx.ledger.list_jobs(statuses=["dead"], limit=limit)
+    _print_jobs(jobs, as_json)
+
+
+# --- long-running processes --------------------------------------------------------
+
+
+def _default_to_info_logs() -> None:
+    if "INGEST_LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.INFO)
+
+
+def _on_termination(stop: threading.Event | None, callback: object) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("ingest").info("received %s, shutting down", signal.Signals(signum).name)
+        callback()  # type: ignore[operator]
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to take jobs from.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs run at once.")
+    ] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Drain the queues, then exit.")] = False,
+) -> None:
+    """Run jobs from the ledger until stopped (SIGTERM: finish or hand back, then exit)."""
+    _default_to_info_logs()
+    with service_context() as ctx:
+        names = [q.strip() for q in queues.split(",")] if queues else None
+        w = ctx.worker(queues=names, concurrency=concurrency, burst=burst)
+        _on_termination(None, w.stop)
+        w.run()
+
+
+def scheduler() -> None:
+    """Enqueue periodic maintenance jobs (safe to run several replicas)."""
+    _default_to_info_logs()
+    with service_context() as ctx:
+        s = Scheduler(ctx, ctx.doorbell)
+        _on_termination(None, s.stop)
+        s.run()
+
+
+def register_processes(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(scheduler)
+
+
+def worker_main() -> None:
+    """`python -m ingest.worker`: the worker command on its own."""
+    from ingest.logs import configure_logging
+    from ingest.settings import load_settings
+
+    configure_logging(load_settings())
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command()(worker)
+    single(args=sys.argv[1:], prog_name="python -m ingest.worker")

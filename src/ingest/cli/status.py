@@ -1,0 +1,56 @@
+"""`ingest status`: one picture of what the system holds and how its jobs stand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ingest.context import Context
+from ingest.jobs.maintenance import INTEGRITY
+
+
+def status_report(ctx: Context) -> dict[str, Any]:
+    report = ctx.store.counts()
+    report["jobs"] = ctx.ledger.counts()
+    report["workers"] = ctx.ledger.list_workers(stale_after=ctx.settings.worker_stale_seconds)
+    report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
+    integrity = ctx.ledger.latest_succeeded(INTEGRITY)
+    report["integrity"] = integrity.result if integrity else None
+    report["mode"] = ctx.settings.mode
+    return report
+
+
+def print_status(out: Console, report: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("mode", report["mode"])
+    table.add_row("documents", str(report["documents"]))
+    for name, n in sorted(report["by_status"].items()):
+        table.add_row(f"  {name}", str(n))
+    table.add_row("chunks", str(report["chunks"]))
+    table.add_row("vectors", str(report["vectors"]))
+    table.add_row("collections", str(report["collections"]))
+    for queue, by_status in sorted(report["jobs"].items()):
+        summary = ", ".join(f"{s} {n}" for s, n in sorted(by_status.items()))
+        table.add_row(f"jobs [{queue}]", summary)
+    table.add_row("workers live", str(report["live_workers"]))
+    for w in report["workers"]:
+        if w["live"]:
+            table.add_row(
+                f"  {w['id']}",
+                f"queues {','.join(w['queues'])}, running {w['running']}/{w['concurrency']}, "
+                f"heartbeat {w['heartbeat_age_s']} s ago",
+            )
+    integrity = report["integrity"]
+    if integrity is None:
+        table.add_row("integrity", "not checked yet")
+    else:
+        verdict = "ok" if integrity.get("ok") else "PROBLEMS"
+        table.add_row(
+            "integrity",
+            f"{verdict}: {integrity['documents_without_chunks']} documents without chunks, "
+            f"{integrity['chunks_without_vectors']} chunks without vectors, "
+            f"{integrity['staged_files_missing']} staged files missing",
+        )
+    out.print(table)

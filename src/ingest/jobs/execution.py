@@ -1,0 +1,122 @@
+"""What a running job can see and do: report progress, hit checkpoints, commit
+its outcome fenced by its attempt."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ingest.jobs.ingestion import Progress
+from ingest.jobs.policy import JobCancelled, JobLeaseLost, JobTimedOut, WorkerStopping
+from ingest.jobs.progress import overall_fraction
+from ingest.store.ledger import Claim, LeaseLost, Ledger
+
+_PROGRESS_WRITE_INTERVAL_S = 0.2
+_CANCEL_CHECK_INTERVAL_S = 0.25
+
+
+class JobExecution:
+    def __init__(self, claim: Claim, ledger: Ledger, *, soft_timeout_s: float) -> None:
+        self.claim = claim
+        self.ledger = ledger
+        self.soft_timeout_s = soft_timeout_s
+        self.started = time.monotonic()
+        self.stages: list[dict[str, Any]] = []
+        self.completed = False
+        self.lease_lost = threading.Event()
+        self.stopping = threading.Event()
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+
+    @property
+    def job_id(self) -> str:
+        return self.claim.job.id
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    # --- checkpoints ------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Where a running job may stop cleanly: nothing is half-written here."""
+        if self.lease_lost.is_set():
+            raise JobLeaseLost("this worker lost the job's lease; another attempt owns it")
+        if self.stopping.is_set():
+            raise WorkerStopping("the worker is shutting down")
+        if self.elapsed > self.soft_timeout_s:
+            raise JobTimedOut(
+                f"the job ran longer than its soft time limit of {self.soft_timeout_s:g} s "
+                "(INGEST_JOB_SOFT_TIMEOUT_SECONDS)"
+            )
+        now = time.monotonic()
+        if now - self._last_cancel_check >= _CANCEL_CHECK_INTERVAL_S:
+            self._last_cancel_check = now
+            if self.ledger.cancel_requested(self.job_id):
+                raise JobCancelled("cancelled at the user's request")
+
+    def progress(self, p: Progress) -> None:
+        if self.completed:  # the outcome is committed; nothing left to report or stop
+            return
+        changed_stage = self._track_stage(p)
+        now = time.monotonic()
+        finished_stage = p.total > 0 and p.current >= p.total
+        if changed_stage or finished_stage or now - self._last_write >= _PROGRESS_WRITE_INTERVAL_S:
+            self._last_write = now
+            try:
+                self.ledger.report_progress(
+                    self.claim,
+                    stage=p.stage,
+                    current=p.current,
+                    total=p.total,
+                    fraction=overall_fraction(p.stage, p.current, p.total),
+                    message=p.message,
+                    stages=self.stages,
+                )
+            except LeaseLost:
+                self.lease_lost.set()
+        self.checkpoint()
+
+    def _track_stage(self, p: Progress) -> bool:
+        now = time.time()
+        current = self.stages[-1] if self.stages else None
+        if current is not None and current["stage"] == p.stage:
+            current.update(current=p.current, total=p.total, ended_at=now)
+            return False
+        self.stages.append(
+            {
+                "stage": p.stage,
+                "started_at": now,
+                "ended_at": now,
+                "current": p.current,
+                "total": p.total,
+            }
+        )
+        return True
+
+    # --- outcomes inside a caller's transaction ------------------------------------------
+
+    def succeed_in(
+        self, conn: sa.Connection, result: Mapping[str, Any], *, document_id: str | None = None
+    ) -> None:
+        self.ledger.succeed(conn, self.claim, result, self.stages, document_id=document_id)
+        self.completed = True
+
+    def fail_in(
+        self, conn: sa.Connection, *, error_type: str, message: str, result: Mapping[str, Any]
+    ) -> None:
+        if not self.ledger.finish(
+            self.claim,
+            status="failed",
+            error_type=error_type,
+            error_message=message,
+            stages=self.stages,
+            result=result,
+            conn=conn,
+        ):
+            raise LeaseLost(self.job_id)
+        self.completed = True

@@ -1,0 +1,303 @@
+"""The worker: claims jobs from the ledger, runs them on a thread pool, keeps their
+leases alive, reaps the leases of dead workers, and shuts down gracefully.
+
+The same class runs inline (a thread of `ingest serve` / `ingest add`) and as
+the `python -m ingest.worker` process; only the doorbell differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ingest.jobs.doorbell import Doorbell
+from ingest.jobs.execution import JobExecution
+from ingest.jobs.handlers import Handler, handlers
+from ingest.jobs.ingestion import ParseFunction
+from ingest.jobs.isolation import IsolatedParser
+from ingest.jobs.policy import (
+    JobInterrupted,
+    JobLeaseLost,
+    WorkerStopping,
+    decide_failure,
+    error_type_of,
+)
+from ingest.logs import log_context
+from ingest.pipeline.segments import ParseLimits
+from ingest.store.ledger import Claim, LeaseLost, Ledger
+
+if TYPE_CHECKING:
+    from ingest.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        services: Context,
+        *,
+        doorbell: Doorbell,
+        queues: Sequence[str],
+        concurrency: int,
+        burst: bool = False,
+        isolate_parsing: bool = True,
+        worker_id: str | None = None,
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.ledger: Ledger = services.ledger
+        self.doorbell = doorbell
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.burst = burst
+        self.id = worker_id or new_worker_id()
+        self._handlers: dict[str, Handler] = handlers()
+        self._isolate_parsing = isolate_parsing
+        self._parser: IsolatedParser | None = None
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
+        self._active: dict[str, tuple[JobExecution, Future[None]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._slot_freed = threading.Event()
+        self._keeper_exit = threading.Event()
+        self._last_reap = 0.0
+        self.jobs_run = 0
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Block, running jobs, until stop() (or, with burst, until nothing is left)."""
+        self.ledger.register_worker(
+            self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+        )
+        keeper = threading.Thread(target=self._keep_leases, name="leases", daemon=True)
+        keeper.start()
+        log.info(
+            "worker %s started: queues=%s concurrency=%d", self.id, self.queues, self.concurrency
+        )
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+            keeper.join(timeout=self.settings.heartbeat_seconds + 1)
+
+    def stop(self) -> None:
+        """Ask the loop to stop claiming and shut down (safe from a signal handler)."""
+        self._stop.set()
+        self._slot_freed.set()
+
+    @property
+    def running_jobs(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def _loop(self) -> None:
+        poll = self.settings.poll_seconds
+        while not self._stop.is_set():
+            self._reap_if_due()
+            claimed = self._fill()
+            if self.burst and not claimed and self.running_jobs == 0 and not self._runnable_left():
+                log.info("burst: queue drained, exiting")
+                return
+            if self.running_jobs >= self.concurrency:
+                self._slot_freed.wait(poll)
+                self._slot_freed.clear()
+            elif not claimed:
+                self.doorbell.wait(self.queues, poll)
+
+    def _runnable_left(self) -> bool:
+        return bool(self.ledger.list_jobs(statuses=["queued", "running"], limit=1))
+
+    def _fill(self) -> int:
+        claimed = 0
+        while not self._stop.is_set() and self.running_jobs < self.concurrency:
+            claim = self.ledger.claim(self.id, self.queues, self.settings.lease_seconds)
+            if claim is None:
+                break
+            self._start(claim)
+            claimed += 1
+        return claimed
+
+    def _reap_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reap < self.settings.poll_seconds:
+            return
+        self._last_reap = now
+        try:
+            reaped = self.ledger.reap_expired()
+        except Exception:
+            log.exception("reaping expired leases failed")
+            return
+        if reaped:
+            log.warning(
+                "requeued %d job(s) whose worker stopped responding: %s", len(reaped), reaped
+            )
+
+    # --- running one job ------------------------------------------------------------
+
+    def _start(self, claim: Claim) -> None:
+        execution = JobExecution(
+            claim, self.ledger, soft_timeout_s=self.settings.job_soft_timeout_seconds
+        )
+        with self._lock:
+            future = self._pool.submit(self._execute, execution)
+            self._active[claim.job.id] = (execution, future)
+
+    def _execute(self, execution: JobExecution) -> None:
+        claim = execution.claim
+        job = claim.job
+        log_context.set({"job_id": job.id})
+        log.info(
+            "job %s (%s) attempt %d/%d started", job.id, job.kind, claim.attempt, job.max_attempts
+        )
+        try:
+            handler = self._handlers.get(job.kind)
+            if handler is None:
+                raise JobInterrupted(f"unknown job kind {job.kind!r}")
+            result = handler(self.services, execution, self._parse_function())
+            if not execution.completed:
+                with self.ledger.write() as conn:
+                    execution.succeed_in(conn, result or {})
+            log.info("job %s finished in %.2f s", job.id, execution.elapsed)
+        except (LeaseLost, JobLeaseLost):
+            log.warning("job %s: lease lost; this attempt's work was discarded", job.id)
+        except WorkerStopping:
+            self.ledger.hand_back(claim)
+            log.info("job %s handed back for another worker", job.id)
+        except BaseException as exc:  # every failure must end in the ledger
+            self._record_failure(execution, exc)
+        finally:
+            with self._lock:
+                self._active.pop(job.id, None)
+                self.jobs_run += 1
+            self._slot_freed.set()
+
+    def _record_failure(self, execution: JobExecution, exc: BaseException) -> None:
+        claim = execution.claim
+        s = self.settings
+        decision = decide_failure(
+            exc,
+            attempt=claim.attempt,
+            max_attempts=claim.job.max_attempts,
+            base=s.retry_base_seconds,
+            cap=s.retry_max_seconds,
+        )
+        retry_at = time.time() + decision.retry_in if decision.retry_in is not None else None
+        written = self.ledger.finish(
+            claim,
+            status=decision.status,
+            error_type=decision.error_type,
+            error_message=str(exc) or error_type_of(exc),
+            error_traceback="".join(traceback.format_exception(exc)),
+            retry_at=retry_at,
+            stages=execution.stages,
+        )
+        level = logging.INFO if decision.status in ("cancelled", "queued") else logging.WARNING
+        log.log(
+            level,
+            "job %s attempt %d -> %s (%s: %s)%s",
+            claim.job.id,
+            claim.attempt,
+            decision.status,
+            decision.error_type,
+            exc,
+            "" if written else " [not recorded: lease lost]",
+        )
+
+    def _parse_function(self) -> ParseFunction | None:
+        if not self._isolate_parsing:
+            return None
+        with self._lock:
+            if self._parser is None:
+                s = self.settings
+                self._parser = IsolatedParser(
+                    workers=self.concurrency,
+                    timeout_s=s.parse_timeout_seconds,
+                    memory_mb=s.parse_memory_mb,
+                    limits=ParseLimits(max_text_chars=s.max_text_chars),
+                )
+            return self._parser.parse
+
+    # --- leases, registry, watchdog ----------------------------------------------------
+
+    def _keep_leases(self) -> None:
+        # Runs until shutdown has settled every job, so leases survive the grace period.
+        while not self._keeper_exit.wait(self.settings.heartbeat_seconds):
+            self._heartbeat_once()
+
+    def _heartbeat_once(self) -> None:
+        with self._lock:
+            executions = [e for e, _ in self._active.values()]
+        for execution in executions:
+            try:
+                self._renew_or_expire(execution)
+            except Exception:
+                log.exception("heartbeat for job %s failed", execution.job_id)
+        try:
+            self.ledger.worker_heartbeat(self.id, len(executions))
+        except Exception:
+            log.exception("worker heartbeat failed")
+
+    def _renew_or_expire(self, execution: JobExecution) -> None:
+        if execution.elapsed > self.settings.job_hard_timeout_seconds:
+            # The thread cannot be killed; end the attempt and fence its writes out.
+            self.ledger.finish(
+                execution.claim,
+                status="failed",
+                error_type="timeout",
+                error_message=(
+                    f"the job ran past its hard time limit of "
+                    f"{self.settings.job_hard_timeout_seconds:g} s and was abandoned "
+                    "(INGEST_JOB_HARD_TIMEOUT_SECONDS)"
+                ),
+                stages=execution.stages,
+            )
+            execution.lease_lost.set()
+            return
+        if not self.ledger.heartbeat(execution.claim, self.settings.lease_seconds):
+            execution.lease_lost.set()
+
+    # --- shutdown ------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
+        while self.running_jobs and time.monotonic() < deadline:
+            self._slot_freed.wait(0.1)
+            self._slot_freed.clear()
+        with self._lock:
+            leftovers = list(self._active.values())
+        for execution, _ in leftovers:
+            execution.stopping.set()  # hand back at the next checkpoint
+        for execution, future in leftovers:
+            with contextlib.suppress(Exception):  # its outcome is the ledger's business
+                future.result(timeout=5)
+            if not future.done() and self.ledger.hand_back(execution.claim):
+                log.warning("job %s was stuck; handed back without waiting", execution.job_id)
+        self._keeper_exit.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.ledger.worker_stopped(self.id)
+        except Exception:
+            log.exception("could not mark worker %s stopped", self.id)
+        if self._parser is not None:
+            self._parser.close()
+        log.info("worker %s stopped after %d job(s)", self.id, self.jobs_run)
