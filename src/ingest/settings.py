@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = None
     embedding_dimensions: int | None = Field(default=None, ge=1)
     embedding_timeout_s: float = Field(default=60.0, gt=0)
+    embedding_attempts: int = Field(default=4, ge=1)
 
     # Retrieval
     search_k: int = Field(default=10, ge=1, le=1000)

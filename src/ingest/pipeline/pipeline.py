@@ -74,6 +74,7 @@ def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
             api_key=key,
             dimensions=settings.embedding_dimensions,
             timeout_s=settings.embedding_timeout_s,
+            attempts=settings.embedding_attempts,
         )
     return LocalEmbedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
 
