@@ -81,6 +81,24 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     redis_queue_prefix: str = "ingest:queue:"
 
+    # HTTP API
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_files_per_upload: int = Field(default=100, ge=1)
+    max_queued: int = Field(default=10_000, ge=1)
+    rate_limit: str = "600/minute"
+    auth_failure_rate_limit: str = "30/minute"
+    cors_origins: str = ""
+    sse_ping_seconds: float = Field(default=15.0, gt=0)
+
+    # Answers (chat)
+    llm_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    chat_context_chunks: int = Field(default=5, ge=1, le=50)
+    chat_history_messages: int = Field(default=20, ge=0, le=200)
+    chat_max_message_chars: int = Field(default=8_000, ge=1)
+
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["plain", "json"] = "plain"

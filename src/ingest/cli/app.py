@@ -14,6 +14,7 @@ import typer
 from ingest.cli.common import err, out, parse_pairs, print_json, service_context
 from ingest.cli.follow import follow_jobs, plan_ingestion, report_from_jobs
 from ingest.cli.jobs_cmd import jobs_app, register_processes
+from ingest.cli.serve_cmd import keys_app, serve
 from ingest.cli.status import print_status, status_report
 from ingest.errors import IngestError
 from ingest.jobs.ingestion import IngestReport
@@ -178,4 +179,6 @@ def main() -> None:
 
 
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
+app.command()(serve)
 register_processes(app)

@@ -118,6 +118,24 @@ class Submitter:
             job_id=job_id,
         )
 
+    def submit_incoming(
+        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+    ) -> Job:
+        """Queue a file a client already placed in INGEST_INCOMING_DIR. It is the
+        client's file, so maintenance never deletes it (no staged-file record)."""
+        root = self.services.settings.incoming_dir.resolve()
+        relative = path.resolve().relative_to(root).as_posix()
+        return self._commit(
+            {"staged": relative},
+            None,
+            f"incoming://{relative}",
+            path.name,
+            collection,
+            metadata,
+            None,
+            0,
+        )
+
     def submit_staged(
         self,
         staged: StagedFile,

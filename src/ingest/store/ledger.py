@@ -223,6 +223,31 @@ class Ledger:
                 out.setdefault(queue, {})[status] = int(n)
         return out
 
+    def metrics_snapshot(self, *, recent: int = 5000) -> dict[str, Any]:
+        """Aggregates for /metrics: failures by reason, retries, recent durations."""
+        with self._read() as conn:
+            failures = conn.execute(
+                sa.select(jobs.c.kind, jobs.c.error_type, sa.func.count())
+                .where(jobs.c.status.in_(["failed", "dead"]))
+                .group_by(jobs.c.kind, jobs.c.error_type)
+            ).all()
+            retries = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(jobs.c.attempt - 1), 0)).where(
+                    jobs.c.attempt > 1
+                )
+            ).scalar_one()
+            durations = conn.execute(
+                sa.select(jobs.c.kind, jobs.c.finished_at - jobs.c.started_at)
+                .where(jobs.c.status == "succeeded", jobs.c.started_at.is_not(None))
+                .order_by(jobs.c.finished_at.desc())
+                .limit(recent)
+            ).all()
+        return {
+            "failures": [(k, e or "unknown", int(n)) for k, e, n in failures],
+            "retries": int(retries or 0),
+            "durations": [(k, float(d)) for k, d in durations if d is not None],
+        }
+
     def queued_count(self) -> int:
         with self._read() as conn:
             n = conn.execute(

@@ -161,6 +161,40 @@ class Store:
             row = conn.execute(self._documents_query().where(documents.c.id == document_id)).first()
         return self._to_document(row) if row else None
 
+    def list_documents(
+        self,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        source_prefix: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[DocumentRecord], int]:
+        """A page of documents (newest first) and the total matching."""
+        conditions = []
+        if collection is not None:
+            conditions.append(collections.c.name == collection)
+        if status is not None:
+            conditions.append(documents.c.status == status)
+        if source_prefix is not None:
+            conditions.append(documents.c.source_uri.startswith(source_prefix, autoescape=True))
+        page = (
+            self._documents_query()
+            .where(*conditions)
+            .order_by(documents.c.updated_at.desc(), documents.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        total = (
+            sa.select(sa.func.count())
+            .select_from(documents.join(collections, collections.c.id == documents.c.collection_id))
+            .where(*conditions)
+        )
+        with self._read() as conn:
+            rows = conn.execute(page).all()
+            count = conn.execute(total).scalar_one()
+        return [self._to_document(r) for r in rows], int(count)
+
     def documents_in(self, collection: str) -> list[DocumentRecord]:
         with self._read() as conn:
             rows = conn.execute(

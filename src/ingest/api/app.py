@@ -1,0 +1,128 @@
+"""The FastAPI app factory. In inline mode the API process also runs the job
+worker and the maintenance scheduler in background threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import Scope
+
+from ingest import __version__
+from ingest.api.metrics import build_registry
+from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from ingest.api.problems import install_problem_handlers
+from ingest.api.ratelimit import RateLimits
+from ingest.api.routes import admin, documents, jobs, query
+from ingest.api.services import Services
+from ingest.context import Context
+from ingest.jobs.scheduler import Scheduler
+from ingest.query.memory import ConversationMemory, RedisMemory, SqlMemory
+from ingest.settings import Settings, load_settings
+from ingest.store.access import Access
+
+log = logging.getLogger(__name__)
+_JSON_BODY_LIMIT = 1024 * 1024
+
+
+def build_services(ctx: Context) -> Services:
+    s = ctx.settings
+    memory: ConversationMemory = (
+        RedisMemory(s.redis_url, s.chat_history_messages)
+        if s.redis_url
+        else SqlMemory(Access(ctx.store.engine), s.chat_history_messages)
+    )
+    registry, latency = build_registry(ctx)
+    return Services(
+        ctx=ctx,
+        access=Access(ctx.store.engine),
+        rate_limits=RateLimits(
+            per_key=s.rate_limit, auth_failures=s.auth_failure_rate_limit, redis_url=s.redis_url
+        ),
+        memory=memory,
+        metrics_registry=registry,
+        http_latency=latency,
+    )
+
+
+class InlineRunner:
+    """The worker and scheduler threads of an inline-mode API process."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.worker = ctx.worker()
+        self.scheduler = Scheduler(ctx, ctx.doorbell)
+        self.threads = [
+            threading.Thread(target=self.worker.run, name="inline-worker", daemon=True),
+            threading.Thread(target=self.scheduler.run, name="inline-scheduler", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.worker.stop()
+        for thread in self.threads:
+            thread.join()
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:
+    settings = settings or (context.settings if context else load_settings())
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or Context(settings)
+        services = build_services(ctx)
+        app.state.services = services
+        state["services"] = services
+        runner = InlineRunner(ctx) if settings.mode == "inline" else None
+        if runner:
+            runner.start()
+        log.info("API ready (mode=%s)", settings.mode)
+        try:
+            yield
+        finally:
+            if runner:
+                runner.stop()
+            if context is None:
+                ctx.close()
+
+    app = FastAPI(
+        title="ingest",
+        version=__version__,
+        summary="Durable document ingestion and hybrid retrieval",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for router in (documents.router, jobs.router, query.router, admin.router):
+        app.include_router(router)
+
+    def upload_limit(scope: Scope) -> int:
+        if (
+            scope.get("path", "").rstrip("/") == "/api/v1/documents"
+            and scope.get("method") == "POST"
+        ):
+            return settings.max_upload_bytes * settings.max_files_per_upload + 1024 * 1024
+        return _JSON_BODY_LIMIT
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=upload_limit)
+    app.add_middleware(RequestContextMiddleware, get_services=lambda scope: state.get("services"))
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for `uvicorn --factory ingest.api.app:app_from_environment`."""
+    from ingest.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

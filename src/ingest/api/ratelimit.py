@@ -1,0 +1,43 @@
+"""Rate limits with the `limits` library: per API key, and per client IP for failed
+authentication. Counters live in Redis when REDIS_URL is set, so every API
+replica enforces one shared limit; in memory otherwise."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import cast
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+
+class RateLimits:
+    def __init__(self, *, per_key: str, auth_failures: str, redis_url: str | None) -> None:
+        self._storage = cast(
+            Storage, storage_from_string(redis_url) if redis_url else MemoryStorage()
+        )
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._per_key: RateLimitItem = parse(per_key)
+        self._auth_failures: RateLimitItem = parse(auth_failures)
+
+    def _hit(self, item: RateLimitItem, *identifiers: str) -> int | None:
+        """Count one request; None if allowed, else seconds until one is allowed."""
+        if self._limiter.hit(item, *identifiers):
+            return None
+        stats = self._limiter.get_window_stats(item, *identifiers)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def hit_key(self, key_id: str) -> int | None:
+        return self._hit(self._per_key, "key", key_id)
+
+    def hit_auth_failure(self, client_ip: str) -> int | None:
+        return self._hit(self._auth_failures, "authfail", client_ip)
+
+    def auth_failures_exhausted(self, client_ip: str) -> int | None:
+        """Seconds to wait when this IP already used up its failed-auth budget."""
+        if self._limiter.test(self._auth_failures, "authfail", client_ip):
+            return None
+        stats = self._limiter.get_window_stats(self._auth_failures, "authfail", client_ip)
+        return max(1, math.ceil(stats.reset_time - time.time()))

@@ -1,0 +1,103 @@
+"""/api/v1/audit (admins), /health/live, /health/ready, /metrics (public)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingest.api.security import Admin
+from ingest.api.services import Services, get_services
+from ingest.jobs.views import iso
+
+router = APIRouter(tags=["operations"])
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+@router.get("/api/v1/audit", summary="The audit log of mutating calls (admins)")
+def audit(
+    services: ServicesDep,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    entries = services.access.audit_entries(limit=limit, offset=offset)
+    for e in entries:
+        e["ts"] = iso(e["ts"])
+    return {"entries": entries, "limit": limit, "offset": offset}
+
+
+@router.get("/health/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _check(fn: Any) -> dict[str, str]:
+    try:
+        detail = fn()
+    except Exception as exc:
+        return {"status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "ok", **({"detail": detail} if detail else {})}
+
+
+@router.get("/health/ready", summary="Every dependency the service needs answers")
+def ready(services: ServicesDep) -> JSONResponse:
+    ctx = services.ctx
+    s = ctx.settings
+
+    def database() -> str:
+        ctx.store.require_current_schema()
+        return ctx.store.dialect
+
+    def redis() -> str:
+        import redis as redis_lib
+
+        client = redis_lib.Redis.from_url(
+            str(s.redis_url), socket_timeout=2, socket_connect_timeout=2
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return ""
+
+    def incoming() -> str:
+        s.incoming_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=s.incoming_dir, prefix=".ready-"):
+            pass
+        return str(s.incoming_dir)
+
+    def embedder() -> str:
+        path = ctx.embedder.tokenizer_path
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        return ctx.embedder.model_id
+
+    def workers() -> str:
+        live = [w for w in ctx.ledger.list_workers(stale_after=s.worker_stale_seconds) if w["live"]]
+        if not live:
+            raise RuntimeError("no live worker: start `python -m ingest.worker`")
+        return f"{len(live)} live"
+
+    checks: dict[str, dict[str, str]] = {
+        "database": _check(database),
+        "redis": _check(redis) if s.redis_url else {"status": "disabled"},
+        "incoming_dir": _check(incoming),
+        "embedder": _check(embedder),
+        "workers": _check(workers) if s.mode == "queue" else {"status": "ok", "detail": "inline"},
+    }
+    healthy = all(c["status"] != "error" for c in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "error", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    registry = services.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,94 @@
+"""`ingest serve` and `ingest keys ...`."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ingest.cli.common import fail, out, print_json, service_context
+from ingest.jobs.views import iso
+from ingest.store.access import ROLES, Access
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes (uvicorn workers).")
+    ] = 1,
+) -> None:
+    """Serve the HTTP API. Inline mode also runs the jobs and the scheduler here."""
+    import uvicorn
+
+    if "INGEST_LOG_LEVEL" not in os.environ:
+        os.environ["INGEST_LOG_LEVEL"] = "info"
+    with service_context():
+        pass  # fail fast on bad settings or an out-of-date schema, before binding
+    uvicorn.run(
+        "ingest.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@keys_app.command("create")
+def create_key(
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    with service_context() as ctx:
+        secret, record = Access(ctx.store.engine).create_key(role, name)
+    if as_json:
+        print_json({"key": secret, "role": record.role, "id": record.id, "name": record.name})
+    else:
+        out.print(secret, highlight=False)
+
+
+@keys_app.command("list")
+def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keys by id, role and prefix (never the secret)."""
+    with service_context() as ctx:
+        keys = Access(ctx.store.engine).list_keys()
+    rows = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "role": k.role,
+            "prefix": k.prefix,
+            "created_at": iso(k.created_at),
+            "revoked_at": iso(k.revoked_at),
+        }
+        for k in keys
+    ]
+    if as_json:
+        print_json({"keys": rows})
+        return
+    table = Table("id", "name", "role", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(
+            *(str(r[c] or "") for c in ("id", "name", "role", "prefix", "created_at", "revoked_at"))
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key by id; requests with it get 401 from then on."""
+    with service_context() as ctx:
+        if not Access(ctx.store.engine).revoke(key_id):
+            raise fail(f"no active key {key_id}")
+    out.print(f"revoked {key_id}")
