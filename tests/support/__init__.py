@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real subprocesses (redis-server, ingest workers) and fakes."""
