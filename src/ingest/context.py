@@ -30,7 +30,10 @@ class Context:
         self.settings = settings
         self._embedder = embedder
         self.store = Store.open(
-            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            settings.database_url,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
         self._prepare_schema()
         self.ledger = Ledger(self.store.engine)

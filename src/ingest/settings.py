@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     log_format: Literal["plain", "json"] = "plain"
 
     # Store
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, ge=0)
     auto_migrate: bool = True
 

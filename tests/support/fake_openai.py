@@ -200,4 +200,3 @@ class FakeOpenAI:
         self._thread.join()
         self._server.cut_connections()
         self._server.server_close()  # also joins the handler threads
-

@@ -19,12 +19,22 @@ from sqlalchemy.engine import Engine, make_url
 from ingest.errors import ConfigError
 
 
-def create_db_engine(database_url: str, *, busy_timeout_ms: int = 60_000) -> Engine:
+def create_db_engine(
+    database_url: str,
+    *,
+    busy_timeout_ms: int = 60_000,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms)
     if url.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+        return sa.create_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        )
     raise ConfigError(
         f"unsupported DATABASE_URL scheme '{url.drivername}': use sqlite:///PATH "
         "or postgresql+psycopg://USER@HOST/DB"

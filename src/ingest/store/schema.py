@@ -3,9 +3,38 @@ the Alembic migrations in store/migrations; keep the two in step."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+class Embedding(sa.types.TypeDecorator[bytes]):
+    """A float32 vector, bytes in Python. SQLite stores the little-endian blob that
+    sqlite-vec reads; PostgreSQL stores a pgvector `vector`."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(sa.LargeBinary())
+
+    def process_bind_param(self, value: bytes | None, dialect: sa.Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return np.frombuffer(value, dtype="<f4")
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> bytes | None:
+        if value is None or dialect.name != "postgresql":
+            return value  # type: ignore[no-any-return]
+        return np.asarray(value, dtype="<f4").tobytes()
+
 
 collections = sa.Table(
     "collections",
@@ -67,7 +96,7 @@ vectors = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("text_hash", sa.String(64), primary_key=True),
     sa.Column("dim", sa.Integer, nullable=False),
-    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("embedding", Embedding, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 

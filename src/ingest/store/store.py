@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from ingest.store import migrate, vector_cache
+from ingest.store import pg_search
 from ingest.store.engine import create_db_engine
 from ingest.store.keywords import fts5_match_expression
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
@@ -83,8 +84,22 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, database_url: str, *, busy_timeout_ms: int = 60_000) -> Store:
-        return cls(create_db_engine(database_url, busy_timeout_ms=busy_timeout_ms))
+    def open(
+        cls,
+        database_url: str,
+        *,
+        busy_timeout_ms: int = 60_000,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+    ) -> Store:
+        return cls(
+            create_db_engine(
+                database_url,
+                busy_timeout_ms=busy_timeout_ms,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+            )
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -540,6 +555,17 @@ class Store:
         in-process copy of the vectors (store/vector_cache.py, reloaded whenever
         any connection commits) first picks the few chunks that can be in the top
         k; sqlite-vec then scores only those, so the answer is the scan's."""
+        if self.dialect == "postgresql":
+            with self._read() as conn:
+                return pg_search.vector_ranking(
+                    conn,
+                    lambda stmt: self._filtered(stmt, collection, filters),
+                    model,
+                    query_vector,
+                    k,
+                    has_filters=collection is not None or bool(filters),
+                    ef_search=max(40, k * pg_search.ANN_OVERFETCH),
+                )
         candidates: list[int] | None = None
         cache = vector_cache.cache_for(self.engine)
         if cache is not None and k > 0 and len(query_vector) % 4 == 0:
@@ -597,6 +623,11 @@ class Store:
         LIMIT inside its rank sort (a join in the same statement would make it
         rank and sort every match first). The few rows are checked against the
         chunks they index; should one be an orphan, the joined query decides."""
+        if self.dialect == "postgresql":
+            with self._read() as conn:
+                return pg_search.keyword_ranking(
+                    conn, lambda stmt: self._filtered(stmt, collection, filters), query, k
+                )
         match_expression = fts5_match_expression(query)
         if not match_expression:
             return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from ingest.store.schema import Embedding
 
 revision = "0001"
 down_revision = None
@@ -16,7 +17,14 @@ branch_labels = None
 depends_on = None
 
 
+# The default model's width; other widths work, searched exactly until indexed.
+HNSW_DIMENSIONS = 384
+
+
 def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     ts = sa.DateTime(timezone=True)
     op.create_table(
         "collections",
@@ -71,10 +79,23 @@ def upgrade() -> None:
         sa.Column("model", sa.String(200), primary_key=True),
         sa.Column("text_hash", sa.String(64), primary_key=True),
         sa.Column("dim", sa.Integer, nullable=False),
-        sa.Column("embedding", sa.LargeBinary, nullable=False),
+        sa.Column("embedding", Embedding, nullable=False),
         sa.Column("created_at", ts, nullable=False),
     )
-    if op.get_bind().dialect.name == "sqlite":
+    if postgres:
+        # Keyword index: a generated tsvector with a GIN index. Vector index: HNSW
+        # (cosine) over the default width, partial on dim so other widths coexist.
+        op.execute(
+            "ALTER TABLE chunks ADD COLUMN tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+        )
+        op.execute("CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)")
+        op.execute(
+            f"CREATE INDEX ix_vectors_hnsw_{HNSW_DIMENSIONS} ON vectors USING hnsw "
+            f"((embedding::vector({HNSW_DIMENSIONS})) vector_cosine_ops) "
+            f"WITH (m = 16, ef_construction = 128) WHERE dim = {HNSW_DIMENSIONS}"
+        )
+    else:
         op.execute("CREATE VIRTUAL TABLE chunk_fts USING fts5(text, tokenize='porter unicode61')")
 
 
