@@ -11,6 +11,8 @@ import pytest
 from ingest.context import Context
 from ingest.pipeline.embedders import LocalEmbedder, Vectors
 from ingest.settings import Settings
+from ingest.store import Store
+from tests.support.postgres import PostgresServer
 
 
 class CountingEmbedder:
@@ -52,12 +54,34 @@ def embedder(real_embedder: LocalEmbedder) -> CountingEmbedder:
     return CountingEmbedder(real_embedder)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL 16 + pgvector for the whole session. If it cannot start,
+    the tests that need it fail loudly: a silent skip would hide a broken backend."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store and ledger test runs on both backends, on a fresh migrated database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ingest.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    store = Store.open(url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-    )
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, incoming_dir=tmp_path / "incoming")
 
 
 @pytest.fixture

@@ -35,7 +35,11 @@ class Context:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        self._prepare_schema()
+        try:
+            self._prepare_schema()
+        except BaseException:
+            self.store.close()
+            raise
         self.ledger = Ledger(self.store.engine)
 
     def _prepare_schema(self) -> None:

@@ -96,6 +96,30 @@ def _ingest_error_problem(exc: IngestError) -> tuple[int, str, str]:
     return 500, "internal-error", "Internal error"
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def _error_field(err: dict[str, Any]) -> str:
+    # A body that is not JSON at all names no field: its loc is ("body", <char offset>).
+    if err.get("type") == "json_invalid":
+        return ""
+    # Only loc[0] is where the value came from: a body field may itself be named "query".
+    loc = tuple(err.get("loc", ()))
+    if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc)
+
+
+def _error_message(err: dict[str, Any]) -> str:
+    message = str(err.get("msg", "invalid"))
+    if err.get("type") == "json_invalid":
+        loc = err.get("loc", ())
+        reason = (err.get("ctx") or {}).get("error")
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        message = f"{message}{where}" + (f": {reason}" if reason else "")
+    return message
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -113,11 +137,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(
-                    str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")
-                ),
+                "field": _error_field(err),
                 "location": str(err.get("loc", ("",))[0]),
-                "message": err.get("msg", "invalid"),
+                "message": _error_message(err),
             }
             for err in exc.errors()
         ]

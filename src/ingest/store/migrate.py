@@ -38,6 +38,9 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
     config = _alembic_config()
     # IMMEDIATE on SQLite: two processes migrating at once queue instead of racing.
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent `ingest migrate` runs; the lock ends with the transaction.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727170)")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()

@@ -1,0 +1,586 @@
+"""The job system as it is deployed: `ingest add --no-wait` in queue mode, a real
+redis-server, `python -m ingest.worker` and `ingest scheduler` processes, and the
+SQL ledger read the way an operator would (CLI `--json`, or SQL directly).
+
+Each test waits by polling the ledger against a deadline; nothing sleeps blindly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docx
+import pytest
+import sqlalchemy as sa
+
+from ingest.jobs.maintenance import TASKS
+from ingest.store.ledger import TERMINAL, Job
+from ingest.store.schema import jobs as jobs_table
+from ingest.store.store import document_id_for
+from tests.acceptance.conftest import Database
+from tests.fixtures_docs import (
+    make_corrupt_pdf,
+    make_csv,
+    make_docx,
+    make_eml,
+    make_html,
+    make_json,
+    make_md,
+    make_pdf,
+    make_pptx,
+    make_txt,
+    make_xlsx,
+)
+from tests.support.fake_openai import API_KEY, MODEL, FakeOpenAI
+from tests.support.processes import Proc, RedisServer, Spawner, run_cli_json, wait_until
+
+pytestmark = pytest.mark.slow
+
+_WORDS = """the ledger archive vault river mountain signal harbor lantern meadow orchard copper
+engine window garden letter market winter summer autumn spring bridge valley forest station
+journey captain doctor teacher farmer pilot writer painter baker miller carries builds records
+measures follows crosses watches opens closes gathers keeps quiet bright early late heavy
+narrow distant ancient careful sudden gentle steady north south east west under over beyond
+beside through across along within report season survey budget contract invoice schedule
+meeting review policy""".split()
+
+# Words -> chunks with the default chunker (254 tokens): ~190 words a chunk, and
+# the offline model embeds a chunk in ~0.15 s on one of this machine's two cores.
+PROGRESS_DOC_WORDS = 9_000  # ~48 chunks: six embedding batches of 8
+LARGE_DOC_WORDS = 15_000  # ~80 chunks: ~12 s of embedding
+
+
+def prose(words: int, seed: int) -> str:
+    """Random sentences over a small vocabulary: distinct text, so every chunk is new."""
+    rng = random.Random(seed)
+    paragraphs: list[str] = []
+    count = 0
+    while count < words:
+        sentences = []
+        for _ in range(5):
+            n = rng.randint(8, 16)
+            sentences.append(" ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + ".")
+            count += n
+        paragraphs.append(" ".join(sentences))
+    return "\n\n".join(paragraphs)
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def submit(env: dict[str, str], path: Path) -> list[dict[str, Any]]:
+    """`ingest add PATH --no-wait --json`: the queued jobs, as the CLI prints them."""
+    report = run_cli_json(env, "add", str(path), "--no-wait")
+    assert report["skipped"] == 0
+    jobs: list[dict[str, Any]] = report["jobs"]
+    assert all(j["status"] == "queued" and j["attempt"] == 0 for j in jobs)
+    return jobs
+
+
+def submit_one(env: dict[str, str], path: Path) -> str:
+    [job] = submit(env, path)
+    assert job["document_id"] == document_id_for("default", str(path.resolve()))
+    return str(job["job_id"])
+
+
+def wait_finished(
+    db: Database,
+    job_ids: Sequence[str],
+    *,
+    timeout: float,
+    alive: Sequence[Proc] = (),
+) -> dict[str, Job]:
+    """Poll the ledger until every job is terminal; returns them by id."""
+
+    def all_terminal() -> dict[str, Job] | None:
+        found = db.ledger.get_many(list(job_ids))
+        if len(found) == len(job_ids) and all(j.is_terminal for j in found):
+            return {j.id: j for j in found}
+        return None
+
+    done = sum(1 for j in db.ledger.get_many(list(job_ids)) if j.is_terminal)
+    return wait_until(
+        all_terminal,
+        timeout,
+        interval=0.1,
+        message=f"{len(job_ids)} job(s) to finish ({done} were done at the start)",
+        alive=alive,
+    )
+
+
+def wait_for_job(
+    db: Database,
+    job_id: str,
+    predicate: Any,
+    *,
+    timeout: float,
+    what: str,
+    alive: Sequence[Proc] = (),
+) -> Job:
+    def check() -> Job | None:
+        job = db.job(job_id)
+        return job if predicate(job) else None
+
+    return wait_until(check, timeout, message=f"job {job_id}: {what}", alive=alive)
+
+
+def embedding(job: Job) -> bool:
+    """Running, in the embed stage, with at least two batches done."""
+    return job.status == "running" and job.stage == "embed" and job.progress_current >= 16
+
+
+def ran_on(worker: Proc, job_id: str) -> bool:
+    """The worker's own log says this process finished the job."""
+    pattern = re.compile(rf"\[{worker.pid}\].* job {job_id} finished in ")
+    return any(pattern.search(line) for line in worker.log_text().splitlines())
+
+
+def only_worker_is(db: Database, worker: Proc) -> None:
+    assert worker.alive, worker.log_tail()
+    registered = db.ledger.list_workers(stale_after=15)
+    assert [w["pid"] for w in registered] == [worker.pid]
+    assert registered[0]["live"]
+
+
+def chunk_rows(db: Database, document_id: str) -> int:
+    return len(db.store.chunks_of(document_id))
+
+
+def openai_env(env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
+    return {
+        **env,
+        "INGEST_EMBEDDER": "openai",
+        "INGEST_EMBEDDING_URL": server.url,
+        "INGEST_EMBEDDING_MODEL": MODEL,
+        "INGEST_EMBEDDING_API_KEY": API_KEY,
+        "INGEST_EMBEDDING_ATTEMPTS": "1",  # one HTTP failure fails the job's attempt
+    }
+
+
+def make_mixed_corpus(folder: Path, count: int) -> list[Path]:
+    """`count` small documents in every supported format, each with its own text."""
+    makers = [
+        lambda i: make_txt(folder, f"note{i:02}.txt", prose(60, i)),
+        lambda i: make_md(folder, f"page{i:02}.md", f"# Page {i}\n\n{prose(60, i)}"),
+        lambda i: make_docx(folder, f"memo{i:02}.docx", [prose(40, i)], [["Item", f"{i}"]]),
+        lambda i: make_pdf(folder, f"paper{i:02}.pdf", [prose(40, i), prose(30, i + 1000)]),
+        lambda i: make_pptx(folder, f"deck{i:02}.pptx", [(f"Slide {i}", prose(30, i))]),
+        lambda i: make_xlsx(folder, f"sheet{i:02}.xlsx", [["name", "count"], [f"row{i}", i]]),
+        lambda i: make_csv(folder, f"table{i:02}.csv", [["name", "note"], [f"r{i}", prose(20, i)]]),
+        lambda i: make_json(folder, f"data{i:02}.json", {"id": i, "note": prose(30, i)}),
+        lambda i: make_eml(folder, f"mail{i:02}.eml", f"Subject {i}", prose(50, i)),
+        lambda i: make_html(folder, f"site{i:02}.html", prose(40, i), "Home", f"Footer {i}"),
+    ]
+    return [makers[i % len(makers)](i) for i in range(count)]
+
+
+# --- throughput and progress ----------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_fifty_documents_all_succeed_and_progress_rises_to_one(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    docs = tmp_path / "docs"
+    make_mixed_corpus(docs, 49)
+    large = make_txt(docs, "zz-large-report.txt", prose(PROGRESS_DOC_WORDS, 7))
+    large_doc_id = document_id_for("default", str(large.resolve()))
+
+    submitted = submit(queue_env, docs)
+    assert len(submitted) == 50
+    job_ids = [j["job_id"] for j in submitted]
+    [large_job_id] = [j["job_id"] for j in submitted if j["document_id"] == large_doc_id]
+
+    worker = spawn.worker(queue_env, concurrency=2)
+    observed: list[tuple[str, float]] = []
+
+    def large_job_done() -> bool:
+        job = db.job(large_job_id)
+        observed.append((job.status, job.progress))
+        return job.is_terminal
+
+    wait_until(large_job_done, 180, message="the large document's job", alive=[worker])
+    finished = wait_finished(db, job_ids, timeout=120, alive=[worker])
+
+    statuses = {job_id: job.status for job_id, job in finished.items()}
+    assert set(statuses.values()) == {"succeeded"}, {
+        j.id: (j.status, j.error_message) for j in finished.values() if j.status != "succeeded"
+    }
+    assert all(j.attempt == 1 for j in finished.values())
+    counts = db.store.counts()
+    assert counts["by_status"] == {"ready": 50}
+    assert db.store.duplicate_chunk_count() == 0
+
+    large_job = finished[large_job_id]
+    assert large_job.progress == 1.0
+    assert large_job.result is not None
+    assert large_job.result["chunks"] >= 40, large_job.result
+    assert [s["stage"] for s in large_job.stages] == ["parse", "chunk", "embed", "write"]
+
+    values = [progress for _, progress in observed]
+    assert values[0] == 0.0, observed[:5]
+    assert values[-1] == 1.0
+    assert observed[-1][0] == "succeeded"
+    assert all(a <= b for a, b in zip(values, values[1:], strict=False)), values
+    intermediate = sorted({v for v in values if 0.0 < v < 1.0})
+    embedding_values = [v for v in intermediate if 0.15 < v < 0.95]
+    assert len(intermediate) >= 4, intermediate
+    assert len(embedding_values) >= 2, intermediate  # seen rising batch by batch
+    assert any(status == "running" for status, _ in observed)
+
+
+# --- a worker dies -------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_killed_worker_job_reruns_on_a_new_worker_without_duplicates(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # Default lease (6 s), heartbeat (2 s) and poll (1 s): what is measured is real.
+    env = {k: v for k, v in queue_env.items() if k != "INGEST_POLL_SECONDS"}
+    large = make_txt(tmp_path / "docs", "large.txt", prose(LARGE_DOC_WORDS, 11))
+    job_id = submit_one(env, large)
+    first = spawn.worker(env, name="worker-1")
+
+    running = wait_for_job(
+        db, job_id, embedding, timeout=90, what="embedding on worker 1", alive=[first]
+    )
+    assert running.attempt == 1
+    first.kill()
+    killed_at = time.monotonic()
+    first.wait(timeout=10)
+    second = spawn.worker(env, name="worker-2")
+
+    rerun = wait_for_job(
+        db,
+        job_id,
+        lambda j: j.status == "running" and j.attempt == 2,
+        timeout=30,
+        what="running again as attempt 2",
+        alive=[second],
+    )
+    requeue_seconds = time.monotonic() - killed_at
+    print(f"kill -> running again (attempt 2): {requeue_seconds:.2f} s")
+    assert rerun.lease_owner is not None and str(second.pid) in rerun.lease_owner
+    assert requeue_seconds <= 10.0
+
+    job = wait_finished(db, [job_id], timeout=90, alive=[second])[job_id]
+    assert job.status == "succeeded", (job.error_type, job.error_message)
+    assert job.attempt == 2
+    assert job.document_id is not None
+    document = db.store.get_document(job.document_id)
+    assert document is not None and document.status == "ready"
+    assert db.store.duplicate_chunk_count() == 0
+    assert chunk_rows(db, job.document_id) == document.chunk_count
+    assert document.chunk_count == db.store.counts()["chunks"]
+    assert job.result is not None
+    # The first attempt's committed batches came from the embedding cache.
+    assert 0 < job.result["embedded"] < job.result["chunks"], job.result
+    assert "requeued 1 job(s) whose worker stopped responding" in second.log_text()
+
+
+# --- failures, retries, dead letters -------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_transient_embedding_failures_retry_then_dead_letter_and_manual_retry(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    server = FakeOpenAI()
+    try:
+        env = openai_env(queue_env, server)
+        docs = tmp_path / "docs"
+        worker = spawn.worker(env, concurrency=2)
+
+        # Two 503s, then healthy: attempts 1 and 2 fail, attempt 3 succeeds.
+        server.fail_next(2, 503, "overloaded, try later")
+        flaky = submit_one(env, make_txt(docs, "flaky.txt", prose(80, 1)))
+        job = wait_finished(db, [flaky], timeout=60, alive=[worker])[flaky]
+        assert job.status == "succeeded", (job.error_type, job.error_message)
+        assert job.attempt == 3
+        assert len(server.requests) == 3
+
+        # Always 503: dead after INGEST_MAX_ATTEMPTS (3), with the endpoint's answer.
+        server.fail_always(503, "overloaded, try later")
+        doomed = submit_one(env, make_txt(docs, "doomed.txt", prose(80, 2)))
+        job = wait_finished(db, [doomed], timeout=60, alive=[worker])[doomed]
+        assert job.status == "dead"
+        assert (job.attempt, job.max_attempts) == (3, 3)
+        assert job.error_type == "embedding_error"
+        assert job.error_message is not None
+        assert f"{server.url}/embeddings" in job.error_message
+        assert "HTTP 503" in job.error_message
+        assert len(server.requests) == 6
+
+        dead = run_cli_json(env, "jobs", "dead")["jobs"]
+        assert [j["job_id"] for j in dead] == [doomed]
+        assert dead[0]["error"]["type"] == "embedding_error"
+
+        server.heal()
+        [requeued] = run_cli_json(env, "jobs", "retry", doomed)["jobs"]
+        assert (requeued["status"], requeued["attempt"]) == ("queued", 0)
+        job = wait_finished(db, [doomed], timeout=60, alive=[worker])[doomed]
+        assert job.status == "succeeded", (job.error_type, job.error_message)
+        assert job.attempt == 1
+        assert run_cli_json(env, "jobs", "dead")["jobs"] == []
+
+        # Bad input is not retried: one attempt, failed, "rejected".
+        before = len(server.requests)
+        corrupt = submit_one(env, make_corrupt_pdf(docs, "broken.pdf"))
+        job = wait_finished(db, [corrupt], timeout=60, alive=[worker])[corrupt]
+        assert (job.status, job.attempt, job.error_type) == ("failed", 1, "rejected")
+        assert job.error_message is not None and "PDF" in job.error_message
+        assert len(server.requests) == before  # never reached the embedder
+        [shown] = run_cli_json(env, "jobs", "show", corrupt)["jobs"]
+        assert shown["status"] == "failed"
+        assert shown["error"]["type"] == "rejected"
+    finally:
+        server.stop()
+
+
+# --- limits ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_soft_time_limit_fails_the_job_and_the_worker_goes_on(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # The limit covers the cold start (parser pool, model load: ~6 s) of the first
+    # job, and is far shorter than embedding the large document (~12 s).
+    env = {**queue_env, "INGEST_JOB_SOFT_TIMEOUT_SECONDS": "5"}
+    docs = tmp_path / "docs"
+    slow = submit_one(env, make_txt(docs, "large.txt", prose(LARGE_DOC_WORDS, 21)))
+    worker = spawn.worker(env, concurrency=1)
+
+    job = wait_finished(db, [slow], timeout=90, alive=[worker])[slow]
+    assert (job.status, job.error_type, job.attempt) == ("failed", "timeout", 1)
+    assert job.error_message is not None
+    assert "soft time limit of 5 s" in job.error_message
+    assert job.stage == "embed"  # stopped in the middle of the embedding
+    assert 0 < job.progress_current < job.progress_total
+    assert job.document_id is not None
+    assert chunk_rows(db, job.document_id) == 0
+
+    small = submit_one(env, make_txt(docs, "small.txt", prose(80, 22)))
+    job = wait_finished(db, [small], timeout=60, alive=[worker])[small]
+    assert job.status == "succeeded", (job.error_type, job.error_message)
+    only_worker_is(db, worker)
+    assert ran_on(worker, slow) is False  # it failed, it did not finish
+    assert ran_on(worker, small)
+
+
+def write_docx_bomb(path: Path, megabytes: int) -> int:
+    """A valid .docx whose word/document.xml inflates to `megabytes` of paragraphs.
+
+    Deflate squeezes the repetition ~1:200 (level 1, chosen for speed), so the file
+    is a few MB. Returns the uncompressed size of document.xml."""
+    seed = path.with_suffix(".seed.docx")
+    document = docx.Document()
+    document.add_paragraph("seed")
+    document.save(str(seed))
+    head = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        b"<w:body>"
+    )
+    paragraph = b"<w:p><w:r><w:t>All work and no play makes Jack a dull boy.</w:t></w:r></w:p>"
+    block = paragraph * ((1 << 20) // len(paragraph))
+    tail = b"</w:body></w:document>"
+    written = 0
+    with (
+        zipfile.ZipFile(seed) as source,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb,
+    ):
+        for info in source.infolist():
+            if info.filename != "word/document.xml":
+                bomb.writestr(info.filename, source.read(info.filename))
+        with bomb.open("word/document.xml", "w", force_zip64=True) as member:
+            member.write(head)
+            while written < megabytes << 20:
+                member.write(block)
+                written += len(block)
+            member.write(tail)
+    seed.unlink()
+    return written + len(head) + len(tail)
+
+
+@pytest.mark.timeout(180)
+def test_parser_memory_limit_stops_a_zip_bomb_and_the_worker_goes_on(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    env = {**queue_env, "INGEST_PARSE_MEMORY_MB": "400"}
+    worker = spawn.worker(env, concurrency=1)  # starts while the bomb is written
+    docs = tmp_path / "docs"
+    bomb = docs / "bomb.docx"
+    docs.mkdir()
+    inflated = write_docx_bomb(bomb, 450)
+    # Past the memory limit, yet under the parser's 1 GiB unzipped-size guard,
+    # so what stops it is the limit on the parser process.
+    assert 400 << 20 < inflated < 1 << 30
+    assert bomb.stat().st_size < 10 << 20
+
+    job_id = submit_one(env, bomb)
+    job = wait_finished(db, [job_id], timeout=90, alive=[worker])[job_id]
+    assert (job.status, job.attempt, job.error_type) == ("failed", 1, "rejected")
+    assert job.error_message is not None
+    # In the parser process, a MemoryError inflating document.xml under the
+    # address-space limit (INGEST_PARSE_MEMORY_MB); a parser killed outright
+    # would be reported as "the parser process died".
+    assert "400 MB of memory" in job.error_message, job.error_message
+    assert "INGEST_PARSE_MEMORY_MB" in job.error_message
+    assert job.document_id is not None
+    document = db.store.get_document(job.document_id)
+    assert document is not None and document.status == "failed"
+
+    small = submit_one(env, make_docx(docs, "small.docx", [prose(60, 31)], [["a", "b"]]))
+    job = wait_finished(db, [small], timeout=60, alive=[worker])[small]
+    assert job.status == "succeeded", (job.error_type, job.error_message)
+    only_worker_is(db, worker)
+    assert ran_on(worker, small)
+
+
+# --- cancelling ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_cancel_a_queued_job_and_a_running_one(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    docs = tmp_path / "docs"
+    queued = submit_one(queue_env, make_txt(docs, "queued.txt", prose(80, 41)))
+
+    [view] = run_cli_json(queue_env, "jobs", "cancel", queued)["jobs"]
+    assert view["status"] == "cancelled"  # no worker is running: at once
+    assert view["finished_at"] is not None
+    assert db.job(queued).status == "cancelled"
+
+    large = make_txt(docs, "large.txt", prose(LARGE_DOC_WORDS, 42))
+    running = submit_one(queue_env, large)
+    worker = spawn.worker(queue_env, concurrency=2)
+    wait_for_job(db, running, embedding, timeout=90, what="embedding", alive=[worker])
+
+    [view] = run_cli_json(queue_env, "jobs", "cancel", running)["jobs"]
+    assert view["cancel_requested"] is True
+    assert view["status"] in ("running", "cancelled")
+    job = wait_finished(db, [running], timeout=30, alive=[worker])[running]
+    assert (job.status, job.error_type) == ("cancelled", "cancelled")
+    assert job.progress < 1.0
+
+    # Neither document got chunks; the cancelled job's never became "ready".
+    for job_id in (queued, running):
+        document_id = db.job(job_id).document_id
+        assert document_id is not None
+        document = db.store.get_document(document_id)
+        assert document is not None
+        assert document.status != "ready"
+        assert document.chunk_count == 0
+        assert chunk_rows(db, document_id) == 0
+    assert db.store.counts()["chunks"] == 0
+    # The worker never picked up the job cancelled while queued.
+    assert f"job {queued}" not in worker.log_text()
+
+
+# --- redis is only a doorbell -------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_jobs_survive_an_emptied_redis(
+    tmp_path: Path,
+    queue_env: dict[str, str],
+    redis_server: RedisServer,
+    spawn: Spawner,
+    db: Database,
+) -> None:
+    docs = tmp_path / "docs"
+    for i in range(10):
+        make_txt(docs, f"note{i}.txt", prose(60, 50 + i))
+    job_ids = [j["job_id"] for j in submit(queue_env, docs)]
+    assert len(job_ids) == 10
+    assert redis_server.llen("ingest:queue:ingest") == 10
+
+    redis_server.flushall()
+    assert redis_server.llen("ingest:queue:ingest") == 0
+
+    worker = spawn.worker(queue_env, concurrency=2)
+    finished = wait_finished(db, job_ids, timeout=120, alive=[worker])
+    assert {j.status for j in finished.values()} == {"succeeded"}
+    assert db.store.counts()["by_status"] == {"ready": 10}
+
+
+# --- the scheduler ---------------------------------------------------------------------
+
+
+def maintenance_jobs(db: Database) -> list[sa.Row[Any]]:
+    with db.store.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(
+                    jobs_table.c.id,
+                    jobs_table.c.kind,
+                    jobs_table.c.status,
+                    jobs_table.c.idempotency_key,
+                    jobs_table.c.payload,
+                ).where(jobs_table.c.queue == "maintenance")
+            )
+        )
+
+
+@pytest.mark.timeout(180)
+def test_two_schedulers_enqueue_each_maintenance_slot_once(
+    queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    env = {
+        **queue_env,
+        "INGEST_MAINTENANCE_INTERVAL_SECONDS": "1",
+        "INGEST_SCHEDULER_TICK_SECONDS": "0.2",  # both replicas race for every slot
+    }
+    schedulers = [spawn.ingest(env, "scheduler", name="scheduler") for _ in range(2)]
+    worker = spawn.worker(env, queues="maintenance", concurrency=2)
+    everyone = [*schedulers, worker]
+
+    def slots_seen() -> set[int]:
+        return {int(r.payload["slot"]) for r in maintenance_jobs(db)}
+
+    def both_schedulers_ticked() -> bool:
+        return all("scheduler started" in s.log_text() for s in schedulers)
+
+    wait_until(both_schedulers_ticked, 60, message="both schedulers to start", alive=everyone)
+    wait_until(lambda: len(slots_seen()) >= 4, 60, message="four slots", alive=everyone)
+    for scheduler in schedulers:
+        scheduler.terminate()
+    for scheduler in schedulers:
+        assert scheduler.wait(timeout=30) == 0, scheduler.log_tail()
+
+    rows = maintenance_jobs(db)
+    wait_finished(db, [r.id for r in rows], timeout=60, alive=[worker])
+    rows = maintenance_jobs(db)
+
+    keys = [r.idempotency_key for r in rows]
+    assert len(keys) == len(set(keys))
+    kinds_by_slot: dict[int, list[str]] = defaultdict(list)
+    for r in rows:
+        assert r.idempotency_key == f"{r.kind}:{r.payload['slot']}"
+        kinds_by_slot[int(r.payload["slot"])].append(r.kind)
+    assert len(kinds_by_slot) >= 4
+    for slot, kinds in kinds_by_slot.items():
+        assert sorted(kinds) == sorted(TASKS), (slot, kinds)
+    assert {r.status for r in rows} == {"succeeded"}, [
+        (r.kind, r.status) for r in rows if r.status != "succeeded"
+    ]
+    assert all(r.status in TERMINAL for r in rows)
+
+    status = run_cli_json(env, "status")
+    integrity = status["integrity"]
+    assert integrity is not None
+    assert integrity["ok"] is True
+    assert integrity["documents_without_chunks"] == 0
+    assert integrity["chunks_without_vectors"] == 0
+    assert integrity["staged_files_missing"] == 0
+    assert status["jobs"]["maintenance"] == {"succeeded": len(rows)}
