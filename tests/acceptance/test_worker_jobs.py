@@ -7,6 +7,7 @@ Each test waits by polling the ledger against a deadline; nothing sleeps blindly
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
@@ -43,13 +44,16 @@ from tests.support.processes import Proc, RedisServer, Spawner, run_cli_json, wa
 
 pytestmark = pytest.mark.slow
 
-_WORDS = """the ledger archive vault river mountain signal harbor lantern meadow orchard copper
-engine window garden letter market winter summer autumn spring bridge valley forest station
-journey captain doctor teacher farmer pilot writer painter baker miller carries builds records
+_VOCABULARY = """
+the ledger archive vault river mountain signal harbor lantern meadow orchard copper engine
+window garden letter market winter summer autumn spring bridge valley forest station journey
+captain doctor teacher farmer pilot writer painter baker miller carries builds records
 measures follows crosses watches opens closes gathers keeps quiet bright early late heavy
 narrow distant ancient careful sudden gentle steady north south east west under over beyond
 beside through across along within report season survey budget contract invoice schedule
-meeting review policy""".split()
+meeting review policy
+"""
+_WORDS = _VOCABULARY.split()
 
 # Words -> chunks with the default chunker (254 tokens): ~190 words a chunk, and
 # the offline model embeds a chunk in ~0.15 s on one of this machine's two cores.
@@ -228,7 +232,7 @@ def test_fifty_documents_all_succeed_and_progress_rises_to_one(
     assert values[0] == 0.0, observed[:5]
     assert values[-1] == 1.0
     assert observed[-1][0] == "succeeded"
-    assert all(a <= b for a, b in zip(values, values[1:], strict=False)), values
+    assert all(a <= b for a, b in itertools.pairwise(values)), values
     intermediate = sorted({v for v in values if 0.0 < v < 1.0})
     embedding_values = [v for v in intermediate if 0.15 < v < 0.95]
     assert len(intermediate) >= 4, intermediate
@@ -268,7 +272,8 @@ def test_killed_worker_job_reruns_on_a_new_worker_without_duplicates(
     )
     requeue_seconds = time.monotonic() - killed_at
     print(f"kill -> running again (attempt 2): {requeue_seconds:.2f} s")
-    assert rerun.lease_owner is not None and str(second.pid) in rerun.lease_owner
+    assert rerun.lease_owner is not None
+    assert str(second.pid) in rerun.lease_owner
     assert requeue_seconds <= 10.0
 
     job = wait_finished(db, [job_id], timeout=90, alive=[second])[job_id]
@@ -276,7 +281,8 @@ def test_killed_worker_job_reruns_on_a_new_worker_without_duplicates(
     assert job.attempt == 2
     assert job.document_id is not None
     document = db.store.get_document(job.document_id)
-    assert document is not None and document.status == "ready"
+    assert document is not None
+    assert document.status == "ready"
     assert db.store.duplicate_chunk_count() == 0
     assert chunk_rows(db, job.document_id) == document.chunk_count
     assert document.chunk_count == db.store.counts()["chunks"]
@@ -336,7 +342,8 @@ def test_transient_embedding_failures_retry_then_dead_letter_and_manual_retry(
         corrupt = submit_one(env, make_corrupt_pdf(docs, "broken.pdf"))
         job = wait_finished(db, [corrupt], timeout=60, alive=[worker])[corrupt]
         assert (job.status, job.attempt, job.error_type) == ("failed", 1, "rejected")
-        assert job.error_message is not None and "PDF" in job.error_message
+        assert job.error_message is not None
+        assert "PDF" in job.error_message
         assert len(server.requests) == before  # never reached the embedder
         [shown] = run_cli_json(env, "jobs", "show", corrupt)["jobs"]
         assert shown["status"] == "failed"
@@ -437,7 +444,8 @@ def test_parser_memory_limit_stops_a_zip_bomb_and_the_worker_goes_on(
     assert "INGEST_PARSE_MEMORY_MB" in job.error_message
     assert job.document_id is not None
     document = db.store.get_document(job.document_id)
-    assert document is not None and document.status == "failed"
+    assert document is not None
+    assert document.status == "failed"
 
     small = submit_one(env, make_docx(docs, "small.docx", [prose(60, 31)], [["a", "b"]]))
     job = wait_finished(db, [small], timeout=60, alive=[worker])[small]

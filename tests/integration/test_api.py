@@ -495,6 +495,8 @@ def test_authentication_roles_and_audit_log(api: Api, tmp_path: Path) -> None:
     assert not any(action.startswith("GET ") for action in by_action)
     page = api.get("/api/v1/audit", params={"limit": 1, "offset": 1}).json()
     assert page["entries"] == entries[1:2]
+    huge_offset = api.get("/api/v1/audit", params={"offset": 2**63})
+    assert_problem(huge_offset, 422, "validation-error")
 
 
 # --- rate limits and backpressure ----------------------------------------------------------

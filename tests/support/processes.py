@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import redis
 
 T = TypeVar("T")
@@ -63,6 +64,19 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
         time.sleep(interval)  # the poll interval, not a wait for an event
+
+
+def wait_http_ok(url: str, timeout: float, *, alive: Sequence[Proc] = ()) -> httpx.Response:
+    """Poll GET `url` until it answers 200 (a server is listening and serving)."""
+
+    def answers() -> httpx.Response | None:
+        try:
+            response = httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            return None
+        return response if response.status_code == 200 else None
+
+    return wait_until(answers, timeout, interval=0.1, message=f"GET {url} -> 200", alive=alive)
 
 
 # --- ports and redis -------------------------------------------------------------
@@ -258,6 +272,18 @@ class Spawner:
         extra: Sequence[str] = (),
     ) -> Proc:
         args = [*WORKER, "--queues", queues, "--concurrency", str(concurrency), *extra]
+        return self.start(name, args, env)
+
+    def serve(
+        self,
+        env: Mapping[str, str],
+        port: int,
+        *,
+        name: str = "api",
+        extra: Sequence[str] = (),
+    ) -> Proc:
+        """`ingest serve` on 127.0.0.1:`port`; wait for it with `wait_http_ok`."""
+        args = [*INGEST, "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
         return self.start(name, args, env)
 
     def ingest(self, env: Mapping[str, str], *args: str, name: str = "ingest") -> Proc:

@@ -27,8 +27,11 @@ def serve(
 
     if "INGEST_LOG_LEVEL" not in os.environ:
         os.environ["INGEST_LOG_LEVEL"] = "info"
-    with service_context():
-        pass  # fail fast on bad settings or an out-of-date schema, before binding
+    with service_context() as ctx:
+        # Fail fast on bad settings or an out-of-date schema, before binding. The
+        # doorbell is built lazily, so build it here: queue mode without REDIS_URL
+        # would otherwise serve, then fail every submission.
+        ctx.doorbell  # noqa: B018
     uvicorn.run(
         "ingest.api.app:app_from_environment",
         factory=True,

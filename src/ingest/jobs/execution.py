@@ -30,7 +30,9 @@ class JobExecution:
         self.lease_lost = threading.Event()
         self.stopping = threading.Event()
         self._last_write = 0.0
-        self._last_cancel_check = 0.0
+        # The claim just read the row: its cancel flag is fresh.
+        self._last_cancel_check = self.started
+        self._cancelled_at_claim = claim.job.cancel_requested
 
     @property
     def job_id(self) -> str:
@@ -53,6 +55,8 @@ class JobExecution:
                 f"the job ran longer than its soft time limit of {self.soft_timeout_s:g} s "
                 "(INGEST_JOB_SOFT_TIMEOUT_SECONDS)"
             )
+        if self._cancelled_at_claim:
+            raise JobCancelled("cancelled at the user's request")
         now = time.monotonic()
         if now - self._last_cancel_check >= _CANCEL_CHECK_INTERVAL_S:
             self._last_cancel_check = now

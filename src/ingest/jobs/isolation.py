@@ -38,6 +38,24 @@ def _parse_in_child(data: bytes, filename: str, limits: ParseLimits) -> list[Seg
     except MemoryError:
         # Re-raise as our own type: a MemoryError pickled back might not survive the trip.
         raise ParseOutOfMemory("parsing needed more memory than allowed") from None
+    except IngestError as exc:
+        # parse_document reports any library exception as a corrupt file, a
+        # MemoryError from the address-space limit included: that is not the file's
+        # fault. Only here, before pickling drops __cause__, can it still be seen.
+        if _caused_by_memory(exc):
+            raise ParseOutOfMemory("parsing needed more memory than allowed") from None
+        raise
+
+
+def _caused_by_memory(exc: BaseException) -> bool:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        if isinstance(current, MemoryError):
+            return True
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class IsolatedParser:

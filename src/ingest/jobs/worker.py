@@ -127,14 +127,13 @@ class Worker:
         return bool(self.ledger.list_jobs(statuses=["queued", "running"], limit=1))
 
     def _fill(self) -> int:
-        claimed = 0
-        while not self._stop.is_set() and self.running_jobs < self.concurrency:
-            claim = self.ledger.claim(self.id, self.queues, self.settings.lease_seconds)
-            if claim is None:
-                break
+        free = self.concurrency - self.running_jobs
+        if self._stop.is_set() or free <= 0:
+            return 0
+        claims = self.ledger.claim_many(self.id, self.queues, self.settings.lease_seconds, free)
+        for claim in claims:
             self._start(claim)
-            claimed += 1
-        return claimed
+        return len(claims)
 
     def _reap_if_due(self) -> None:
         now = time.monotonic()

@@ -6,12 +6,14 @@ import hashlib
 import secrets
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ingest.store.engine import write_transaction
 from ingest.store.schema import api_keys, audit_log, conversation_messages
 
 ROLES = ("admin", "editor", "viewer")
@@ -37,8 +39,8 @@ class Access:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _write(self) -> Any:
-        return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        return write_transaction(self.engine)
 
     # --- keys ----------------------------------------------------------------------
 
@@ -55,7 +57,7 @@ class Access:
             created_at=time.time(),
             revoked_at=None,
         )
-        with self._write() as conn, conn.begin():
+        with self._write() as conn:
             conn.execute(
                 api_keys.insert().values(
                     id=record.id,
@@ -83,7 +85,7 @@ class Access:
         return [_key(r) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
-        with self._write() as conn, conn.begin():
+        with self._write() as conn:
             result = conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -104,7 +106,7 @@ class Access:
         status_code: int,
         request_id: str | None,
     ) -> None:
-        with self._write() as conn, conn.begin():
+        with self._write() as conn:
             conn.execute(
                 audit_log.insert().values(
                     ts=time.time(),
@@ -126,7 +128,7 @@ class Access:
     # --- conversation memory (SQL flavour) -------------------------------------------
 
     def append_message(self, session_id: str, role: str, content: str, keep: int) -> None:
-        with self._write() as conn, conn.begin():
+        with self._write() as conn:
             conn.execute(
                 conversation_messages.insert().values(
                     session_id=session_id, role=role, content=content, created_at=time.time()

@@ -9,6 +9,10 @@ instead of failing half-way with SQLITE_BUSY on upgrade.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +84,33 @@ def _load_sqlite_vec(dbapi_conn: Any) -> None:
         sqlite_vec.load(dbapi_conn)
     finally:
         dbapi_conn.enable_load_extension(False)
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _process_write_lock(engine: Engine) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.Lock()
+        return lock
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A write transaction. On SQLite it takes the database write lock up front
+    (BEGIN IMMEDIATE), and threads of this process queue on a mutex first: SQLite's
+    own busy handler waits by sleeping (1, 2, 5 ... 100 ms), which throttles a busy
+    process far more than handing a lock from thread to thread."""
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    with (
+        _process_write_lock(engine),
+        engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+        conn.begin(),
+    ):
+        yield conn

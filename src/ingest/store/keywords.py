@@ -7,8 +7,45 @@ import re
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words so common they only add noise to an OR query.
 _STOPWORDS = frozenset(
-    "a an and are as at be by can did do does for from has have how i in is it of on or "
-    "that the this to was what when where which who why will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+    ]
 )
 
 

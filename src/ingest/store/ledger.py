@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from ingest.store.engine import write_transaction
 from ingest.store.schema import jobs, staged_files, workers
 
 TERMINAL = ("succeeded", "failed", "cancelled", "dead")
@@ -107,8 +108,7 @@ class Ledger:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        with connection as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             yield conn
 
     @contextmanager
@@ -270,6 +270,15 @@ class Ledger:
 
     def claim(self, owner: str, queues: Sequence[str], lease_seconds: float) -> Claim | None:
         """Take the next runnable job of these queues: highest priority, then oldest."""
+        claims = self.claim_many(owner, queues, lease_seconds, 1)
+        return claims[0] if claims else None
+
+    def claim_many(
+        self, owner: str, queues: Sequence[str], lease_seconds: float, limit: int
+    ) -> list[Claim]:
+        """Take up to `limit` runnable jobs in one statement (one round trip, one lock):
+        SQLite runs it as a single atomic UPDATE ... RETURNING; PostgreSQL picks the
+        rows with FOR UPDATE SKIP LOCKED so concurrent workers never wait on each other."""
         now = time.time()
         pick = (
             sa.select(jobs.c.id)
@@ -279,13 +288,13 @@ class Ledger:
                 jobs.c.not_before <= now,
             )
             .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
-            .limit(1)
+            .limit(limit)
         )
         if self.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         stmt = (
             sa.update(jobs)
-            .where(jobs.c.id == pick.scalar_subquery())
+            .where(jobs.c.id.in_(pick))
             .values(
                 status="running",
                 attempt=jobs.c.attempt + 1,
@@ -303,8 +312,10 @@ class Ledger:
             .returning(*jobs.c)
         )
         with self.write() as conn:
-            row = conn.execute(stmt).first()
-        return Claim(_to_job(row), owner) if row else None
+            rows = conn.execute(stmt).all()
+        claimed = [Claim(_to_job(row), owner) for row in rows]
+        # RETURNING order is unspecified: run them in claim order.
+        return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
 
     def _fence(self, claim: Claim) -> sa.ColumnElement[bool]:
         return sa.and_(

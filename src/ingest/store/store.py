@@ -19,9 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from ingest.store import migrate, vector_cache
-from ingest.store import pg_search
-from ingest.store.engine import create_db_engine
+from ingest.store import migrate, pg_search, vector_cache
+from ingest.store.engine import create_db_engine, write_transaction
 from ingest.store.keywords import fts5_match_expression
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
 
@@ -124,8 +123,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction; on SQLite it takes the write lock up front."""
-        connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        with connection as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             yield conn
 
     @contextmanager

@@ -23,7 +23,7 @@ def audit(
     services: ServicesDep,
     principal: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     entries = services.access.audit_entries(limit=limit, offset=offset)
     for e in entries:

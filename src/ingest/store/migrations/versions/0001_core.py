@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 from ingest.store.schema import Embedding
 
 revision = "0001"

@@ -1,0 +1,456 @@
+"""The job ledger's SQL on a real SQLite file: claiming, leases, fencing, steering."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ingest.store import Store
+from ingest.store.ledger import Claim, Job, LeaseLost, Ledger, NewJob
+from ingest.store.schema import jobs, staged_files
+
+LEASE = 30.0
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    store = Store.open(f"sqlite:///{tmp_path}/x.db")
+    store.migrate()
+    try:
+        yield Ledger(store.engine)
+    finally:
+        store.close()
+
+
+def submit(ledger: Ledger, **options: Any) -> Job:
+    options.setdefault("kind", "noop")
+    options.setdefault("payload", {})
+    return ledger.submit(NewJob(**options))
+
+
+def get(ledger: Ledger, job_id: str) -> Job:
+    job = ledger.get(job_id)
+    assert job is not None
+    return job
+
+
+def update(ledger: Ledger, job_id: str, **values: Any) -> None:
+    """Change a job's columns directly: how tests make time pass."""
+    with ledger.write() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+def claim(ledger: Ledger, owner: str = "w1", queues: tuple[str, ...] = ("ingest",)) -> Claim:
+    got = ledger.claim(owner, queues, LEASE)
+    assert got is not None, "expected a job to claim"
+    return got
+
+
+def expire(ledger: Ledger, job_id: str) -> None:
+    """The worker holding the job went silent: its lease is in the past."""
+    update(ledger, job_id, lease_expires_at=time.time() - 1)
+
+
+def fail_outright(ledger: Ledger, c: Claim, status: str = "failed") -> None:
+    assert ledger.finish(c, status=status, error_type="boom", error_message="boom")
+
+
+# --- claiming ---------------------------------------------------------------------
+
+
+def test_claim_takes_highest_priority_first_then_oldest(ledger: Ledger) -> None:
+    old_low = submit(ledger, priority=0)
+    old_high = submit(ledger, priority=5)
+    new_low = submit(ledger, priority=0)
+    new_high = submit(ledger, priority=5)
+    # Make the ages unambiguous.
+    for age, job in enumerate([new_high, new_low, old_high, old_low]):
+        update(ledger, job.id, created_at=1000.0 - age)
+
+    order = [claim(ledger).job.id for _ in range(4)]
+
+    assert order == [old_high.id, new_high.id, old_low.id, new_low.id]
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+
+
+def test_claim_marks_the_job_running_under_a_lease(ledger: Ledger) -> None:
+    job = submit(ledger)
+    before = time.time()
+
+    c = claim(ledger, owner="worker-a")
+
+    assert c.owner == "worker-a"
+    assert c.attempt == 1
+    stored = get(ledger, job.id)
+    assert stored.status == "running"
+    assert stored.attempt == 1
+    assert stored.lease_owner == "worker-a"
+    assert stored.lease_expires_at is not None
+    assert before + LEASE <= stored.lease_expires_at <= time.time() + LEASE
+    assert stored.started_at is not None
+    assert stored.started_at >= before
+
+
+def test_a_worker_only_takes_jobs_from_its_queues(ledger: Ledger) -> None:
+    maintenance = submit(ledger, queue="maintenance", priority=10)
+    ingest = submit(ledger, queue="ingest")
+
+    assert claim(ledger, queues=("ingest",)).job.id == ingest.id
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert get(ledger, maintenance.id).status == "queued"
+    assert claim(ledger, queues=("ingest", "maintenance")).job.id == maintenance.id
+
+
+def test_a_job_is_not_claimed_before_its_not_before(ledger: Ledger) -> None:
+    later = submit(ledger, not_before=time.time() + 3600)
+
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert get(ledger, later.id).status == "queued"
+
+    update(ledger, later.id, not_before=time.time() - 1)  # the hour has passed
+    assert claim(ledger).job.id == later.id
+
+
+def test_an_idempotency_key_returns_the_same_job(ledger: Ledger) -> None:
+    first = submit(ledger, idempotency_key="task:42", payload={"n": 1})
+    again = submit(ledger, idempotency_key="task:42", payload={"n": 2})
+    other = submit(ledger, idempotency_key="task:43")
+
+    assert again.id == first.id
+    assert again.payload == {"n": 1}
+    assert other.id != first.id
+    assert len(ledger.list_jobs(limit=10)) == 2
+
+
+def test_racing_submitters_with_one_key_get_one_job(ledger: Ledger) -> None:
+    barrier = threading.Barrier(4)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def racer() -> None:
+        barrier.wait()
+        job = submit(ledger, idempotency_key="cleanup:7")
+        with lock:
+            ids.append(job.id)
+
+    threads = [threading.Thread(target=racer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert len(ids) == 4
+    assert len(set(ids)) == 1
+    assert len(ledger.list_jobs(limit=10)) == 1
+
+
+def test_two_threads_claiming_never_get_the_same_job(ledger: Ledger) -> None:
+    submitted = {submit(ledger).id for _ in range(200)}
+    barrier = threading.Barrier(2)
+    taken: dict[str, list[str]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+
+    def drain(owner: str) -> None:
+        try:
+            barrier.wait()
+            while (c := ledger.claim(owner, ["ingest"], LEASE)) is not None:
+                taken[owner].append(c.job.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(owner,)) for owner in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert errors == []
+    a, b = set(taken["a"]), set(taken["b"])
+    assert len(a) == len(taken["a"])
+    assert len(b) == len(taken["b"])
+    assert not a & b
+    assert a | b == submitted
+    assert taken["a"], "both threads should have claimed some jobs"
+    assert taken["b"], "both threads should have claimed some jobs"
+    stored = ledger.get_many(sorted(submitted))
+    assert {(j.status, j.attempt) for j in stored} == {("running", 1)}
+    owners = {j.id: j.lease_owner for j in stored}
+    assert all(owners[i] == "a" for i in a)
+    assert all(owners[i] == "b" for i in b)
+
+
+# --- leases ---------------------------------------------------------------------------
+
+
+def test_heartbeat_extends_the_lease(ledger: Ledger) -> None:
+    submit(ledger)
+    c = ledger.claim("w1", ["ingest"], 5.0)
+    assert c is not None
+    first = get(ledger, c.job.id).lease_expires_at
+    assert first is not None
+
+    assert ledger.heartbeat(c, 600.0) is True
+
+    extended = get(ledger, c.job.id).lease_expires_at
+    assert extended is not None
+    assert extended >= first + 590
+    assert get(ledger, c.job.id).status == "running"
+
+
+def test_reaping_requeues_an_expired_job_and_counts_the_attempt(ledger: Ledger) -> None:
+    job = submit(ledger, max_attempts=3)
+    c = claim(ledger)
+    alive = submit(ledger)
+    claim(ledger, owner="w2")  # a healthy lease: not reaped
+    expire(ledger, job.id)
+
+    assert ledger.reap_expired() == [job.id]
+
+    reaped = get(ledger, job.id)
+    assert reaped.status == "queued"
+    assert reaped.attempt == 1  # the lost attempt counts
+    assert reaped.error_type == "lease_expired"
+    assert reaped.lease_owner is None
+    assert reaped.lease_expires_at is None
+    assert reaped.finished_at is None
+    assert get(ledger, alive.id).status == "running"
+    assert ledger.reap_expired() == []
+
+    again = claim(ledger)
+    assert again.job.id == job.id
+    assert again.attempt == c.attempt + 1 == 2
+
+
+def test_a_job_is_dead_after_its_last_attempt_expires(ledger: Ledger) -> None:
+    job = submit(ledger, max_attempts=2)
+    for attempt in (1, 2):
+        c = claim(ledger)
+        assert c.attempt == attempt
+        expire(ledger, job.id)
+        assert ledger.reap_expired() == [job.id]
+
+    dead = get(ledger, job.id)
+    assert dead.status == "dead"
+    assert dead.attempt == 2
+    assert dead.finished_at is not None
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+
+
+def test_an_expired_job_with_a_cancel_request_ends_cancelled(ledger: Ledger) -> None:
+    job = submit(ledger)
+    claim(ledger)
+    ledger.cancel(job.id)
+    expire(ledger, job.id)
+
+    assert ledger.reap_expired() == [job.id]
+    assert get(ledger, job.id).status == "cancelled"
+
+
+# --- fencing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second_owner", ["w2", "w1"])
+def test_a_stale_claim_can_write_nothing_after_a_reap_and_reclaim(
+    ledger: Ledger, second_owner: str
+) -> None:
+    """w1's attempt 1 is reaped and the job re-claimed (by another worker, or by w1
+    itself): everything attempt 1 still tries to write is fenced out."""
+    job = submit(ledger)
+    stale = claim(ledger, owner="w1")
+    expire(ledger, job.id)
+    ledger.reap_expired()
+    current = claim(ledger, owner=second_owner)
+    assert current.attempt == 2
+    snapshot = get(ledger, job.id)
+
+    def stale_success_with_other_writes() -> None:
+        with ledger.write() as conn:
+            ledger.record_staged_file(conn, job_id=job.id, path="x", size=1, sha256="0" * 64)
+            ledger.succeed(conn, stale, {"chunks": 1}, [])
+
+    with pytest.raises(LeaseLost):
+        stale_success_with_other_writes()
+    assert ledger.finish(stale, status="failed", error_type="x", error_message="x") is False
+    assert ledger.finish(stale, status="queued", retry_at=time.time()) is False
+    with pytest.raises(LeaseLost):
+        ledger.report_progress(
+            stale, stage="embed", current=5, total=10, fraction=0.5, message="stale", stages=[]
+        )
+    assert ledger.heartbeat(stale, LEASE) is False
+    assert ledger.hand_back(stale) is False
+
+    assert get(ledger, job.id) == snapshot  # not one column changed
+    with ledger.write() as conn:  # the succeed() transaction rolled back as a whole
+        assert conn.execute(sa.select(sa.func.count()).select_from(staged_files)).scalar() == 0
+
+    ledger.report_progress(
+        current, stage="embed", current=1, total=2, fraction=0.5, message="mine", stages=[]
+    )
+    with ledger.write() as conn:
+        ledger.succeed(conn, current, {"chunks": 1}, [{"stage": "embed"}])
+    done = get(ledger, job.id)
+    assert (done.status, done.attempt, done.result) == ("succeeded", 2, {"chunks": 1})
+    assert done.progress == 1.0
+
+
+def test_outcomes_cannot_be_written_twice(ledger: Ledger) -> None:
+    job = submit(ledger)
+    c = claim(ledger)
+    with ledger.write() as conn:
+        ledger.succeed(conn, c, {}, [])
+
+    assert ledger.finish(c, status="failed", error_type="x", error_message="x") is False
+    with pytest.raises(LeaseLost), ledger.write() as conn:
+        ledger.succeed(conn, c, {"again": True}, [])
+    assert get(ledger, job.id).status == "succeeded"
+    assert get(ledger, job.id).result == {}
+
+
+def test_a_failed_attempt_with_attempts_left_is_queued_for_later(ledger: Ledger) -> None:
+    job = submit(ledger)
+    c = claim(ledger)
+    retry_at = time.time() + 3600
+
+    assert ledger.finish(c, status="queued", error_type="embedding_error", retry_at=retry_at)
+
+    queued = get(ledger, job.id)
+    assert (queued.status, queued.attempt, queued.not_before) == ("queued", 1, retry_at)
+    assert queued.finished_at is None
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+
+
+# --- steering -----------------------------------------------------------------------------
+
+
+def test_cancelling_a_queued_job_is_immediate(ledger: Ledger) -> None:
+    job = submit(ledger)
+
+    cancelled = ledger.cancel(job.id)
+
+    assert cancelled is not None
+    assert cancelled.status == "cancelled"
+    assert cancelled.finished_at is not None
+    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert ledger.cancel("no-such-job") is None
+
+
+def test_cancelling_a_running_job_asks_it_to_stop(ledger: Ledger) -> None:
+    job = submit(ledger)
+    c = claim(ledger)
+    assert ledger.cancel_requested(job.id) is False
+
+    flagged = ledger.cancel(job.id)
+
+    assert flagged is not None
+    assert (flagged.status, flagged.cancel_requested) == ("running", True)
+    assert ledger.cancel_requested(job.id) is True
+    # The worker stops at its next checkpoint and records it, still fenced.
+    assert ledger.finish(c, status="cancelled", error_type="cancelled")
+    assert get(ledger, job.id).status == "cancelled"
+
+
+def test_cancelling_a_finished_job_changes_nothing(ledger: Ledger) -> None:
+    job = submit(ledger)
+    c = claim(ledger)
+    with ledger.write() as conn:
+        ledger.succeed(conn, c, {}, [])
+
+    after = ledger.cancel(job.id)
+
+    assert after is not None
+    assert (after.status, after.cancel_requested) == ("succeeded", False)
+
+
+@pytest.mark.parametrize("status", ["failed", "dead", "cancelled"])
+def test_retry_requeues_a_finished_job_with_fresh_attempts(ledger: Ledger, status: str) -> None:
+    job = submit(ledger, max_attempts=3)
+    c = claim(ledger)
+    update(ledger, job.id, attempt=3, cancel_requested=status == "cancelled")
+    c = Claim(get(ledger, job.id), c.owner)
+    fail_outright(ledger, c, status)
+
+    retried = ledger.retry(job.id)
+
+    assert retried is not None
+    assert (retried.status, retried.attempt) == ("queued", 0)
+    assert retried.cancel_requested is False
+    assert retried.finished_at is None
+    again = claim(ledger)
+    assert (again.job.id, again.attempt) == (job.id, 1)
+
+
+def test_retry_leaves_queued_running_and_succeeded_jobs_alone(ledger: Ledger) -> None:
+    queued = submit(ledger, priority=-1)
+    running = submit(ledger, priority=2)
+    succeeded = submit(ledger, priority=1)
+    assert claim(ledger).job.id == running.id
+    c = claim(ledger)
+    assert c.job.id == succeeded.id
+    with ledger.write() as conn:
+        ledger.succeed(conn, c, {}, [])
+
+    for job_id, status in ((queued.id, "queued"), (running.id, "running")):
+        retried = ledger.retry(job_id)
+        assert retried is not None
+        assert retried.status == status
+    done = ledger.retry(succeeded.id)
+    assert done is not None
+    assert (done.status, done.attempt) == ("succeeded", 1)
+    assert ledger.retry("no-such-job") is None
+
+
+def test_hand_back_returns_the_job_without_counting_the_attempt(ledger: Ledger) -> None:
+    job = submit(ledger)
+    c = claim(ledger)
+
+    assert ledger.hand_back(c) is True
+
+    back = get(ledger, job.id)
+    assert (back.status, back.attempt) == ("queued", 0)
+    assert back.lease_owner is None
+    assert ledger.hand_back(c) is False  # only once
+    assert claim(ledger).attempt == 1
+
+
+def test_purge_removes_old_finished_jobs_only(ledger: Ledger) -> None:
+    now = time.time()
+    old = now - 10 * 86400
+    states = {
+        "old_succeeded": ("succeeded", old),
+        "old_failed": ("failed", old),
+        "old_dead": ("dead", old),
+        "old_cancelled": ("cancelled", old),
+        "recent_succeeded": ("succeeded", now - 60),
+        "old_queued": ("queued", old),  # finished once, since retried
+        "old_running": ("running", None),
+    }
+    ids: dict[str, str] = {}
+    for name, (status, finished_at) in states.items():
+        ids[name] = submit(ledger).id
+        update(ledger, ids[name], status=status, finished_at=finished_at, created_at=old)
+    with ledger.write() as conn:
+        for name in ("old_succeeded", "old_failed"):
+            ledger.record_staged_file(conn, job_id=ids[name], path=name, size=1, sha256="0" * 64)
+    ledger.mark_staged_removed(
+        [
+            staged_id
+            for staged_id, path in ledger.staged_files_to_remove(0)
+            if path == "old_succeeded"
+        ]
+    )
+
+    assert ledger.purge_finished(now - 7 * 86400) == 4
+
+    left = {j.id: j.status for j in ledger.list_jobs(limit=10)}
+    assert left == {ids[n]: states[n][0] for n in ("recent_succeeded", "old_queued", "old_running")}
+    with ledger.write() as conn:
+        staged = set(conn.execute(sa.select(staged_files.c.path)).scalars())
+    # A removed file's record goes with its job; one still on disk stays for cleanup.
+    assert staged == {"old_failed"}
+    assert ledger.purge_finished(now - 7 * 86400) == 0
