@@ -10,6 +10,7 @@ import pytest
 
 from ingest.store import Store
 from ingest.store.ledger import Job, Ledger
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import RedisServer, Spawner
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -104,3 +105,13 @@ def db(queue_env: dict[str, str]) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible embeddings endpoint in this process, for the workers to call."""
+    server = FakeOpenAI()
+    try:
+        yield server
+    finally:
+        server.stop()

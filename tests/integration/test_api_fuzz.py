@@ -9,6 +9,7 @@ fuzzer reaches past the 404s."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
 from schemathesis.python.asgi import shutdown_lifespans
 
 from ingest.api.app import create_app
@@ -61,11 +63,12 @@ def fuzz_target(
         poll_seconds=0.2,
         scheduler_tick_seconds=0.2,
     )
+    real_embedder.embed(["warm up"])  # the first call loads the model: not in a job's time
     ctx = Context(settings, embedder=real_embedder)
     try:
         admin_key, _ = Access(ctx.store.engine).create_key("admin", name="fuzzer")
-        # Real rows for the fuzzer to hit: a ready document, a failed one, and jobs
-        # in each state a route treats differently. The worker starts with the app.
+        # Real rows for the fuzzer to hit: a ready document and a failed one, and jobs
+        # that succeed, fail or were cancelled. The worker starts with the app.
         docs = root / "docs"
         good = ctx.submitter.submit_path(
             make_txt(docs, "policy.txt", "Signing keys are rotated every ninety days. " * 20),
@@ -75,8 +78,8 @@ def fuzz_target(
         bad = ctx.submitter.submit_path(
             make_corrupt_pdf(docs, "broken.pdf"), collection="default", stage=True
         )
-        make_txt(settings.incoming_dir / "shared", "notes.txt", "Backups run nightly.")
-        later = ctx.ledger.submit(NewJob(kind="noop", payload={}))
+        later = ctx.ledger.submit(NewJob(kind="noop", payload={}, not_before=time.time() + 3600))
+        ctx.ledger.cancel(later.id)
         ids = {
             "document_id": [d for d in (good.document_id, bad.document_id) if d],
             "job_id": [good.id, bad.id, later.id],
@@ -142,7 +145,7 @@ def test_no_operation_answers_with_a_server_error(
 
 def test_the_fuzzer_got_past_authentication(fuzz_target: FuzzTarget) -> None:
     """The audit log shows the fuzzer's mutating calls, made as the admin key."""
-    entries = Access(fuzz_target.ctx.store.engine).audit_entries(limit=1000)
+    entries = Access(fuzz_target.ctx.store.engine).audit_entries(limit=1_000_000)
     actions = {e["action"] for e in entries if (e["actor"] or "").startswith("fuzzer")}
     if not actions:
         pytest.skip("runs after the fuzz tests of this module")
@@ -155,3 +158,64 @@ def test_the_fuzzer_got_past_authentication(fuzz_target: FuzzTarget) -> None:
         "POST /api/v1/chat",
     ):
         assert action in actions, sorted(actions)
+
+
+# Generated multipart parts are all named after their field ("files"), so the
+# schema-driven fuzzer never gets past the type check: here the uploads are real
+# files of every supported type with random (sometimes plausible) contents.
+_ZIP = b"PK\x03\x04"
+_MAGIC = {
+    ".pdf": b"%PDF-1.7\n",
+    ".docx": _ZIP,
+    ".pptx": _ZIP,
+    ".xlsx": _ZIP,
+    ".txt": b"\xef\xbb\xbf",
+}
+_NAMES = st.sampled_from(
+    [".txt", ".md", ".csv", ".json", ".html", ".eml", ".pdf", ".docx", ".pptx", ".xlsx", ".png"]
+)
+
+
+@st.composite
+def _uploads(draw: st.DrawFn) -> list[tuple[str, tuple[str, bytes, str]]]:
+    files = []
+    for n in range(draw(st.integers(min_value=1, max_value=3))):
+        suffix = draw(_NAMES)
+        prefix = _MAGIC.get(suffix, b"") if draw(st.booleans()) else b""
+        content = prefix + draw(st.binary(max_size=2048))
+        files.append(("files", (f"fuzz-{n}{suffix}", content, "application/octet-stream")))
+    return files
+
+
+def test_uploads_of_arbitrary_bytes_never_fail_the_server(fuzz_target: FuzzTarget) -> None:
+    headers = {"Authorization": f"Bearer {fuzz_target.admin_key}"}
+    metadata = st.one_of(st.none(), st.just("{}"), st.text(max_size=20), st.just('{"a": [1]}'))
+    accepted: list[str] = []
+    with asgi.get_client(fuzz_target.app) as client:
+
+        @hypothesis.settings(
+            max_examples=MAX_EXAMPLES * 2,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        @hypothesis.given(files=_uploads(), meta=metadata)
+        def upload(files: list[tuple[str, tuple[str, bytes, str]]], meta: str | None) -> None:
+            data = {"collection": "fuzz"} | ({"metadata": meta} if meta is not None else {})
+            response = client.post("/api/v1/documents", files=files, data=data, headers=headers)
+            assert response.status_code in (202, 415, 422), response.text
+            if response.status_code == 202:
+                accepted.extend(j["job_id"] for j in response.json()["jobs"])
+
+        upload()
+        # Whatever the bytes were, each accepted job ends and the worker lives on.
+        deadline = time.monotonic() + 30
+        while True:
+            jobs = fuzz_target.ctx.ledger.get_many(accepted)
+            if all(j.is_terminal for j in jobs):
+                break
+            assert time.monotonic() < deadline, [j.status for j in jobs]
+            time.sleep(0.05)  # the poll interval of a deadline-bounded poll
+        assert {j.status for j in jobs} <= {"succeeded", "failed"}
+        assert client.get("/health/ready").status_code == 200
+        assert accepted

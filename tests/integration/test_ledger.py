@@ -454,3 +454,26 @@ def test_purge_removes_old_finished_jobs_only(ledger: Ledger) -> None:
     # A removed file's record goes with its job; one still on disk stays for cleanup.
     assert staged == {"old_failed"}
     assert ledger.purge_finished(now - 7 * 86400) == 0
+
+
+def test_cleanup_keeps_the_bytes_of_jobs_that_can_still_be_retried(ledger: Ledger) -> None:
+    """A succeeded job's staged file can go at once; a failed, dead or cancelled job
+    may be retried (`ingest jobs retry`), so its file stays for the upload retention."""
+    now = time.time()
+    retention_start = now - 86400
+    statuses = ("succeeded", "failed", "dead", "cancelled", "queued", "running")
+    with ledger.write() as conn:
+        for status in statuses:
+            job = ledger.enqueue(conn, NewJob(kind="ingest", payload={}))
+            conn.execute(sa.update(jobs).where(jobs.c.id == job.id).values(status=status))
+            ledger.record_staged_file(conn, job_id=job.id, path=status, size=1, sha256="0" * 64)
+        # A job purged from the ledger left its file behind.
+        ledger.record_staged_file(conn, job_id="purged", path="orphan", size=1, sha256="0" * 64)
+
+    fresh = {path for _, path in ledger.staged_files_to_remove(retention_start)}
+    assert fresh == {"succeeded"}
+
+    with ledger.write() as conn:
+        conn.execute(sa.update(staged_files).values(created_at=now - 2 * 86400))
+    expired = {path for _, path in ledger.staged_files_to_remove(retention_start)}
+    assert expired == {"succeeded", "failed", "dead", "cancelled", "orphan"}

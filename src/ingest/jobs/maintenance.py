@@ -25,7 +25,8 @@ TASKS = (CLEANUP_STAGED, PURGE_JOBS, ORPHANS, INTEGRITY)
 def cleanup_staged(
     services: Context, execution: JobExecution, parse: ParseFunction | None
 ) -> dict[str, Any]:
-    """Delete staged uploads whose job has finished, and abandoned ones past retention."""
+    """Delete staged uploads whose job succeeded, and the rest (failed, dead, cancelled,
+    abandoned) once past the upload retention, so a retry still finds its file."""
     root = services.settings.incoming_dir.resolve()
     older_than = time.time() - services.settings.upload_retention.total_seconds()
     removable = services.ledger.staged_files_to_remove(older_than)
@@ -42,7 +43,13 @@ def cleanup_staged(
 
 
 def _remove_empty_parent(folder: Path, root: Path) -> None:
-    if folder != root and root in folder.parents and not any(folder.iterdir()):
+    if folder == root or root not in folder.parents:
+        return
+    try:
+        empty = not any(folder.iterdir())
+    except FileNotFoundError:  # already gone (another cleanup, a discarded duplicate)
+        return
+    if empty:
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -124,7 +124,11 @@ class Worker:
                 self.doorbell.wait(self.queues, poll)
 
     def _runnable_left(self) -> bool:
-        return bool(self.ledger.list_jobs(statuses=["queued", "running"], limit=1))
+        # Only this worker's queues: another queue's backlog would keep it forever.
+        return any(
+            self.ledger.list_jobs(statuses=["queued", "running"], queue=queue, limit=1)
+            for queue in self.queues
+        )
 
     def _fill(self) -> int:
         free = self.concurrency - self.running_jobs

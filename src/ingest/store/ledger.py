@@ -563,17 +563,18 @@ class Ledger:
         )
 
     def staged_files_to_remove(self, older_than: float) -> list[tuple[int, str]]:
-        """Staged files whose job finished, or that are older than the upload retention
-        while their job is gone."""
-        finished = sa.select(jobs.c.id).where(jobs.c.status.in_(list(TERMINAL)))
-        live = sa.select(jobs.c.id)
+        """Staged files whose job succeeded, or that are older than the upload retention
+        while their job is gone or can only be retried by hand (failed, dead, cancelled:
+        `retry` re-runs the job on these very bytes, so they must outlive its failure)."""
+        succeeded = sa.select(jobs.c.id).where(jobs.c.status == "succeeded")
+        active = sa.select(jobs.c.id).where(jobs.c.status.in_(list(ACTIVE)))
         stmt = sa.select(staged_files.c.id, staged_files.c.path).where(
             staged_files.c.removed_at.is_(None),
             sa.or_(
-                staged_files.c.job_id.in_(finished),
+                staged_files.c.job_id.in_(succeeded),
                 sa.and_(
                     staged_files.c.created_at < older_than,
-                    staged_files.c.job_id.not_in(live),
+                    staged_files.c.job_id.not_in(active),
                 ),
             ),
         )
