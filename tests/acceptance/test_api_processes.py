@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ meeting review policy"""
 _WORDS = _VOCABULARY.split()
 
 # ~190 words make one chunk with the default chunker (254 tokens).
-LARGE_DOC_WORDS = 11_500  # ~60 chunks: ~8 embedding batches of 8
+LARGE_DOC_WORDS = 7_600  # ~40 chunks: five embedding batches of 8
 MEDIUM_DOC_WORDS = 3_000  # ~16 chunks
 
 # Words that appear nowhere in `prose`, so exactly one document is about them.
@@ -135,7 +135,14 @@ class Api:
         job: dict[str, Any] = response.json()
         return job
 
-    def wait_job(self, job_id: str, predicate: Any, timeout: float, what: str, alive: Any) -> Any:
+    def wait_job(
+        self,
+        job_id: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float,
+        what: str,
+        alive: Sequence[Proc],
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             job = self.job(job_id)
             return job if predicate(job) else None
@@ -188,7 +195,7 @@ class Api:
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
     """(event, parsed JSON data) for each Server-Sent Event; comments (pings) skipped."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in response.iter_lines():
         if not line:
             if data:
@@ -368,7 +375,7 @@ def test_two_api_processes_share_rate_limits_and_conversation_memory(
 
 def embedding_batches_committed(job: dict[str, Any]) -> bool:
     """Running, in the embed stage, with at least two batches of 8 done."""
-    return job["status"] == "running" and job["stage"] == "embed" and job["current"] >= 16
+    return bool(job["status"] == "running" and job["stage"] == "embed" and job["current"] >= 16)
 
 
 @pytest.mark.timeout(300)
@@ -388,7 +395,7 @@ def test_inline_server_killed_mid_job_resumes_after_restart_without_duplicates(
             job_id, embedding_batches_committed, 120, "embedding batches", alive=[first]
         )
         assert running["attempt"] == 1
-        assert running["total"] >= 50, running  # ~60 chunks
+        assert running["total"] >= 35, running  # ~40 chunks
         kill_hard(first)
         interrupted = db.job(job_id)
         assert (interrupted.status, interrupted.attempt) == ("running", 1)

@@ -213,7 +213,7 @@ def test_topology_survives_chaos(
     try:
         job_ids = upload_all([f"http://127.0.0.1:{p}" for p in ports], key, folder)
         assert len(job_ids) == DOCUMENTS
-        recovery = watch_recoveries(ledger, job_ids, chaos, timeout=600)
+        requeue, recovery = watch_recoveries(ledger, job_ids, chaos, timeout=600)
     finally:
         stop.set()
         chaos_thread.join()
@@ -237,7 +237,8 @@ def test_topology_survives_chaos(
     print(
         f"\ntopology: {DOCUMENTS} documents in {elapsed:.0f} s; {chaos.kills} worker kills, "
         f"{chaos.api_restarts} API restart, {chaos.redis_restarts} Redis restart; "
-        f"{retries} retries; longest kill -> running again: {max(recovery, default=0):.1f} s"
+        f"{retries} retries; longest kill -> back in the queue: {max(requeue, default=0):.1f} s, "
+        f"-> running again: {max(recovery, default=0):.1f} s"
     )
     assert non_terminal == 0
     assert {j.status for j in ingest_jobs} == {"succeeded"}
@@ -255,16 +256,20 @@ def test_topology_survives_chaos(
         assert len(kinds) == 4, f"slot {slot} is missing maintenance tasks: {kinds}"
     assert chaos.kills >= 3
     assert recovery, "no kill hit a running job; the chaos proved nothing"
-    assert max(recovery) <= 20  # defaults promise 10 s; headroom for a loaded CI box
+    # The promise (defaults): a dead worker's job is queued again within 10 s. Running
+    # it again also waits for a free slot behind the backlog, so that is only printed.
+    assert max(requeue) <= 12
 
 
 def watch_recoveries(
     ledger: Ledger, job_ids: list[str], chaos: Chaos, *, timeout: float
-) -> list[float]:
-    """Wait for every job to finish; meanwhile, for each job a killed worker held,
-    time from the kill until the job runs again (or finishes) under a new attempt."""
-    pending: dict[str, tuple[int, float]] = {}  # job id -> (attempt at kill, kill time)
-    recoveries: list[float] = []
+) -> tuple[list[float], list[float]]:
+    """Wait for every job to finish. Meanwhile, for each job a killed worker held,
+    time from the kill until the job is released (back in the queue, or taken by
+    another worker) and until it runs again under a new attempt."""
+    held: dict[str, tuple[int, str, float]] = {}  # job id -> (attempt, dead owner, kill time)
+    requeued: dict[str, float] = {}
+    running_again: dict[str, float] = {}
     seen_kills: set[int] = set()
 
     def all_done() -> bool:
@@ -275,14 +280,19 @@ def watch_recoveries(
             seen_kills.add(pid)
             for job in ledger.list_jobs(statuses=["running"], limit=100):
                 if job.lease_owner and f":{pid}:" in job.lease_owner:
-                    pending[job.id] = (job.attempt, at)
-        for job_id, (attempt, at) in list(pending.items()):
+                    held[job.id] = (job.attempt, job.lease_owner, at)
+        for job_id, (attempt, owner, at) in held.items():
+            if job_id in running_again:
+                continue
             job = ledger.get(job_id)
-            if job and job.attempt > attempt and job.status in ("running", "succeeded"):
-                recoveries.append(now - at)
-                del pending[job_id]
+            if job is None:
+                continue
+            if job_id not in requeued and job.lease_owner != owner:
+                requeued[job_id] = now - at
+            if job.attempt > attempt and job.status in ("running", "succeeded"):
+                running_again[job_id] = now - at
         finished = ledger.get_many(job_ids)
-        return all(j.is_terminal for j in finished) and not pending
+        return all(j.is_terminal for j in finished) and len(running_again) == len(held)
 
     wait_until(all_done, timeout, interval=0.1, message="every job to finish")
-    return recoveries
+    return list(requeued.values()), list(running_again.values())

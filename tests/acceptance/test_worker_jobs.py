@@ -247,7 +247,8 @@ def test_killed_worker_job_reruns_on_a_new_worker_without_duplicates(
 ) -> None:
     # Default lease (6 s), heartbeat (2 s) and poll (1 s): what is measured is real.
     env = {k: v for k, v in queue_env.items() if k != "INGEST_POLL_SECONDS"}
-    large = make_txt(tmp_path / "docs", "large.txt", prose(LARGE_DOC_WORDS, 11))
+    # ~48 chunks: killed after two batches, the re-run still has four to embed.
+    large = make_txt(tmp_path / "docs", "large.txt", prose(PROGRESS_DOC_WORDS, 11))
     job_id = submit_one(env, large)
     first = spawn.worker(env, name="worker-1")
 

@@ -219,7 +219,8 @@ def test_upload_poll_list_search_and_delete(api: Api, tmp_path: Path) -> None:
     assert pdf_chunks[0]["page"] == 1
 
     # Search: the hits a client gets are the ones `ingest search --json` prints.
-    body = {"query": "how often are signing keys rotated", "k": 3, "collection": "handbook"}
+    query = "how often are signing keys rotated"
+    body = {"query": query, "k": 3, "collection": "handbook"}
     response = api.post("/api/v1/search", "viewer", json=body)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
@@ -230,10 +231,7 @@ def test_upload_poll_list_search_and_delete(api: Api, tmp_path: Path) -> None:
     assert results[0]["document_id"] == ids["keys.txt"]
     assert results[0]["source"] == "upload://handbook/keys.txt"
     assert "signing keys" in results[0]["text"]
-    cli_hits = [
-        h.as_dict()
-        for h in api.ctx.searcher.search(body["query"], k=3, collection="handbook")  # type: ignore[arg-type]
-    ]
+    cli_hits = [h.as_dict() for h in api.ctx.searcher.search(query, k=3, collection="handbook")]
     assert [h["chunk_id"] for h in results] == [h["chunk_id"] for h in cli_hits]
     assert [set(h) for h in cli_hits] == [HIT_KEYS] * len(cli_hits)
 

@@ -117,7 +117,8 @@ def settings_from_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -
         if var.upper() in settings_env_names():
             monkeypatch.delenv(var)
     for var, value in env.items():
-        monkeypatch.setenv(var, value)
+        if var.upper() in settings_env_names():
+            monkeypatch.setenv(var, value)
     return Settings(_env_file=None)
 
 
@@ -1189,7 +1190,7 @@ def spawner(tmp_path: Path) -> Iterator[Spawner]:
 
 
 WORKER_CHECKS = _scripts("list_workers")
-SCHEDULER_CHECKS = _scripts("slot_of")
+SCHEDULER_CHECKS = _scripts("maintenance.integrity")
 SCHEMA_WAITS = _scripts("require_current_schema")
 HTTP_CHECKS = _scripts("urllib.request")
 
@@ -1298,3 +1299,25 @@ def test_worker_check_uses_the_hostname_the_worker_registers_with() -> None:
     from ingest.jobs.worker import new_worker_id
 
     assert new_worker_id().split(":")[0] == socket.gethostname()
+
+
+def test_the_image_owns_the_paths_the_deployments_mount(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty named volume takes the ownership of the image's folder it is mounted
+    on, and pods get fsGroup: both only help if the uid and paths agree."""
+    uid, _, gid = final_stage_instruction("USER")["value"].partition(":")
+    setup = " ".join(i["value"] for i in dockerfile_stages()[-1] if i["instruction"] == "RUN")
+    incoming = dockerfile_env()["INGEST_INCOMING_DIR"]
+    assert f"--uid {uid}" in setup
+    assert f"--gid {gid}" in setup
+    assert incoming in setup
+    assert "chown" in setup
+    compose_dirs = {
+        str(settings_from_env(monkeypatch, service_env(svc)).incoming_dir)
+        for svc in ingest_services(COMPOSE).values()
+    }
+    assert compose_dirs == {incoming}
+    assert k8s_settings_env()["INGEST_INCOMING_DIR"] == incoming
+    for workload, template in pod_templates().items():
+        security = template["spec"]["securityContext"]
+        assert str(security["runAsUser"]) == uid, workload
+        assert str(security.get("fsGroup", gid)) == gid, workload
