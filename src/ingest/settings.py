@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     embedding_attempts: int = Field(default=4, ge=1)
 
     # Retrieval
-    search_k: int = Field(default=10, ge=1, le=1000)
     fusion_rrf_k: int = Field(default=60, ge=1)
     fusion_vector_weight: float = Field(default=1.0, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
@@ -87,7 +86,6 @@ class Settings(BaseSettings):
     max_queued: int = Field(default=10_000, ge=1)
     rate_limit: str = "600/minute"
     auth_failure_rate_limit: str = "30/minute"
-    cors_origins: str = ""
     sse_ping_seconds: float = Field(default=15.0, gt=0)
 
     # Answers (chat)
@@ -97,7 +95,6 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=120.0, gt=0)
     chat_context_chunks: int = Field(default=5, ge=1, le=50)
     chat_history_messages: int = Field(default=20, ge=0, le=200)
-    chat_max_message_chars: int = Field(default=8_000, ge=1)
 
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "warning"

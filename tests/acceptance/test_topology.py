@@ -197,8 +197,7 @@ def test_topology_survives_chaos(
     ports = [free_port(), free_port()]
     apis = [(spawn.serve(env, port), port) for port in ports]
     workers = [spawn.worker(env, queues="ingest,maintenance", concurrency=2) for _ in range(3)]
-    spawn.ingest(env, "scheduler", name="scheduler")
-    spawn.ingest(env, "scheduler", name="scheduler")
+    schedulers = [spawn.ingest(env, "scheduler", name="scheduler") for _ in range(2)]
     for proc, port in apis:
         wait_http_ok(f"http://127.0.0.1:{port}/health/live", 60, alive=[proc])
 
@@ -219,6 +218,15 @@ def test_topology_survives_chaos(
         chaos_thread.join()
     assert not chaos.errors, chaos.errors
     elapsed = time.monotonic() - started
+    # Stop the schedulers, then let the workers drain the last maintenance slot.
+    for scheduler in schedulers:
+        scheduler.terminate()
+        scheduler.wait(30)
+    wait_until(
+        lambda: not ledger.list_jobs(statuses=["queued", "running"], limit=1),
+        60,
+        message="the last maintenance jobs to finish",
+    )
 
     with store.engine.connect() as conn:
         non_terminal = conn.execute(

@@ -304,7 +304,7 @@ def test_transient_embedding_failures_retry_then_dead_letter_and_manual_retry(
     server = fake_openai
     env = openai_env(queue_env, server)
     docs = tmp_path / "docs"
-    worker = spawn.worker(env, queues="ingest,maintenance", concurrency=2)
+    worker = spawn.worker(env, queues="ingest,maintenance", concurrency=1)
 
     # Two 503s, then healthy: attempts 1 and 2 fail, attempt 3 succeeds.
     server.fail_next(2, 503, "overloaded, try later")
@@ -481,7 +481,7 @@ def test_cancel_a_queued_job_and_a_running_one(
 
     large = make_txt(docs, "large.txt", prose(LARGE_DOC_WORDS, 42))
     running = submit_one(queue_env, large)
-    worker = spawn.worker(queue_env, concurrency=2)
+    worker = spawn.worker(queue_env, concurrency=1)
     wait_for_job(db, running, embedding, timeout=150, what="embedding", alive=[worker])
 
     [view] = run_cli_json(queue_env, "jobs", "cancel", running)["jobs"]
@@ -623,7 +623,7 @@ def test_a_burst_worker_drains_its_queues_and_exits(
     # Work for another queue, which this worker does not take, must not keep it.
     other = db.ledger.submit(NewJob(kind=INTEGRITY, payload={}, queue="maintenance"))
 
-    worker = spawn.worker(env, queues="ingest", extra=["--burst"])
+    worker = spawn.worker(env, queues="ingest", concurrency=1, extra=["--burst"])
     assert worker.wait(timeout=120) == 0, worker.log_tail()
 
     finished = db.ledger.get_many(job_ids)

@@ -4,6 +4,7 @@ replica enforces one shared limit; in memory otherwise."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import cast
@@ -11,6 +12,8 @@ from typing import cast
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
 
 
 class RateLimits:
@@ -23,10 +26,17 @@ class RateLimits:
         self._auth_failures: RateLimitItem = parse(auth_failures)
 
     def _hit(self, item: RateLimitItem, *identifiers: str) -> int | None:
-        """Count one request; None if allowed, else seconds until one is allowed."""
-        if self._limiter.hit(item, *identifiers):
+        """Count one request; None if allowed, else seconds until one is allowed.
+
+        If the counter store (Redis) is unreachable the request is let through: an
+        outage of the doorbell must not take search and uploads down with it."""
+        try:
+            if self._limiter.hit(item, *identifiers):
+                return None
+            stats = self._limiter.get_window_stats(item, *identifiers)
+        except Exception as exc:
+            _warn_unlimited(exc)
             return None
-        stats = self._limiter.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     def hit_key(self, key_id: str) -> int | None:
@@ -37,7 +47,21 @@ class RateLimits:
 
     def auth_failures_exhausted(self, client_ip: str) -> int | None:
         """Seconds to wait when this IP already used up its failed-auth budget."""
-        if self._limiter.test(self._auth_failures, "authfail", client_ip):
+        try:
+            if self._limiter.test(self._auth_failures, "authfail", client_ip):
+                return None
+            stats = self._limiter.get_window_stats(self._auth_failures, "authfail", client_ip)
+        except Exception as exc:
+            _warn_unlimited(exc)
             return None
-        stats = self._limiter.get_window_stats(self._auth_failures, "authfail", client_ip)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+_last_warning = 0.0
+
+
+def _warn_unlimited(exc: Exception) -> None:
+    global _last_warning
+    if time.monotonic() - _last_warning > 30:  # once per 30 s, not once per request
+        _last_warning = time.monotonic()
+        log.warning("rate-limit store unavailable (%s); requests are not being limited", exc)

@@ -1,0 +1,257 @@
+"""Scale-out figures on PostgreSQL + pgvector (a real server from the pgserver wheel,
+started in a temp dir on a free port, as the tests do).
+
+    .venv/bin/python bench/pg_bench.py scaling [--docs 400] [--workers 1 2 3]
+    .venv/bin/python bench/pg_bench.py search [--chunks 100000 1000000] [--queries 200]
+
+`scaling`: ingest throughput (documents/s, chunks/s) with 1, 2 and 3 worker processes
+(`python -m ingest.worker --concurrency 1`), Redis doorbell, PostgreSQL ledger; measured
+from the first claim to the last finish, after each worker has loaded its model.
+`search`: Store.vector_search (HNSW, ef_search 40) and hybrid search latency at N chunks,
+bulk-loaded with COPY and indexed once (m=16, ef_construction=128, maintenance_work_mem 1GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.postgres import PostgresServer
+from tests.support.processes import RedisServer
+
+from bench_common import percentile
+from ingest.context import Context
+from ingest.settings import Settings
+from ingest.store import Store
+from ingest.store.ledger import Ledger
+
+TOPICS = [
+    "signing keys rotate every ninety days in the vault console",
+    "ledger backups are copied to cold storage each night",
+    "the onboarding checklist covers laptops and badges",
+    "incident reviews are written within five days",
+    "quarterly planning sets the roadmap for each team",
+    "the search cluster is tuned for relevance weekly",
+]
+
+
+def migrated(url: str) -> None:
+    store = Store.open(url)
+    store.migrate()
+    store.close()
+
+
+def scaling(args: argparse.Namespace) -> None:
+    server = PostgresServer()
+    server.start()
+    work = Path(tempfile.mkdtemp(prefix="ingest-pg-scaling-"))
+    redis = RedisServer(work / "redis")
+    redis.start()
+    docs = work / "docs"
+    docs.mkdir()
+    for i in range(args.docs):
+        topic = TOPICS[i % len(TOPICS)]
+        (docs / f"doc{i:05d}.txt").write_text(
+            f"Document {i}. " + " ".join(f"{topic}, note {i}.{n}." for n in range(12))
+        )
+    rows = []
+    try:
+        for n_workers in args.workers:
+            url = server.create_database()
+            migrated(url)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+            env.update(
+                DATABASE_URL=url,
+                REDIS_URL=redis.url,
+                INGEST_MODE="queue",
+                INGEST_INCOMING_DIR=str(work / f"incoming{n_workers}"),
+                INGEST_LOG_LEVEL="warning",
+            )
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "ingest.worker", "--concurrency", "1"],
+                    env=env,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(n_workers)
+            ]
+            try:
+                ctx = Context(
+                    Settings(
+                        database_url=url,
+                        redis_url=redis.url,
+                        mode="queue",
+                        incoming_dir=work / f"incoming{n_workers}",
+                    )
+                )
+                warm = work / f"warm{n_workers}"
+                warm.mkdir()
+                warm_jobs = []
+                for w in range(n_workers * 2):
+                    (warm / f"w{w}.txt").write_text(f"warm up {w}")
+                    warm_jobs.append(
+                        ctx.submitter.submit_path(
+                            warm / f"w{w}.txt", collection="warm", stage=True
+                        ).id
+                    )
+                wait_terminal(ctx.ledger, warm_jobs)
+                ids = [
+                    ctx.submitter.submit_path(p, collection="bench", stage=True).id
+                    for p in sorted(docs.iterdir())
+                ]
+                finished = wait_terminal(ctx.ledger, ids)
+                start = min(j.started_at or 0 for j in finished)
+                end = max(j.finished_at or 0 for j in finished)
+                chunks = sum(int((j.result or {}).get("chunks", 0)) for j in finished)
+                ok = sum(j.status == "succeeded" for j in finished)
+                rows.append((n_workers, ok, chunks, end - start))
+                ctx.close()
+            finally:
+                for w in workers:
+                    w.send_signal(signal.SIGTERM)
+                for w in workers:
+                    w.wait(60)
+    finally:
+        redis.stop()
+        server.stop()
+    print(f"ingest scaling on PostgreSQL ({args.docs} documents, {os.cpu_count()} cores)")
+    base = rows[0][1] / rows[0][3]
+    for n, ok, chunks, seconds in rows:
+        rate = ok / seconds
+        print(
+            f"  {n} worker(s): {rate:5.1f} docs/s, {chunks / seconds:5.1f} chunks/s "
+            f"({ok} ok in {seconds:.1f} s), speed-up x{rate / base:.2f}"
+        )
+
+
+def wait_terminal(ledger: Ledger, ids: list[str], timeout: float = 3600) -> list:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = ledger.get_many(ids)
+        if all(j.is_terminal for j in jobs):
+            return jobs
+        time.sleep(0.5)
+    raise TimeoutError("jobs did not finish")
+
+
+def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200) -> None:
+    """n chunks (one document per 50) with clustered unit vectors, via COPY."""
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(clusters, dim)).astype(np.float32)
+    plain = url.replace("+psycopg", "")
+    with psycopg.connect(plain) as conn:
+        conn.execute("DROP INDEX IF EXISTS ix_vectors_hnsw_384")
+        conn.execute("INSERT INTO collections(name, created_at) VALUES ('scale', now())")
+        cid = conn.execute("SELECT id FROM collections WHERE name='scale'").fetchone()[0]  # type: ignore[index]
+        words = " ".join(TOPICS).split()
+        with conn.cursor().copy(
+            "COPY documents (id, collection_id, source_uri, status, metadata, chunk_count,"
+            " created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for d in range(n // 50):
+                copy.write_row(
+                    (
+                        f"d{d:031d}",
+                        cid,
+                        f"scale://{d}",
+                        "ready",
+                        "{}",
+                        50,
+                        "2026-01-01",
+                        "2026-01-01",
+                    )
+                )
+        with conn.cursor().copy(
+            "COPY chunks (id, document_id, ordinal, text, text_hash, token_count) FROM STDIN"
+        ) as copy:
+            for i in range(n):
+                text = " ".join(random.Random(i).choices(words, k=30))
+                copy.write_row((f"c{i:031d}", f"d{i // 50:031d}", i % 50, text, f"h{i:063d}", 30))
+        with conn.cursor().copy(
+            "COPY vectors (model, text_hash, dim, embedding, created_at) FROM STDIN"
+        ) as copy:
+            for start in range(0, n, 10_000):
+                size = min(10_000, n - start)
+                labels = rng.integers(0, clusters, size=size)
+                vecs = centers[labels] + rng.normal(scale=0.6, size=(size, dim)).astype(np.float32)
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                for j in range(size):
+                    literal = "[" + ",".join(f"{x:.5f}" for x in vecs[j]) + "]"
+                    copy.write_row((model, f"h{start + j:063d}", dim, literal, "2026-01-01"))
+        conn.commit()
+        started = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute(
+            "CREATE INDEX ix_vectors_hnsw_384 ON vectors USING hnsw "
+            "((embedding::vector(384)) vector_cosine_ops) WITH (m = 16, ef_construction = 128) "
+            "WHERE dim = 384"
+        )
+        conn.execute("ANALYZE")
+        conn.commit()
+        print(f"  HNSW build for {n:,} vectors: {time.perf_counter() - started:.0f} s")
+
+
+def search(args: argparse.Namespace) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        for n in args.chunks:
+            url = server.create_database()
+            migrated(url)
+            ctx = Context(Settings(database_url=url))
+            model = ctx.embedder.model_id
+            started = time.perf_counter()
+            bulk_load(url, n, model)
+            print(f"  load of {n:,} chunks: {time.perf_counter() - started:.0f} s")
+            queries = [f"{TOPICS[i % len(TOPICS)]} {i}" for i in range(args.queries)]
+            ctx.searcher.search("warm up", k=10)
+            vec_ms, hybrid_ms = [], []
+            for q in queries:
+                v = ctx.embedder.embed([q])[0]
+                t = time.perf_counter()
+                ctx.store.vector_search(model, v.astype("<f4").tobytes(), 10)
+                vec_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                ctx.searcher.search(q, k=10)
+                hybrid_ms.append((time.perf_counter() - t) * 1000)
+            print(
+                f"search at {n:,} chunks (PostgreSQL HNSW): "
+                f"vector p50 {statistics.median(vec_ms):.1f} ms "
+                f"p99 {percentile(vec_ms, 99):.1f} ms; hybrid incl. query embedding "
+                f"p50 {statistics.median(hybrid_ms):.1f} ms p99 {percentile(hybrid_ms, 99):.1f} ms"
+            )
+            ctx.close()
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("scaling")
+    p.add_argument("--docs", type=int, default=400)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    p = sub.add_parser("search")
+    p.add_argument("--chunks", type=int, nargs="+", default=[100_000])
+    p.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    {"scaling": scaling, "search": search}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
