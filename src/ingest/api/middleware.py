@@ -18,6 +18,8 @@ from ingest.logs import log_context
 log = logging.getLogger("ingest.api")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# POSTs that only read: audited only when refused (failed authentication matters).
+_READ_ONLY_ROUTES = {"/api/v1/search", "/api/v1/chat"}
 
 
 class BodyTooLarge(Exception):
@@ -58,7 +60,11 @@ class RequestContextMiddleware:
             services = self.get_services(scope)
             if services is not None:
                 services.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
-                if scope["method"] in _MUTATING and route.startswith("/api/v1"):
+                if (
+                    scope["method"] in _MUTATING
+                    and route.startswith("/api/v1")
+                    and (route not in _READ_ONLY_ROUTES or status in (401, 403))
+                ):
                     _audit(services, scope, route, status, request_id)
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed * 1000)
             log_context.reset(token)
