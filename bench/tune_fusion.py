@@ -56,8 +56,9 @@ from ingest.query.fusion import reciprocal_rank_fusion
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
 
-RATIOS = (0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)  # vector : keyword
-RRF_KS = (5, 10, 20, 30, 60, 100)
+# vector : keyword weight ratio, finer around 1
+RATIOS = (0.25, 0.33, 0.5, 0.6, 0.67, 0.75, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
+RRF_KS = (1, 2, 3, 5, 10, 20, 30, 60, 100)
 CANDIDATES = (20, 50, 100)
 FOLDS = 5
 
@@ -96,6 +97,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--qrels", type=Path, help="tuning judgments; default qrels/train.tsv")
     p.add_argument("--eval-qrels", type=Path, help="held-out judgments; default qrels/test.tsv")
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--rankings-cache",
+        type=Path,
+        help="JSON file of the per-query rankings: read if it matches the store, else written",
+    )
     return p.parse_args(argv)
 
 
@@ -121,6 +127,27 @@ def rank_all(ctx: Context, queries: dict[str, str], depth: int) -> dict[str, Que
             keyword=[pk for pk, _ in store.keyword_search(text, depth)],
         )
     return out
+
+
+def cached_rankings(
+    path: Path | None, ctx: Context, queries: dict[str, str], depth: int, n_chunks: int
+) -> dict[str, QueryRankings]:
+    """rank_all, kept in a JSON file so re-tuning does not re-embed every query."""
+    key = {"db": str(ctx.settings.database_url), "chunks": n_chunks, "depth": depth}
+    if path is not None and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key and set(queries) <= set(saved["rankings"]):
+            print(f"rankings read from {path}", flush=True)
+            return {
+                q: QueryRankings(saved["rankings"][q]["vector"], saved["rankings"][q]["keyword"])
+                for q in queries
+            }
+    rankings = rank_all(ctx, queries, depth)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {q: {"vector": r.vector, "keyword": r.keyword} for q, r in rankings.items()}
+        path.write_text(json.dumps({"key": key, "rankings": data}))
+    return rankings
 
 
 def fused_docs(r: QueryRankings, p: Point, pk_doc: dict[int, str], k: int) -> list[str]:
@@ -254,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         needed = {q: queries[q] for q in [*tune_qrels, *eval_qrels]}
         print(f"ranking {len(needed)} queries at depth {depth} ...", flush=True)
         start = time.perf_counter()
-        rankings = rank_all(ctx, needed, depth)
+        rankings = cached_rankings(args.rankings_cache, ctx, needed, depth, len(pk_doc))
         t_rank = time.perf_counter() - start
 
         points = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,9 @@ LEASE = 30.0
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    store = Store.open(f"sqlite:///{tmp_path}/x.db")
+def ledger(database_url: str) -> Iterator[Ledger]:
+    """The ledger on both backends: SQLite and PostgreSQL (see tests/conftest.py)."""
+    store = Store.open(database_url)
     store.migrate()
     try:
         yield Ledger(store.engine)
