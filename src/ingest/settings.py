@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     embedder: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_batch_size: int = Field(default=8, ge=1)
+    embedding_threads: int = Field(default=1, ge=1, le=256)
     embedding_url: str | None = None
     embedding_api_key: SecretStr | None = None
     embedding_dimensions: int | None = Field(default=None, ge=1)

@@ -113,8 +113,11 @@ def verify_weights(model_dir: Path, expected_sha256: str) -> None:
 class LocalEmbedder:
     """sentence-transformers on CPU; the model loads on first use (imports cost seconds)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 8) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 8, threads: int = 1
+    ) -> None:
         self.model_dir, bundled = resolve_model_dir(model)
+        self._threads = threads
         self._bundled = bundled
         self._batch_size = batch_size
         self._model: Any = None
@@ -160,8 +163,14 @@ class LocalEmbedder:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
+
+        # PyTorch defaults to one thread per core. Beside any other busy process (a
+        # second worker, the API, a parser) its threads spin-wait on each other and a
+        # batch takes 20-30x longer (measured); one thread per process degrades gently.
+        torch.set_num_threads(self._threads)
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)

@@ -76,7 +76,11 @@ def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
             timeout_s=settings.embedding_timeout_s,
             attempts=settings.embedding_attempts,
         )
-    return LocalEmbedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    return LocalEmbedder(
+        settings.embedding_model,
+        batch_size=settings.embedding_batch_size,
+        threads=settings.embedding_threads,
+    )
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
