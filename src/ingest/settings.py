@@ -55,10 +55,11 @@ class Settings(BaseSettings):
     embedding_attempts: int = Field(default=4, ge=1)
 
     # Retrieval
-    fusion_rrf_k: int = Field(default=60, ge=1)
-    fusion_vector_weight: float = Field(default=1.0, ge=0)
+    # Tuned on BEIR SciFact's training judgments (bench/tune_fusion.py, docs/benchmarks.md).
+    fusion_rrf_k: int = Field(default=5, ge=1)
+    fusion_vector_weight: float = Field(default=0.67, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
-    fusion_candidates: int = Field(default=50, ge=1)
+    fusion_candidates: int = Field(default=100, ge=1)
 
     # Jobs: leases, retries, limits
     concurrency: int = Field(default=2, ge=1, le=64)

@@ -154,10 +154,12 @@ def test_the_fuzzer_got_past_authentication(fuzz_target: FuzzTarget) -> None:
         "DELETE /api/v1/documents/{document_id}",
         "POST /api/v1/jobs/ingest",
         "POST /api/v1/jobs/{job_id}/retry",
-        "POST /api/v1/search",
-        "POST /api/v1/chat",
+        "DELETE /api/v1/jobs/{job_id}",
     ):
         assert action in actions, sorted(actions)
+    # Searches and chats only read: the admin key's are not audit entries.
+    assert "POST /api/v1/search" not in actions
+    assert "POST /api/v1/chat" not in actions
 
 
 # Generated multipart parts are all named after their field ("files"), so the

@@ -617,36 +617,22 @@ class Store:
     ) -> list[tuple[int, float]]:
         """Top-k chunks by BM25: [(chunk pk, score, higher is better)].
 
-        Unfiltered, the query runs on the FTS5 table alone: FTS5 then applies the
-        LIMIT inside its rank sort (a join in the same statement would make it
-        rank and sort every match first). The few rows are checked against the
-        chunks they index; should one be an orphan, the joined query decides."""
-        if self.dialect == "postgresql":
-            with self._read() as conn:
-                return pg_search.keyword_ranking(
-                    conn, lambda stmt: self._filtered(stmt, collection, filters), query, k
-                )
+        Unfiltered, the query reads the FTS5 table alone and sorts by an explicit
+        bm25(): SQLite then keeps just the best k while FTS5 scores the matches,
+        where `ORDER BY rank` -- or any join -- sorts every match first (at 100k
+        chunks an OR query matches ~40%: 25 ms instead of 45-70 ms). The k rows
+        are checked against the chunks they index; should one be an orphan, the
+        joined query decides, as it does for filtered searches."""
         match_expression = fts5_match_expression(query)
         if not match_expression:
             return []
-        fts = sa.table(CHUNK_FTS, sa.column("rowid"), sa.column("rank"))
-        match = sa.text(f"{CHUNK_FTS} MATCH :q").bindparams(q=match_expression)
-        stmt = (
-            sa.select(chunks.c.pk, fts.c.rank)
-            .select_from(fts)
-            .join(chunks, chunks.c.pk == fts.c.rowid)
-            .join(documents, documents.c.id == chunks.c.document_id)
-            .join(collections, collections.c.id == documents.c.collection_id)
-            .where(match)
-            .order_by(fts.c.rank)
-            .limit(k)
-        )
-        stmt = self._filtered(stmt, collection, filters)
         with self._read() as conn:
-            # FTS5 rank is bm25() negated: smaller is better.
-            if collection is None and not filters and k > 0:
-                ranked = conn.execute(
-                    sa.select(fts.c.rowid, fts.c.rank).where(match).order_by(fts.c.rank).limit(k)
+            if self.dialect == "sqlite" and collection is None and not filters and k > 0:
+                # bm25() is FTS5's rank: smaller is better.
+                ranked = conn.exec_driver_sql(
+                    f"SELECT rowid, bm25({CHUNK_FTS}) AS score FROM {CHUNK_FTS} "
+                    f"WHERE {CHUNK_FTS} MATCH ? ORDER BY score, rowid LIMIT ?",
+                    (match_expression, k),
                 ).all()
                 pks = [int(r.rowid) for r in ranked]
                 indexed = conn.execute(
@@ -656,7 +642,20 @@ class Store:
                     .where(chunks.c.pk.in_(pks))
                 ).scalars()
                 if len(set(indexed)) == len(pks):
-                    return [(pk, -float(r.rank)) for pk, r in zip(pks, ranked, strict=True)]
+                    return [(pk, -float(r.score)) for pk, r in zip(pks, ranked, strict=True)]
+            fts = sa.table(CHUNK_FTS, sa.column("rowid"), sa.column("rank"))
+            stmt = (
+                sa.select(chunks.c.pk, fts.c.rank)
+                .select_from(fts)
+                .join(chunks, chunks.c.pk == fts.c.rowid)
+                .join(documents, documents.c.id == chunks.c.document_id)
+                .join(collections, collections.c.id == documents.c.collection_id)
+                .where(sa.text(f"{CHUNK_FTS} MATCH :q").bindparams(q=match_expression))
+                .order_by(fts.c.rank)
+                .limit(k)
+            )
+            stmt = self._filtered(stmt, collection, filters)
+            # FTS5 rank is bm25() negated: smaller is better.
             return [(int(r.pk), -float(r.rank)) for r in conn.execute(stmt)]
 
     def hits(self, pks: Sequence[int]) -> dict[int, ChunkHit]:

@@ -71,7 +71,9 @@ class VectorSnapshot:
         norm = float(np.linalg.norm(query))
         if norm == 0.0:
             return None
-        scores = self.matrix @ (query / norm)
+        # einsum, not `@`: a multi-threaded BLAS call here fights the embedding
+        # model's threads for the two cores (a query embedding took 2x as long).
+        scores = np.einsum("ij,j->i", self.matrix, query / norm)
         if allowed_docs is not None:
             codes = [self.doc_ids[d] for d in allowed_docs if d in self.doc_ids]
             allowed_rows = np.isin(self.doc_codes, np.asarray(codes, dtype=np.int32))
