@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from pydantic import SecretStr
 
 from ingest.api.app import create_app
 from ingest.context import Context
@@ -24,6 +25,7 @@ from ingest.store.access import Access
 from ingest.store.ledger import NewJob
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_md, make_pdf, make_txt
+from tests.support.fake_openai import API_KEY, FakeOpenAI
 
 PROBLEM = "urn:ingest:problem:"
 TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
@@ -435,6 +437,39 @@ def test_chat_streams_tokens_then_an_answer_with_citations(api: Api, tmp_path: P
     assert_problem(api.post("/api/v1/chat", json={"message": ""}), 422, "validation-error")
     bad_session = api.post("/api/v1/chat", json={"message": "hi", "session_id": "a b"})
     assert_problem(bad_session, 422, "validation-error")
+
+
+def test_chat_streams_an_llm_answer_through_an_openai_compatible_endpoint(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    llm = FakeOpenAI()
+    try:
+        configured = _settings(
+            settings, llm_url=llm.url, llm_model="fake-chat", llm_api_key=SecretStr(API_KEY)
+        )
+        with running_api(configured, embedder) as api:
+            src = tmp_path / "src"
+            job = api.upload([make_txt(src, "keys.txt", KEYS_ROTATION)]).json()["jobs"][0]
+            assert api.wait_job(job["job_id"])["status"] == "succeeded"
+            body = {"message": "How often are keys rotated?", "session_id": "llm-1"}
+            with api.client.stream(
+                "POST", "/api/v1/chat", headers=api.auth("viewer"), json=body
+            ) as r:
+                events = read_sse(r)
+        tokens = "".join(json.loads(d)["text"] for n, d in events if n == "token")
+        done = json.loads(events[-1][1])
+        assert events[-1][0] == "done"
+        assert tokens.strip().startswith("From 1 passages: the answer is forty two")
+        assert done["answer"] == tokens
+        assert done["citations"][0]["document_id"] == job["document_id"]
+        sent = [r for r in llm.state.requests if r.path == "/v1/chat/completions"]
+        assert len(sent) == 1
+        assert sent[0].body["model"] == "fake-chat"
+        assert sent[0].body["stream"] is True
+        assert sent[0].headers["authorization"] == f"Bearer {API_KEY}"
+        assert sent[0].body["messages"][-1]["content"] == "How often are keys rotated?"
+    finally:
+        llm.stop()
 
 
 # --- authentication, roles, audit --------------------------------------------------------

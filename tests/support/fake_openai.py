@@ -115,6 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if failure is not None:
             return self._error(failure.status, failure.message)
+        if self.path == "/v1/chat/completions":
+            return self._chat(body)
         if self.path != "/v1/embeddings":
             return self._error(404, f"no route for {self.path}")
         if state.api_key and self.headers.get("Authorization") != f"Bearer {state.api_key}":
@@ -147,6 +149,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, code: str | None = None) -> None:
         error = {"message": message, "type": "invalid_request_error", "code": code}
         self._send(status, json.dumps({"error": error}).encode())
+
+    def _chat(self, body: Any) -> None:
+        """A streamed chat completion, as OpenAI sends it: SSE `data:` chunks with
+        `choices[0].delta.content`, then `data: [DONE]`. The reply names how many
+        passages the system prompt carried, so a test can see they were sent."""
+        if not isinstance(body, dict) or not body.get("stream") or "messages" not in body:
+            return self._error(400, "body must be JSON with 'messages' and stream=true")
+        system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+        passages = sum(1 for line in system.splitlines() if line.startswith("["))
+        reply = f"From {passages} passages: the answer is forty two [1]."
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for word in reply.split(" "):
+            chunk = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": word + " "}}],
+            }
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
     def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)

@@ -565,6 +565,7 @@ class Store:
                     ef_search=max(40, k * pg_search.ANN_OVERFETCH),
                 )
         candidates: list[int] | None = None
+        allowed: set[str] | None = None
         cache = vector_cache.cache_for(self.engine)
         if cache is not None and k > 0 and len(query_vector) % 4 == 0:
 
@@ -574,7 +575,6 @@ class Store:
 
             snapshot = cache.snapshot(model, load)
             if snapshot is not None:
-                allowed = None
                 if collection is not None or filters:
                     doc_ids = self._filtered(
                         sa.select(documents.c.id).join(
@@ -587,9 +587,34 @@ class Store:
                         allowed = set(conn.execute(doc_ids).scalars())
                 query = np.frombuffer(query_vector, dtype="<f4")
                 candidates = snapshot.candidates(query, k, allowed)
-                if candidates == []:
-                    return []
         distance = sa.func.vec_distance_cosine(vectors.c.embedding, query_vector)
+        if candidates is not None:
+            if not candidates:
+                return []
+            # sqlite-vec scores the candidates, found by key in each table: joined
+            # in one statement, SQLite (no ANALYZE statistics) walks every vector of
+            # the model, or every document of the collection, instead. Candidates
+            # come from chunks with a document in a collection, in `allowed` if set.
+            chosen = sa.select(chunks.c.pk, chunks.c.text_hash, chunks.c.document_id).where(
+                chunks.c.pk.in_(candidates)
+            )
+            with self._read() as conn:
+                hash_of = {
+                    int(r.pk): str(r.text_hash)
+                    for r in conn.execute(chosen)
+                    if allowed is None or r.document_id in allowed
+                }
+                distances = {
+                    str(r.text_hash): float(r.distance)
+                    for r in conn.execute(
+                        sa.select(vectors.c.text_hash, distance.label("distance")).where(
+                            vectors.c.model == model,
+                            vectors.c.text_hash.in_(set(hash_of.values())),
+                        )
+                    )
+                }
+            scored = sorted((distances[h], pk) for pk, h in hash_of.items() if h in distances)
+            return [(pk, 1.0 - d) for d, pk in scored[:k]]
         stmt = (
             sa.select(chunks.c.pk, distance.label("distance"))
             .join(documents, documents.c.id == chunks.c.document_id)
@@ -601,8 +626,6 @@ class Store:
             .order_by(distance)
             .limit(k)
         )
-        if candidates is not None:
-            stmt = stmt.where(chunks.c.pk.in_(candidates))
         stmt = self._filtered(stmt, collection, filters)
         with self._read() as conn:
             return [(int(r.pk), 1.0 - float(r.distance)) for r in conn.execute(stmt)]
