@@ -25,6 +25,7 @@ import redis
 from bench_common import percentile
 from ingest.context import Context
 from ingest.settings import Settings
+from ingest.store import Store
 from ingest.store.ledger import NewJob
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +45,11 @@ def make_context(url: str, workdir: Path, **overrides: object) -> Context:
         incoming_dir=workdir / "incoming",
         **overrides,  # type: ignore[arg-type]
     )
-    ctx = Context(settings)
-    if not settings.is_sqlite:
-        ctx.store.migrate()
-    return ctx
+    if not settings.is_sqlite:  # PostgreSQL is migrated explicitly, as `ingest migrate` does
+        store = Store.open(url)
+        store.migrate()
+        store.close()
+    return Context(settings)
 
 
 def enqueue_many(ctx: Context, n: int, batch: int = 500) -> None:
