@@ -134,7 +134,13 @@ class LocalEmbedder:
 
     @property
     def dimensions(self) -> int:
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        # Renamed in sentence-transformers 6; the old name warns there.
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(getter())
 
     @property
     def tokenizer_path(self) -> Path:
