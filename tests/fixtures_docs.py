@@ -253,3 +253,103 @@ def make_empty(directory: Path, name: str) -> Path:
     path = _target(directory, name)
     path.write_bytes(b"")
     return path
+
+
+_VOCABULARY = [
+    "the",
+    "ledger",
+    "archive",
+    "vault",
+    "river",
+    "mountain",
+    "signal",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orchard",
+    "copper",
+    "engine",
+    "window",
+    "garden",
+    "letter",
+    "market",
+    "winter",
+    "summer",
+    "autumn",
+    "spring",
+    "bridge",
+    "valley",
+    "forest",
+    "station",
+    "journey",
+    "captain",
+    "doctor",
+    "teacher",
+    "farmer",
+    "pilot",
+    "writer",
+    "painter",
+    "baker",
+    "miller",
+    "carries",
+    "builds",
+    "records",
+    "measures",
+    "follows",
+    "crosses",
+    "watches",
+    "opens",
+    "closes",
+    "gathers",
+    "keeps",
+    "quiet",
+    "bright",
+    "early",
+    "late",
+    "heavy",
+    "narrow",
+    "distant",
+    "ancient",
+    "careful",
+    "sudden",
+    "gentle",
+    "steady",
+    "north",
+    "south",
+    "east",
+    "west",
+    "under",
+    "over",
+    "beyond",
+    "beside",
+    "through",
+    "across",
+    "along",
+    "within",
+    "report",
+    "season",
+    "survey",
+    "budget",
+    "contract",
+    "invoice",
+    "schedule",
+    "meeting",
+    "review",
+    "policy",
+]
+
+
+def prose(words: int, seed: int) -> str:
+    """Random sentences over a small vocabulary: distinct text, so every chunk is new.
+    With the default chunker ~190 words make one chunk."""
+    rng = random.Random(seed)
+    paragraphs: list[str] = []
+    count = 0
+    while count < words:
+        sentences = []
+        for _ in range(5):
+            n = rng.randint(8, 16)
+            sentences.append(" ".join(rng.choice(_VOCABULARY) for _ in range(n)).capitalize() + ".")
+            count += n
+        paragraphs.append(" ".join(sentences))
+    return "\n\n".join(paragraphs)

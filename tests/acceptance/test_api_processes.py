@@ -9,7 +9,6 @@ Every wait polls against a deadline; nothing sleeps blindly.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from ingest.store import Store
 from tests.acceptance.conftest import Database
-from tests.fixtures_docs import make_md, make_txt
+from tests.fixtures_docs import make_md, make_txt, prose
 from tests.support.processes import (
     Proc,
     Spawner,
@@ -32,14 +31,6 @@ from tests.support.processes import (
 
 pytestmark = pytest.mark.slow
 
-_VOCABULARY = """the ledger archive vault river mountain signal harbor lantern meadow orchard copper
-engine window garden letter market winter summer autumn spring bridge valley forest station
-journey captain doctor teacher farmer pilot writer painter baker miller carries builds records
-measures follows crosses watches opens closes gathers keeps quiet bright early late heavy
-narrow distant ancient careful sudden gentle steady north south east west under over beyond
-beside through across along within report season survey budget contract invoice schedule
-meeting review policy"""
-_WORDS = _VOCABULARY.split()
 
 # ~190 words make one chunk with the default chunker (254 tokens).
 LARGE_DOC_WORDS = 7_600  # ~40 chunks: five embedding batches of 8
@@ -58,21 +49,6 @@ PANGOLIN = (
 PANGOLIN_QUERY = "pangolin sanctuary Zarvenhollow rescued pangolin brass scale"
 
 UNLIMITED = "100000/minute"  # status polling must not trip the per-key limit
-
-
-def prose(words: int, seed: int) -> str:
-    """Random sentences over a small vocabulary: distinct text, so every chunk is new."""
-    rng = random.Random(seed)
-    paragraphs: list[str] = []
-    count = 0
-    while count < words:
-        sentences = []
-        for _ in range(5):
-            n = rng.randint(8, 16)
-            sentences.append(" ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + ".")
-            count += n
-        paragraphs.append(" ".join(sentences))
-    return "\n\n".join(paragraphs)
 
 
 # --- environments, keys, servers ----------------------------------------------------------

@@ -8,7 +8,6 @@ Each test waits by polling the ledger against a deadline; nothing sleeps blindly
 from __future__ import annotations
 
 import itertools
-import random
 import re
 import time
 import zipfile
@@ -38,42 +37,18 @@ from tests.fixtures_docs import (
     make_pptx,
     make_txt,
     make_xlsx,
+    prose,
 )
 from tests.support.fake_openai import API_KEY, MODEL, FakeOpenAI
 from tests.support.processes import Proc, RedisServer, Spawner, run_cli_json, wait_until
 
 pytestmark = pytest.mark.slow
 
-_VOCABULARY = """
-the ledger archive vault river mountain signal harbor lantern meadow orchard copper engine
-window garden letter market winter summer autumn spring bridge valley forest station journey
-captain doctor teacher farmer pilot writer painter baker miller carries builds records
-measures follows crosses watches opens closes gathers keeps quiet bright early late heavy
-narrow distant ancient careful sudden gentle steady north south east west under over beyond
-beside through across along within report season survey budget contract invoice schedule
-meeting review policy
-"""
-_WORDS = _VOCABULARY.split()
 
 # Words -> chunks with the default chunker (254 tokens): ~190 words a chunk, and
 # the offline model embeds a chunk in ~0.15 s on one of this machine's two cores.
 PROGRESS_DOC_WORDS = 9_000  # ~48 chunks: six embedding batches of 8
 LARGE_DOC_WORDS = 15_000  # ~80 chunks: ~12 s of embedding
-
-
-def prose(words: int, seed: int) -> str:
-    """Random sentences over a small vocabulary: distinct text, so every chunk is new."""
-    rng = random.Random(seed)
-    paragraphs: list[str] = []
-    count = 0
-    while count < words:
-        sentences = []
-        for _ in range(5):
-            n = rng.randint(8, 16)
-            sentences.append(" ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + ".")
-            count += n
-        paragraphs.append(" ".join(sentences))
-    return "\n\n".join(paragraphs)
 
 
 # --- helpers ---------------------------------------------------------------------
