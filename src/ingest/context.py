@@ -34,6 +34,7 @@ class Context:
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            keyword_rank_limit=settings.keyword_rank_limit,
         )
         try:
             self._prepare_schema()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     fusion_vector_weight: float = Field(default=0.67, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
     fusion_candidates: int = Field(default=100, ge=1)
+    # PostgreSQL: at most this many keyword matches are ranked per query (rarest words first).
+    keyword_rank_limit: int = Field(default=5000, ge=100)
 
     # Jobs: leases, retries, limits
     concurrency: int = Field(default=2, ge=1, le=64)

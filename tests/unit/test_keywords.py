@@ -1,4 +1,4 @@
-from ingest.store.keywords import fts5_match_expression
+from ingest.store.keywords import fts5_match_expression, rarest_terms
 
 
 def test_words_are_quoted_and_ored_without_stopwords() -> None:
@@ -20,3 +20,18 @@ def test_no_words_gives_empty_expression() -> None:
 
 def test_repeated_words_appear_once() -> None:
     assert fts5_match_expression("keys KEYS keys") == '"keys"'
+
+
+def test_rarest_terms_drop_the_commonest_beyond_the_budget() -> None:
+    estimates = [("harbour", 90_000.0), ("zanzibar", 3.0), ("storm", 400.0)]
+    assert rarest_terms(estimates, budget=1000) == ["zanzibar", "storm"]
+
+
+def test_rarest_terms_keep_the_rarest_even_over_budget() -> None:
+    estimates = [("harbour", 90_000.0), ("cranes", 80_000.0)]
+    assert rarest_terms(estimates, budget=1000) == ["cranes"]
+
+
+def test_rarest_terms_take_every_word_without_statistics() -> None:
+    estimates = [("harbour", 0.0), ("cranes", 0.0)]
+    assert rarest_terms(estimates, budget=1000) == ["harbour", "cranes"]

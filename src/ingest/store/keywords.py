@@ -59,3 +59,19 @@ def query_terms(query: str, max_terms: int = 32) -> list[str]:
 def fts5_match_expression(query: str, max_terms: int = 32) -> str:
     """An FTS5 MATCH expression ORing the query's words, each quoted."""
     return " OR ".join(f'"{t}"' for t in query_terms(query, max_terms))
+
+
+def rarest_terms(estimates: list[tuple[str, float]], budget: int) -> list[str]:
+    """The rarest terms, from (term, estimated matches), whose matches together
+    are expected to fit in `budget`; at least the rarest one.
+
+    Matching on these alone is what BM25's IDF would favour anyway, and keeps the
+    rows that must be ranked bounded however common the other words are."""
+    chosen: list[str] = []
+    expected = 0.0
+    for term, matches in sorted(estimates, key=lambda e: e[1]):
+        if chosen and expected + matches > budget:
+            break
+        chosen.append(term)
+        expected += matches
+    return chosen

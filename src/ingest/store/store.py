@@ -79,8 +79,10 @@ class ChunkHit:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, keyword_rank_limit: int = 5000) -> None:
         self.engine = engine
+        self.keyword_rank_limit = keyword_rank_limit
+        self._lexeme_stats = pg_search.LexemeStats()
 
     @classmethod
     def open(
@@ -90,6 +92,7 @@ class Store:
         busy_timeout_ms: int = 60_000,
         pool_size: int = 5,
         max_overflow: int = 10,
+        keyword_rank_limit: int = 5000,
     ) -> Store:
         return cls(
             create_db_engine(
@@ -97,7 +100,8 @@ class Store:
                 busy_timeout_ms=busy_timeout_ms,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
-            )
+            ),
+            keyword_rank_limit=keyword_rank_limit,
         )
 
     def close(self) -> None:
@@ -649,7 +653,12 @@ class Store:
         if self.dialect == "postgresql":
             with self._read() as conn:
                 return pg_search.keyword_ranking(
-                    conn, lambda stmt: self._filtered(stmt, collection, filters), query, k
+                    conn,
+                    lambda stmt: self._filtered(stmt, collection, filters),
+                    query,
+                    k,
+                    rank_limit=max(self.keyword_rank_limit, k),
+                    stats=self._lexeme_stats,
                 )
         match_expression = fts5_match_expression(query)
         if not match_expression:
