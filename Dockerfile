@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every role; the command picks it:
-#   API (default)  ingest serve --host 0.0.0.0 --port 8000 --workers ${INGEST_API_WORKERS:-2}
+#   API (default)  ingest serve --host 0.0.0.0 --port 8000   (INGEST_API_WORKERS processes)
 #   worker         python -m ingest.worker
 #   scheduler      ingest scheduler
 #   migration      ingest migrate            (one-off, before the others start)
@@ -76,7 +76,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    INGEST_INCOMING_DIR=/var/lib/ingest/incoming
+    INGEST_INCOMING_DIR=/var/lib/ingest/incoming \
+    INGEST_API_WORKERS=2
 
 WORKDIR /data
 USER 10001:10001
@@ -86,7 +87,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4)"]
 
-# The production web command: uvicorn worker processes, as many as INGEST_API_WORKERS
-# (read here by the shell, not by ingest's Settings). `exec` makes ingest PID 1's
-# replacement, so it receives SIGTERM directly.
-CMD ["sh", "-c", "exec ingest serve --host 0.0.0.0 --port 8000 --workers ${INGEST_API_WORKERS:-2}"]
+# The production web command: as many uvicorn worker processes as INGEST_API_WORKERS
+# (2 in this image). Exec form: ingest is PID 1's child and gets SIGTERM directly.
+CMD ["ingest", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     redis_queue_prefix: str = "ingest:queue:"
 
     # HTTP API
+    # uvicorn worker processes of `ingest serve` (its --workers overrides it).
+    api_workers: int = Field(default=1, ge=1, le=64)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_files_per_upload: int = Field(default=100, ge=1)
     max_queued: int = Field(default=10_000, ge=1)

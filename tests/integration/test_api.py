@@ -26,6 +26,7 @@ from ingest.store.ledger import NewJob
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_md, make_pdf, make_txt
 from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.processes import RedisServer
 
 PROBLEM = "urn:ingest:problem:"
 TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
@@ -437,6 +438,38 @@ def test_chat_streams_tokens_then_an_answer_with_citations(api: Api, tmp_path: P
     assert_problem(api.post("/api/v1/chat", json={"message": ""}), 422, "validation-error")
     bad_session = api.post("/api/v1/chat", json={"message": "hi", "session_id": "a b"})
     assert_problem(bad_session, 422, "validation-error")
+
+
+def test_chat_remembers_in_redis_and_still_answers_while_redis_is_down(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        with running_api(_settings(settings, redis_url=redis.url), embedder) as api:
+            queued = api.upload([make_txt(tmp_path / "src", "keys.txt", KEYS_ROTATION)])
+            [job] = queued.json()["jobs"]
+            assert api.wait_job(job["job_id"])["status"] == "succeeded"
+
+            def chat(message: str) -> dict[str, Any]:
+                body = {"message": message, "session_id": "ops"}
+                with api.client.stream(
+                    "POST", "/api/v1/chat", headers=api.auth("viewer"), json=body
+                ) as r:
+                    assert r.status_code == 200
+                    events = read_sse(r)
+                assert events[-1][0] == "done", events
+                done: dict[str, Any] = json.loads(events[-1][1])
+                return done
+
+            assert chat("How often are the signing keys rotated?")["history_messages"] == 0
+            assert chat("And who rotates them?")["history_messages"] == 2
+            redis.stop()
+            down = chat("How often are the signing keys rotated?")
+            assert down["history_messages"] == 0
+            assert down["citations"], "answered from the documents"
+    finally:
+        redis.stop()
 
 
 def test_chat_streams_an_llm_answer_through_an_openai_compatible_endpoint(

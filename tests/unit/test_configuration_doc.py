@@ -107,7 +107,6 @@ def test_allowed_values_match_the_literal_choices() -> None:
 def test_docs_name_only_settings_that_exist() -> None:
     """A typo'd INGEST_ name in any doc points users at a setting that does nothing."""
     known = {alias for n, f in FIELDS for alias in env_names(n, f)}
-    known |= {"INGEST_API_WORKERS"}  # the image's CMD reads it (configuration.md says so)
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         names = set(re.findall(r"\bINGEST_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
         assert names - known == set(), f"{path.name} names settings that do not exist"

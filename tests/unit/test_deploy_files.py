@@ -25,7 +25,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -45,11 +44,8 @@ from pydantic import AliasChoices
 from ingest.api.app import create_app
 from ingest.cli.app import app as ingest_cli
 from ingest.cli.jobs_cmd import worker as worker_command
-from ingest.context import Context
-from ingest.jobs.scheduler import Scheduler
 from ingest.settings import Settings
-from ingest.store import Store
-from tests.support.processes import Spawner, free_port, wait_http_ok, wait_until
+from tests.support.processes import Spawner, free_port, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -67,7 +63,6 @@ COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "test-password"}
 # Environment variables the deployment files may set although Settings does not read
 # them, each with the reason. Anything else must be a Settings field or alias.
 NON_SETTINGS_VARIABLES = {
-    "INGEST_API_WORKERS": "uvicorn processes: read by the image's CMD shell, not Settings",
     "HF_HUB_OFFLINE": "Hugging Face libraries: never download (the model is in the image)",
     "TRANSFORMERS_OFFLINE": "transformers: never download",
     "OMP_NUM_THREADS": "torch's CPU thread pool, sized to the container's CPUs",
@@ -944,12 +939,16 @@ def test_dockerfile_runs_as_non_root_offline_with_a_python_healthcheck() -> None
 
 
 def test_dockerfile_default_command_is_the_production_web_command() -> None:
-    cmd = json_form(final_stage_instruction("CMD"))
-    (argv,) = _expand_shell(cmd[2], {})
-    assert argv == ["ingest", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
-    assert "--workers ${INGEST_API_WORKERS:-2}" in cmd[2]
-    (argv,) = _expand_shell(cmd[2], {"INGEST_API_WORKERS": "5"})
-    assert argv[-1] == "5"
+    assert json_form(final_stage_instruction("CMD")) == [
+        "ingest",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
+    settings = Settings(api_workers=int(dockerfile_env()["INGEST_API_WORKERS"]))
+    assert settings.api_workers == 2, "two uvicorn processes per API container"
 
 
 def _docker_pattern(pattern: str) -> re.Pattern[str]:
@@ -1172,14 +1171,6 @@ def _run_script(script: str, env: Mapping[str, str], cwd: Path) -> int:
     return proc.returncode
 
 
-def _migrate(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'ingest.db'}")
-    try:
-        store.migrate()
-    finally:
-        store.close()
-
-
 @pytest.fixture
 def spawner(tmp_path: Path) -> Iterator[Spawner]:
     spawn = Spawner(tmp_path / "logs", tmp_path)
@@ -1189,94 +1180,17 @@ def spawner(tmp_path: Path) -> Iterator[Spawner]:
         spawn.close()
 
 
-WORKER_CHECKS = _scripts("list_workers")
-SCHEDULER_CHECKS = _scripts("maintenance.integrity")
-SCHEMA_WAITS = _scripts("require_current_schema")
 HTTP_CHECKS = _scripts("urllib.request")
+HEALTH_CHECKS = {" ".join(argv[:3]) for _, argv in INGEST_INVOCATIONS if argv[1:2] == ["health"]}
 
 
-def test_the_checks_are_the_same_everywhere() -> None:
-    assert len(WORKER_CHECKS) == 1, "compose and Kubernetes check workers the same way"
-    assert len(SCHEDULER_CHECKS) == 1
-    assert len(SCHEMA_WAITS) == 1
+def test_workers_schedulers_and_init_containers_check_with_ingest_health() -> None:
+    # The commands themselves run against real processes in
+    # tests/acceptance/test_health_cmd.py.
+    expected = {"ingest health worker", "ingest health scheduler", "ingest health schema"}
+    assert expected == HEALTH_CHECKS
+    assert _scripts("from ingest") == [], "no inline Python checks left"
     assert len(HTTP_CHECKS) >= 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("script", WORKER_CHECKS)
-def test_worker_check_follows_a_real_worker(script: str, tmp_path: Path, spawner: Spawner) -> None:
-    env = _sqlite_env(tmp_path)
-    _migrate(tmp_path)
-    assert _run_script(script, env, tmp_path) == 1, "healthy with no worker running"
-    worker = spawner.start("worker", [sys.executable, "-m", "ingest.worker"], env)
-    wait_until(
-        lambda: _run_script(script, env, tmp_path) == 0,
-        60,
-        interval=0.2,
-        message="the worker check to pass",
-        alive=[worker],
-    )
-    worker.terminate()
-    assert worker.wait(timeout=60) == 0
-    assert _run_script(script, env, tmp_path) == 1, "healthy after the worker stopped"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("script", SCHEDULER_CHECKS)
-def test_scheduler_check_follows_a_real_scheduler(
-    script: str, tmp_path: Path, spawner: Spawner
-) -> None:
-    env = _sqlite_env(tmp_path)
-    _migrate(tmp_path)
-    assert _run_script(script, env, tmp_path) == 1, "healthy before any scheduler ticked"
-    scheduler = spawner.start("scheduler", [str(BIN / "ingest"), "scheduler"], env)
-    wait_until(
-        lambda: _run_script(script, env, tmp_path) == 0,
-        60,
-        interval=0.2,
-        message="the scheduler check to pass",
-        alive=[scheduler],
-    )
-    scheduler.terminate()
-    assert scheduler.wait(timeout=30) == 0
-
-
-@pytest.mark.parametrize("script", SCHEDULER_CHECKS)
-def test_scheduler_check_fails_when_no_scheduler_ticked_lately(script: str, tmp_path: Path) -> None:
-    env = _sqlite_env(tmp_path)
-    settings = Settings(
-        database_url=env["DATABASE_URL"], incoming_dir=Path(env["INGEST_INCOMING_DIR"])
-    )
-    ctx = Context(settings)
-    try:
-        stale = time.time() - 3 * settings.maintenance_interval_seconds
-        assert Scheduler(ctx, ctx.doorbell).tick(now=stale)
-    finally:
-        ctx.close()
-    assert _run_script(script, env, tmp_path) == 1
-    ctx = Context(settings)
-    try:
-        assert Scheduler(ctx, ctx.doorbell).tick()
-    finally:
-        ctx.close()
-    assert _run_script(script, env, tmp_path) == 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("script", SCHEMA_WAITS)
-def test_wait_for_schema_waits_for_the_migration(
-    script: str, tmp_path: Path, spawner: Spawner
-) -> None:
-    env = _sqlite_env(tmp_path)
-    waiting = spawner.start("wait-for-schema", [sys.executable, "-c", script], env)
-    wait_until(
-        lambda: "waiting for ingest migrate" in waiting.stdout_text(),
-        60,
-        message="the init container to report that it waits",
-        alive=[waiting],
-    )
-    _migrate(tmp_path)
-    assert waiting.wait(timeout=60) == 0
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import typer
 
 from ingest.cli.common import err, out, parse_pairs, print_json, service_context
 from ingest.cli.follow import follow_jobs, plan_ingestion, report_from_jobs
+from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
 from ingest.cli.status import print_status, status_report
@@ -180,5 +181,6 @@ def main() -> None:
 
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(health_app, name="health")
 app.command()(serve)
 register_processes(app)

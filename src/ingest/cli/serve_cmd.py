@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ingest.cli.common import fail, out, print_json, service_context
+from ingest.cli.common import err, fail, out, print_json, service_context
 from ingest.jobs.views import iso
 from ingest.store.access import ROLES, Access
 
@@ -19,8 +19,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="API processes (uvicorn workers).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1, max=64, help="API processes (uvicorn workers); default INGEST_API_WORKERS."
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API. Inline mode also runs the jobs and the scheduler here."""
     import uvicorn
@@ -32,12 +35,19 @@ def serve(
         # doorbell is built lazily, so build it here: queue mode without REDIS_URL
         # would otherwise serve, then fail every submission.
         ctx.doorbell  # noqa: B018
+        processes = workers or ctx.settings.api_workers
+        if processes > 1 and ctx.settings.mode == "inline":
+            err.print(
+                f"warning: {processes} API processes in inline mode each run their own "
+                "job worker and scheduler; one is usually right (INGEST_API_WORKERS=1)",
+                highlight=False,
+            )
     uvicorn.run(
         "ingest.api.app:app_from_environment",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
+        workers=processes,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,

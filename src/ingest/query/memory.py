@@ -1,13 +1,18 @@
 """Conversation memory with bounded history: Redis when REDIS_URL is set (shared by
-every API replica), SQL otherwise."""
+every API replica), SQL otherwise.
+
+Redis memory fails open, as the rate limits do: while Redis is down a chat still
+answers, from the documents alone, and the turn is not remembered."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Protocol
 
 from ingest.store.access import Access
 
+log = logging.getLogger(__name__)
 _TTL_S = 7 * 24 * 3600
 
 
@@ -34,14 +39,19 @@ class RedisMemory:
     def __init__(self, redis_url: str, keep: int, prefix: str = "ingest:chat:") -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self._redis_errors = (redis.ConnectionError, redis.TimeoutError)
         self._keep = keep
         self._prefix = prefix
 
     def history(self, session_id: str) -> list[dict[str, str]]:
         if not self._keep:
             return []
-        raw = self._redis.lrange(self._prefix + session_id, -self._keep, -1)
+        try:
+            raw = self._redis.lrange(self._prefix + session_id, -self._keep, -1)
+        except self._redis_errors as exc:
+            log.warning("chat memory unavailable, answering without history: %s", exc)
+            return []
         return [json.loads(item) for item in raw]
 
     def append(self, session_id: str, role: str, content: str) -> None:
@@ -52,7 +62,10 @@ class RedisMemory:
         pipe.rpush(key, json.dumps({"role": role, "content": content}))
         pipe.ltrim(key, -self._keep, -1)
         pipe.expire(key, _TTL_S)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except self._redis_errors as exc:
+            log.warning("chat memory unavailable, this turn is not remembered: %s", exc)
 
     def close(self) -> None:
         self._redis.close()
