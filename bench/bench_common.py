@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Documents are ranked from this many chunk hits, de-duplicated, then cut to 10.
 # (A SciFact abstract is often 2 chunks; 10 chunk hits can hold fewer than 10 documents.)
@@ -300,3 +301,12 @@ def format_table(rows: Sequence[tuple[str, str, str]], title: str) -> str:
             out.append(line)
     out.append(line)
     return "\n".join(out)
+
+
+def report(fig: Mapping[str, Any], text: str, json_path: Path | None) -> None:
+    """Print the figures' table, and keep them as JSON when asked to."""
+    print()
+    print(text)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(fig, indent=2) + "\n")

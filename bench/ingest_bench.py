@@ -19,7 +19,6 @@ The model is loaded (and warmed) before anything is timed; its load time is show
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import sys
@@ -47,6 +46,7 @@ from bench_common import (
     mean,
     ndcg_at_k,
     percentile,
+    report,
     restrict_qrels,
     select_docs,
     write_docs,
@@ -337,11 +337,7 @@ def render(fig: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     fig = run(args)
-    print()
-    print(render(fig))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    report(fig, render(fig), args.json)
     return 0
 
 

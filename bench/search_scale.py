@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from bench_common import format_table, percentile
+from bench_common import format_table, percentile, report
 from ingest.context import Context
 from ingest.pipeline.chunking import text_hash
 from ingest.pipeline.embedders import to_blob
@@ -362,11 +362,7 @@ def render(fig: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     fig = run(args)
-    print()
-    print(render(fig))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    report(fig, render(fig), args.json)
     return 0 if fig["exact_order_mismatches"] == 0 else 1
 
 

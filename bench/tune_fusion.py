@@ -49,6 +49,7 @@ from bench_common import (
     load_queries,
     mean,
     ndcg_at_k,
+    report,
 )
 from ingest.context import Context
 from ingest.pipeline.embedders import to_blob
@@ -408,11 +409,7 @@ def render(fig: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     fig = run(args)
-    print()
-    print(render(fig))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    report(fig, render(fig), args.json)
     return 0
 
 

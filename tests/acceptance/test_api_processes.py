@@ -8,9 +8,8 @@ Every wait polls against a deadline; nothing sleeps blindly.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.support.processes import (
     wait_http_ok,
     wait_until,
 )
+from tests.support.sse import json_events
 
 pytestmark = pytest.mark.slow
 
@@ -166,28 +166,7 @@ class Api:
         with self.http.stream("POST", "/api/v1/chat", json=body) as response:
             assert response.status_code == 200, response.read().decode()
             assert response.headers["content-type"].startswith("text/event-stream")
-            return list(sse_events(response))
-
-
-def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
-    """(event, parsed JSON data) for each Server-Sent Event; comments (pings) skipped."""
-    event, data = "message", list[str]()
-    for line in response.iter_lines():
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield event, json.loads("\n".join(data))
+            return list(json_events(response))
 
 
 def check_done_event(events: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -240,7 +219,7 @@ def test_queue_mode_upload_follow_events_search_and_chat(
         with api.http.stream("GET", f"/api/v1/jobs/{followed['job_id']}/events") as response:
             assert response.status_code == 200, response.read().decode()
             assert response.headers["content-type"].startswith("text/event-stream")
-            for name, data in sse_events(response):
+            for name, data in json_events(response):
                 seen.append((name, data))
                 if worker is None:
                     worker = spawn.worker(env, concurrency=2)

@@ -27,6 +27,7 @@ from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_md, make_pdf, make_txt
 from tests.support.fake_openai import API_KEY, FakeOpenAI
 from tests.support.processes import RedisServer
+from tests.support.sse import sse_events
 
 PROBLEM = "urn:ingest:problem:"
 TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
@@ -133,26 +134,7 @@ def assert_problem(response: Response, status: int, slug: str) -> dict[str, Any]
 
 
 def read_sse(response: Response) -> list[tuple[str, str]]:
-    """(event, data) pairs of a text/event-stream body, comments (pings) skipped."""
-    events: list[tuple[str, str]] = []
-    event, data = "message", []
-    for line in response.iter_lines():
-        if not line:
-            if data:
-                events.append((event, "\n".join(data)))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        events.append((event, "\n".join(data)))
-    return events
+    return list(sse_events(response))
 
 
 # --- documents: upload, poll, list, read, search, delete ---------------------------------
