@@ -3,6 +3,8 @@ started in a temp dir on a free port, as the tests do).
 
     .venv/bin/python bench/pg_bench.py scaling [--docs 400] [--workers 1 2 3]
     .venv/bin/python bench/pg_bench.py search [--chunks 100000 1000000] [--queries 200]
+    .venv/bin/python bench/pg_bench.py keywords --corpus ../shared/data/scifact
+    .venv/bin/python bench/pg_bench.py hybrid --db scifact.db --corpus ../shared/data/scifact
 
 `scaling`: ingest throughput (documents/s, chunks/s) with 1, 2 and 3 worker processes
 (`python -m ingest.worker --concurrency 1`), Redis doorbell, PostgreSQL ledger; measured
@@ -10,6 +12,13 @@ from the first claim to the last finish, after each worker has loaded its model.
 `search`: Store.vector_search (HNSW, ef_search 40) and hybrid search latency at N chunks,
 bulk-loaded with COPY and indexed once (m=16, ef_construction=128 as the migration builds it,
 maintenance_work_mem 4GB).
+`keywords`: keyword-only nDCG@10 and latency of Store.keyword_search on PostgreSQL
+over a BEIR corpus (one chunk per document, title + text), on its judged queries:
+ranked on the rarest words' matches (INGEST_KEYWORD_RANK_LIMIT, default) and on every
+match (an unbounded limit), to show what the bound costs.
+`hybrid`: copies a SQLite store holding an ingested BEIR corpus (`bench/ingest_bench.py
+--db`) to PostgreSQL, chunks and vectors as they are, and runs bench/tune_fusion.py
+there: keyword, vector and hybrid nDCG@10 with the fusion grid, on PostgreSQL's ranking.
 """
 
 from __future__ import annotations
@@ -28,17 +37,27 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.postgres import PostgresServer
 from tests.support.processes import RedisServer
 
-from bench_common import percentile
+from bench_common import (
+    beir_root,
+    load_corpus,
+    load_qrels,
+    load_queries,
+    mean,
+    ndcg_at_k,
+    percentile,
+)
 from ingest.context import Context
 from ingest.settings import Settings
 from ingest.store import Store
 from ingest.store.ledger import Ledger
+from ingest.store.schema import chunks, collections, documents, vectors
 
 TOPICS = [
     "signing keys rotate every ninety days in the vault console",
@@ -248,6 +267,91 @@ def search(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def keywords(args: argparse.Namespace) -> None:
+    corpus = load_corpus(args.corpus)
+    root = beir_root(args.corpus)
+    qrels_path = args.qrels or root / "qrels" / "train.tsv"
+    qrels = load_qrels(qrels_path)
+    queries = load_queries(root / "queries.jsonl")
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.create_database()
+        migrated(url)
+        with psycopg.connect(url.replace("+psycopg", "")) as conn:
+            conn.execute("INSERT INTO collections(name, created_at) VALUES ('beir', now())")
+            cid = conn.execute("SELECT id FROM collections").fetchone()[0]  # type: ignore[index]
+            with conn.cursor().copy(
+                "COPY documents (id, collection_id, source_uri, status, metadata, chunk_count,"
+                " created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for i, doc in enumerate(corpus):
+                    day = "2026-01-01"
+                    copy.write_row((f"d{i:031d}", cid, doc.id, "ready", "{}", 1, day, day))
+            with conn.cursor().copy(
+                "COPY chunks (id, document_id, ordinal, text, text_hash, token_count) FROM STDIN"
+            ) as copy:
+                for i, doc in enumerate(corpus):
+                    text = f"{doc.title}\n{doc.text}".strip()
+                    copy.write_row((f"c{i:031d}", f"d{i:031d}", 0, text, f"h{i:063d}", 1))
+            conn.commit()
+            conn.execute("ANALYZE")
+            conn.commit()
+        print(f"keyword search over {len(corpus):,} documents, {len(qrels)} judged queries")
+        limits = [("limit 1000", 1000), ("limit 5000 (the default)", 5000), ("no limit", 10**9)]
+        for label, limit in limits:
+            store = Store.open(url, keyword_rank_limit=limit)
+            scores, ms = [], []
+            for qid, relevant in qrels.items():
+                started = time.perf_counter()
+                ranked = store.keyword_search(queries[qid], 10)
+                ms.append((time.perf_counter() - started) * 1000)
+                hits = store.hits([pk for pk, _ in ranked])
+                scores.append(ndcg_at_k([hits[pk].source_uri for pk, _ in ranked], relevant))
+            store.close()
+            print(
+                f"  {label:26s} nDCG@10 {mean(scores):.4f}; "
+                f"p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms"
+            )
+    finally:
+        server.stop()
+
+
+def copy_store(sqlite_path: Path, url: str) -> None:
+    """Every row of the content tables, as they are (the tsvector is generated)."""
+    source = Store.open(f"sqlite:///{sqlite_path}")
+    target = Store.open(url)
+    try:
+        with source.engine.connect() as reader, target.engine.begin() as writer:
+            for table in (collections, documents, chunks, vectors):
+                rows = reader.execute(sa.select(table))
+                while batch := rows.fetchmany(2000):
+                    # By column key: documents.metadata is `meta` in Python.
+                    values = [{c.key: row._mapping[c] for c in table.columns} for row in batch]
+                    writer.execute(table.insert(), values)
+            writer.exec_driver_sql("ANALYZE")
+    finally:
+        source.close()
+        target.close()
+
+
+def hybrid(args: argparse.Namespace) -> None:
+    import tune_fusion
+
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.create_database()
+        migrated(url)
+        started = time.perf_counter()
+        copy_store(args.db, url)
+        print(f"copied {args.db} to PostgreSQL in {time.perf_counter() - started:.0f} s")
+        qrels = ["--qrels", str(args.qrels)] if args.qrels else []
+        tune_fusion.main(["--database-url", url, "--corpus", str(args.corpus), *qrels])
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,8 +363,16 @@ def main() -> None:
     p = sub.add_parser("search")
     p.add_argument("--chunks", type=int, nargs="+", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
+    p = sub.add_parser("keywords")
+    p.add_argument("--corpus", type=Path, required=True, help="BEIR folder (corpus, queries)")
+    p.add_argument("--qrels", type=Path, help="judgments; default qrels/train.tsv")
+    p = sub.add_parser("hybrid")
+    p.add_argument("--db", type=Path, required=True, help="SQLite store with the corpus")
+    p.add_argument("--corpus", type=Path, required=True, help="BEIR folder (queries, qrels)")
+    p.add_argument("--qrels", type=Path, help="tuning judgments; default qrels/train.tsv")
     args = parser.parse_args()
-    {"scaling": scaling, "search": search}[args.command](args)
+    commands = {"scaling": scaling, "search": search, "keywords": keywords, "hybrid": hybrid}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     .venv/bin/python bench/tune_fusion.py --db bench/results/scifact.db \
         --corpus ../shared/data/scifact [--qrels qrels/train.tsv] [--eval-qrels qrels/test.tsv]
 
---db is a store that already holds the corpus, as `bench/ingest_bench.py --db PATH`
-leaves it (documents named `<corpus id>.txt`).
+--db (or --database-url) is a store that already holds the corpus, as
+`bench/ingest_bench.py --db PATH` leaves it (documents named `<corpus id>.txt`);
+`bench/pg_bench.py hybrid` copies such a store to PostgreSQL and runs this there.
 
 For every query the vector and the keyword rankings are computed ONCE, at the
 deepest candidate depth of the grid, through Store.vector_search/keyword_search
@@ -93,7 +94,9 @@ class QueryRankings:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--db", type=Path, required=True, help="store holding the ingested corpus")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path, help="SQLite store holding the ingested corpus")
+    where.add_argument("--database-url", help="or any store's DATABASE_URL (PostgreSQL)")
     p.add_argument("--corpus", type=Path, required=True, help="BEIR folder (queries, qrels)")
     p.add_argument("--qrels", type=Path, help="tuning judgments; default qrels/train.tsv")
     p.add_argument("--eval-qrels", type=Path, help="held-out judgments; default qrels/test.tsv")
@@ -270,14 +273,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     settings = Settings(
         _env_file=None,
-        database_url=f"sqlite:///{args.db}",
+        database_url=args.database_url or f"sqlite:///{args.db}",
         incoming_dir=Path(tempfile.gettempdir()) / "ingest-tune-incoming",
     )
     ctx = Context(settings)
     try:
         pk_doc = chunk_to_doc(ctx)
         if not pk_doc:
-            raise SystemExit(f"{args.db} holds no chunks: ingest the corpus first")
+            raise SystemExit(f"{settings.database_url} holds no chunks: ingest the corpus first")
         depth = max(max(CANDIDATES), HITS_FOR_NDCG)
         needed = {q: queries[q] for q in [*tune_qrels, *eval_qrels]}
         print(f"ranking {len(needed)} queries at depth {depth} ...", flush=True)
@@ -294,8 +297,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tune_ids = list(tune_qrels)
         chosen = best_point(grid, tune_ids)
         default = Point(1.0, 1.0, 60, 50)
-        if default not in grid:
-            grid.update(score_grid([default], rankings, tune_qrels, pk_doc))
+        current = Point(
+            settings.fusion_vector_weight,
+            settings.fusion_keyword_weight,
+            settings.fusion_rrf_k,
+            settings.fusion_candidates,
+        )
+        extra = [p for p in (default, current) if p not in grid]
+        grid.update(score_grid(extra, rankings, tune_qrels, pk_doc))
         singles = single_mode_scores(rankings, tune_qrels, pk_doc)
 
         ranked_points = sorted(grid, key=lambda p: mean(list(grid[p].values())), reverse=True)
@@ -311,7 +320,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "vector": mean(list(singles["vector"].values())),
                 "hybrid_chosen": mean(list(grid[chosen].values())),
                 "hybrid_default_1_1_60_50": mean(list(grid[default].values())),
+                "hybrid_settings": mean(list(grid[current].values())),
             },
+            "settings": asdict(current),
             "top10": [(p.label(), mean(list(grid[p].values()))) for p in ranked_points[:10]],
             "cv": cross_validate(grid, tune_ids),
         }
@@ -368,6 +379,11 @@ def render(fig: dict[str, Any]) -> str:
         ("train nDCG@10 vector", f"{tr['vector']:.4f}", ""),
         ("train nDCG@10 hybrid (1,1,60,50)", f"{tr['hybrid_default_1_1_60_50']:.4f}", "old"),
         ("train nDCG@10 hybrid (chosen)", f"{tr['hybrid_chosen']:.4f}", "optimistic: tuned here"),
+        (
+            "train nDCG@10 hybrid (settings)",
+            f"{tr['hybrid_settings']:.4f}",
+            Point(**fig["settings"]).label(),
+        ),
         (
             f"{FOLDS}-fold CV nDCG@10 hybrid",
             f"{fig['cv']['ndcg10']:.4f}",

@@ -1,4 +1,4 @@
-"""bench/ingest_bench.py runs end to end on a generated tiny corpus and prints its figures."""
+"""The benchmarks run end to end on a generated tiny corpus and print their figures."""
 
 from __future__ import annotations
 
@@ -64,3 +64,47 @@ def test_bench_runs_on_a_generated_tiny_corpus(tmp_path: Path) -> None:
     assert figures["reingest_skipped"] == 8
     assert figures["reingest_embedded"] == 0
     assert 0.0 <= figures["ndcg10_hybrid"] <= 1.0
+
+
+def _bench(script: str, *args: str, cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=170,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_postgresql_quality_benches_run_on_a_generated_tiny_corpus(tmp_path: Path) -> None:
+    tiny, db = tmp_path / "tiny", tmp_path / "bench.db"
+    _bench("ingest_bench.py", "--generate-tiny", str(tiny), "--db", str(db), cwd=tmp_path)
+    qrels = str(tiny / "qrels" / "test.tsv")
+
+    keywords = _bench(
+        "pg_bench.py", "keywords", "--corpus", str(tiny), "--qrels", qrels, cwd=tmp_path
+    )
+    assert "judged queries" in keywords
+    assert keywords.count("nDCG@10") == 3, keywords
+
+    hybrid = _bench(
+        "pg_bench.py",
+        "hybrid",
+        "--db",
+        str(db),
+        "--corpus",
+        str(tiny),
+        "--qrels",
+        qrels,
+        cwd=tmp_path,
+    )
+    assert "copied" in hybrid
+    for name in ["nDCG@10 keyword", "nDCG@10 vector", "nDCG@10 hybrid (settings)"]:
+        assert name in hybrid, hybrid
