@@ -4,6 +4,7 @@ started in a temp dir on a free port, as the tests do).
     .venv/bin/python bench/pg_bench.py scaling [--docs 400] [--workers 1 2 3]
     .venv/bin/python bench/pg_bench.py search [--chunks 100000 1000000] [--queries 200]
     .venv/bin/python bench/pg_bench.py keywords --corpus ../shared/data/scifact
+    .venv/bin/python bench/pg_bench.py ledger
     .venv/bin/python bench/pg_bench.py hybrid --db scifact.db --corpus ../shared/data/scifact
 
 `scaling`: ingest throughput (documents/s, chunks/s) with 1, 2 and 3 worker processes
@@ -16,6 +17,8 @@ maintenance_work_mem 4GB).
 over a BEIR corpus (one chunk per document, title + text), on its judged queries:
 ranked on the rarest words' matches (INGEST_KEYWORD_RANK_LIMIT, default) and on every
 match (an unbounded limit), to show what the bound costs.
+`ledger`: bench/jobs_bench.py (no-op throughput, enqueue-to-done, SIGKILL to running
+again) against a fresh database of the server this starts.
 `hybrid`: copies a SQLite store holding an ingested BEIR corpus (`bench/ingest_bench.py
 --db`) to PostgreSQL, chunks and vectors as they are, and runs bench/tune_fusion.py
 there: keyword, vector and hybrid nDCG@10 with the fusion grid, on PostgreSQL's ranking.
@@ -352,6 +355,17 @@ def hybrid(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def ledger(args: argparse.Namespace) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.create_database()
+        bench = Path(__file__).resolve().parent / "jobs_bench.py"
+        subprocess.run([sys.executable, str(bench), "--database-url", url], check=True)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -371,7 +385,14 @@ def main() -> None:
     p.add_argument("--corpus", type=Path, required=True, help="BEIR folder (queries, qrels)")
     p.add_argument("--qrels", type=Path, help="tuning judgments; default qrels/train.tsv")
     args = parser.parse_args()
-    commands = {"scaling": scaling, "search": search, "keywords": keywords, "hybrid": hybrid}
+    sub.add_parser("ledger")
+    commands = {
+        "scaling": scaling,
+        "search": search,
+        "keywords": keywords,
+        "hybrid": hybrid,
+        "ledger": ledger,
+    }
     commands[args.command](args)
 
 

@@ -98,9 +98,86 @@ def _to_job(row: sa.Row[Any]) -> Job:
     return Job(**{f: m[f] for f in Job.__dataclass_fields__})
 
 
+def _param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[Any]:
+    return sa.bindparam(name or column.name, type_=column.type)
+
+
+def _claim_statement(dialect: str) -> sa.Update:
+    """Built once: on the hot path, building and keying the statement cost SQLAlchemy
+    more than SQLite spends running it (~0.8 of 1.2 ms a claim)."""
+    now = _param(jobs.c.started_at, "now")
+    pick = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == "queued",
+            jobs.c.queue.in_(sa.bindparam("queues", expanding=True)),
+            jobs.c.not_before <= now,
+        )
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(pick))
+        .values(
+            status="running",
+            attempt=jobs.c.attempt + 1,
+            lease_owner=_param(jobs.c.lease_owner, "owner"),
+            lease_expires_at=_param(jobs.c.lease_expires_at, "expires"),
+            started_at=now,
+            finished_at=None,
+            progress=0.0,
+            progress_current=0,
+            progress_total=0,
+            progress_message="started",
+            stage=None,
+            updated_at=now,
+        )
+        .returning(*jobs.c)
+    )
+
+
+def _fence_params() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.id == _param(jobs.c.id, "job_id"),
+        jobs.c.attempt == _param(jobs.c.attempt, "fence_attempt"),
+        jobs.c.lease_owner == _param(jobs.c.lease_owner, "fence_owner"),
+        jobs.c.status == "running",
+    )
+
+
+def _succeed_statement(with_document: bool) -> sa.Update:
+    columns = [
+        jobs.c.result,
+        jobs.c.stages,
+        jobs.c.finished_at,
+        jobs.c.updated_at,
+        *([jobs.c.document_id] if with_document else []),
+    ]
+    return (
+        sa.update(jobs)
+        .where(_fence_params())
+        .values(
+            status="succeeded",
+            progress=1.0,
+            progress_message="done",
+            lease_owner=None,
+            lease_expires_at=None,
+            error_type=None,
+            error_message=None,
+            error_traceback=None,
+            **{c.key: _param(c) for c in columns},
+        )
+    )
+
+
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._claim = _claim_statement(engine.dialect.name)
+        self._succeed = {flag: _succeed_statement(flag) for flag in (False, True)}
 
     @property
     def dialect(self) -> str:
@@ -280,39 +357,15 @@ class Ledger:
         SQLite runs it as a single atomic UPDATE ... RETURNING; PostgreSQL picks the
         rows with FOR UPDATE SKIP LOCKED so concurrent workers never wait on each other."""
         now = time.time()
-        pick = (
-            sa.select(jobs.c.id)
-            .where(
-                jobs.c.status == "queued",
-                jobs.c.queue.in_(list(queues)),
-                jobs.c.not_before <= now,
-            )
-            .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            sa.update(jobs)
-            .where(jobs.c.id.in_(pick))
-            .values(
-                status="running",
-                attempt=jobs.c.attempt + 1,
-                lease_owner=owner,
-                lease_expires_at=now + lease_seconds,
-                started_at=now,
-                finished_at=None,
-                progress=0.0,
-                progress_current=0,
-                progress_total=0,
-                progress_message="started",
-                stage=None,
-                updated_at=now,
-            )
-            .returning(*jobs.c)
-        )
+        params = {
+            "queues": list(queues),
+            "now": now,
+            "limit": limit,
+            "owner": owner,
+            "expires": now + lease_seconds,
+        }
         with self.write() as conn:
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(self._claim, params).all()
         claimed = [Claim(_to_job(row), owner) for row in rows]
         # RETURNING order is unspecified: run them in claim order.
         return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
@@ -386,23 +439,18 @@ class Ledger:
         """Mark success inside the caller's transaction; raises LeaseLost (rolling the
         whole transaction back) when this attempt no longer owns the job."""
         now = time.time()
-        values: dict[str, Any] = {
-            "status": "succeeded",
+        params: dict[str, Any] = {
+            "job_id": claim.job.id,
+            "fence_attempt": claim.attempt,
+            "fence_owner": claim.owner,
             "result": dict(result),
-            "progress": 1.0,
-            "progress_message": "done",
             "stages": stages,
-            "lease_owner": None,
-            "lease_expires_at": None,
             "finished_at": now,
             "updated_at": now,
-            "error_type": None,
-            "error_message": None,
-            "error_traceback": None,
         }
         if document_id is not None:
-            values["document_id"] = document_id
-        updated = conn.execute(sa.update(jobs).where(self._fence(claim)).values(**values))
+            params["document_id"] = document_id
+        updated = conn.execute(self._succeed[document_id is not None], params)
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
 
