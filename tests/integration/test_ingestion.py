@@ -233,3 +233,28 @@ def test_search_survives_query_syntax(ctx: Context, tmp_path: Path, query: str) 
     make_txt(docs, "keys.txt", PARAGRAPHS[0])
     ctx.ingestor.ingest_paths([docs], collection="default")
     ctx.searcher.search(query, k=3)  # must not raise
+
+
+def test_an_older_submission_never_overwrites_a_newer_one(ctx: Context, tmp_path: Path) -> None:
+    # Two submissions of one file, the newer run first (as a second worker might):
+    # the older one, run last, must leave the newer content in place.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = make_txt(docs, "policy.txt", "The retention period is seven years for invoices.")
+    older = ctx.submitter.submit_path(path, collection="default", stage=True)
+    path.write_text("The retention period is ten years for contracts.")
+    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
+    assert older.document_id == newer.document_id
+
+    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
+
+    done = {job.id: job for job in ctx.ledger.get_many([older.id, newer.id])}
+    assert done[newer.id].status == "succeeded"
+    assert done[newer.id].started_at < done[older.id].started_at, "the newer ran first"
+    assert done[older.id].status == "succeeded"
+    assert done[older.id].result is not None
+    assert done[older.id].result["superseded_by"] == newer.id
+    assert done[older.id].result["outcome"] == "skipped"
+    hits = ctx.searcher.search("retention period", k=5, mode="keyword")
+    assert [h.text for h in hits] == ["The retention period is ten years for contracts."]
+    assert ctx.searcher.search("invoices", mode="keyword") == []

@@ -22,13 +22,26 @@ NOOP = "noop"
 Handler = Callable[["Context", JobExecution, ParseFunction | None], dict[str, Any] | None]
 
 
+class _Superseded(Exception):
+    """A newer submission of this document has already written its outcome."""
+
+    def __init__(self, newer_job_id: str) -> None:
+        super().__init__(newer_job_id)
+        self.newer_job_id = newer_job_id
+
+
 def run_ingest(
     services: Context, execution: JobExecution, parse: ParseFunction | None
 ) -> dict[str, Any] | None:
-    payload = execution.claim.job.payload
+    job = execution.claim.job
+    payload = job.payload
     path = resolve_payload_path(payload, services.settings.incoming_dir)
 
     def commit(conn: sa.Connection, result: FileResult) -> None:
+        # Two submissions of one document can run at once on two workers: the
+        # older must not overwrite what the newer wrote (raising rolls back).
+        if result.outcome != "skipped" and (newer := services.ledger.newer_outcome(conn, job)):
+            raise _Superseded(newer)
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
         if result.outcome == "failed":
             execution.fail_in(
@@ -41,16 +54,29 @@ def run_ingest(
             execution.succeed_in(conn, outcome, document_id=result.document_id)
 
     execution.checkpoint()
-    services.ingestor.ingest_file(
-        path,
-        collection=payload["collection"],
-        metadata=payload.get("metadata") or {},
-        source_uri=payload["source_uri"],
-        filename=payload.get("filename"),
-        on_progress=execution.progress,
-        parse=parse,
-        hook=commit,
-    )
+    try:
+        services.ingestor.ingest_file(
+            path,
+            collection=payload["collection"],
+            metadata=payload.get("metadata") or {},
+            source_uri=payload["source_uri"],
+            filename=payload.get("filename"),
+            on_progress=execution.progress,
+            parse=parse,
+            hook=commit,
+        )
+    except _Superseded as superseded:
+        with services.ledger.write() as conn:
+            # Nothing of this attempt was written: for `ingest add`, a skipped file.
+            result = {
+                "source": payload["source_uri"],
+                "outcome": "skipped",
+                "document_id": job.document_id,
+                "chunks": 0,
+                "embedded": 0,
+                "superseded_by": superseded.newer_job_id,
+            }
+            execution.succeed_in(conn, result, document_id=job.document_id)
     return None
 
 

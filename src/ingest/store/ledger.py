@@ -454,6 +454,31 @@ class Ledger:
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
 
+    def newer_outcome(self, conn: sa.Connection, job: Job) -> str | None:
+        """The id of a job submitted after `job` for the same document that has
+        already written its outcome (succeeded, failed or dead), if any. Run inside
+        the transaction that writes the document, after its row is written: on
+        PostgreSQL that row lock orders two concurrent writers, and SQLite runs one
+        write transaction at a time."""
+        if job.document_id is None:
+            return None
+        later = sa.or_(
+            jobs.c.created_at > job.created_at,
+            sa.and_(jobs.c.created_at == job.created_at, jobs.c.id > job.id),
+        )
+        stmt = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.document_id == job.document_id,
+                jobs.c.kind == job.kind,
+                jobs.c.status.in_(["succeeded", "failed", "dead"]),
+                later,
+            )
+            .limit(1)
+        )
+        newer = conn.execute(stmt).scalar_one_or_none()
+        return None if newer is None else str(newer)
+
     def finish(
         self,
         claim: Claim,
