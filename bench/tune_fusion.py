@@ -297,12 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tune_ids = list(tune_qrels)
         chosen = best_point(grid, tune_ids)
         default = Point(1.0, 1.0, 60, 50)
-        current = Point(
-            settings.fusion_vector_weight,
-            settings.fusion_keyword_weight,
-            settings.fusion_rrf_k,
-            settings.fusion_candidates,
-        )
+        current = Point(**settings.fusion())
         extra = [p for p in (default, current) if p not in grid]
         grid.update(score_grid(extra, rankings, tune_qrels, pk_doc))
         singles = single_mode_scores(rankings, tune_qrels, pk_doc)

@@ -68,16 +68,10 @@ class Context:
 
     @cached_property
     def searcher(self) -> Searcher:
-        s = self.settings
         return Searcher(
             self.store,
             self.embedder,
-            FusionConfig(
-                rrf_k=s.fusion_rrf_k,
-                vector_weight=s.fusion_vector_weight,
-                keyword_weight=s.fusion_keyword_weight,
-                candidates=s.fusion_candidates,
-            ),
+            FusionConfig(**self.settings.fusion()),
         )
 
     @cached_property

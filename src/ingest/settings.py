@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     embedding_attempts: int = Field(default=4, ge=1)
 
     # Retrieval
-    # Tuned on BEIR SciFact's training judgments (bench/tune_fusion.py, docs/benchmarks.md).
+    # Tuned on BEIR SciFact's training judgments (bench/tune_fusion.py, docs/benchmarks.md)
+    # with SQLite's keyword ranking; fusion() gives PostgreSQL its own (POSTGRES_FUSION).
     fusion_rrf_k: int = Field(default=5, ge=1)
     fusion_vector_weight: float = Field(default=0.67, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
@@ -119,6 +120,22 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def fusion(self) -> dict[str, Any]:
+        """The hybrid fusion settings in effect: what the user set, else the defaults
+        tuned for this backend's keyword ranking (FTS5 BM25 or PostgreSQL ts_rank)."""
+        values = {name: getattr(self, f"fusion_{name}") for name in FUSION_FIELDS}
+        if not self.is_sqlite:
+            for name, value in POSTGRES_FUSION.items():
+                if f"fusion_{name}" not in self.model_fields_set:
+                    values[name] = value
+        return values
+
+
+FUSION_FIELDS = ("rrf_k", "vector_weight", "keyword_weight", "candidates")
+# PostgreSQL's ts_rank is a weaker keyword ranking than FTS5's BM25 (SciFact nDCG@10
+# 0.58 against 0.68 per chunk): there the vector side leads (bench/pg_bench.py hybrid).
+POSTGRES_FUSION: dict[str, Any] = {"rrf_k": 10, "vector_weight": 1.0, "keyword_weight": 0.67}
 
 
 def load_settings(**overrides: object) -> Settings:

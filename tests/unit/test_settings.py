@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import load_settings
+from ingest.settings import Settings, load_settings
 
 
 def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -36,3 +36,29 @@ def test_invalid_values_are_rejected_naming_the_setting(monkeypatch: pytest.Monk
     monkeypatch.setenv("INGEST_MODE", "cluster")
     with pytest.raises(ValueError, match="mode"):
         load_settings()
+
+
+def test_fusion_defaults_follow_the_backend_keyword_ranking() -> None:
+    sqlite = Settings(_env_file=None, database_url="sqlite:///x.db")
+    assert sqlite.fusion() == {
+        "rrf_k": 5,
+        "vector_weight": 0.67,
+        "keyword_weight": 1.0,
+        "candidates": 100,
+    }
+    postgres = Settings(_env_file=None, database_url="postgresql+psycopg://u@h/db")
+    assert postgres.fusion() == {
+        "rrf_k": 10,
+        "vector_weight": 1.0,
+        "keyword_weight": 0.67,
+        "candidates": 100,
+    }
+
+
+def test_fusion_settings_a_user_chose_win_on_every_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INGEST_FUSION_KEYWORD_WEIGHT", "2")
+    postgres = Settings(_env_file=None, database_url="postgresql+psycopg://u@h/db")
+    assert postgres.fusion()["keyword_weight"] == 2.0
+    assert postgres.fusion()["vector_weight"] == 1.0
