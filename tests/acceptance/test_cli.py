@@ -140,3 +140,22 @@ def test_migrate_is_idempotent(cli_env: dict[str, str]) -> None:
     assert "migrated" in first.stdout
     second = run(cli_env, "migrate")
     assert "already at revision" in second.stdout
+
+
+def test_add_again_after_an_interrupted_run_follows_the_queued_jobs(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # `--no-wait` leaves the jobs queued, as a run killed before its worker got to
+    # them would; the next `ingest add` must not queue every file a second time.
+    corpus = make_corpus(tmp_path / "docs", count=3)
+    first = run_json(cli_env, "add", str(corpus), "--no-wait")
+    again = run_json(cli_env, "add", str(corpus), "--no-wait")
+    first_ids = sorted(job["job_id"] for job in first["jobs"])  # type: ignore[attr-defined]
+    assert sorted(job["job_id"] for job in again["jobs"]) == first_ids  # type: ignore[attr-defined]
+
+    report = run_json(cli_env, "add", str(corpus))
+    assert report["added"] == 3, report
+    assert report["skipped"] == 0
+    jobs = run_json(cli_env, "jobs", "list")["jobs"]
+    assert sorted(job["job_id"] for job in jobs) == first_ids  # type: ignore[attr-defined]
+    assert {job["status"] for job in jobs} == {"succeeded"}  # type: ignore[attr-defined]

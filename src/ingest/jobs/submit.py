@@ -185,6 +185,14 @@ class Submitter:
             doc_id = services.store.ensure_document(
                 conn, collection=collection, source_uri=source_uri, metadata=meta
             )
+            if staged is None and idempotency_key is None:
+                # `ingest add` run again after an interrupted run: follow the job
+                # still queued for this file rather than queue a second one.
+                twin = services.ledger.queued_twin(
+                    conn, document_id=doc_id, kind=INGEST, payload=payload
+                )
+                if twin is not None:
+                    return twin
             job = services.ledger.enqueue(
                 conn,
                 NewJob(

@@ -454,6 +454,22 @@ class Ledger:
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
 
+    def queued_twin(
+        self, conn: sa.Connection, *, document_id: str, kind: str, payload: Mapping[str, Any]
+    ) -> Job | None:
+        """A job of this document still waiting in the queue with this very payload
+        (the same file, collection and metadata), if any."""
+        rows = conn.execute(
+            sa.select(jobs)
+            .where(
+                jobs.c.document_id == document_id,
+                jobs.c.kind == kind,
+                jobs.c.status == "queued",
+            )
+            .order_by(jobs.c.created_at.desc())
+        )
+        return next((job for job in map(_to_job, rows) if job.payload == payload), None)
+
     def newer_outcome(self, conn: sa.Connection, job: Job) -> str | None:
         """The id of a job submitted after `job` for the same document that has
         already written its outcome (succeeded, failed or dead), if any. Run inside
