@@ -139,13 +139,27 @@ def _claim_statement(dialect: str) -> sa.Update:
     )
 
 
-def _fence_params() -> sa.ColumnElement[bool]:
+# Every write of an attempt's outcome or progress is fenced: it applies only while
+# this very attempt, by this owner, still holds the job.
+def _fence_clause(job_id: Any, attempt: Any, owner: Any) -> sa.ColumnElement[bool]:
     return sa.and_(
-        jobs.c.id == _param(jobs.c.id, "job_id"),
-        jobs.c.attempt == _param(jobs.c.attempt, "fence_attempt"),
-        jobs.c.lease_owner == _param(jobs.c.lease_owner, "fence_owner"),
+        jobs.c.id == job_id,
+        jobs.c.attempt == attempt,
+        jobs.c.lease_owner == owner,
         jobs.c.status == "running",
     )
+
+
+# The fence of the prebuilt statements, its values given at execution (_fence_values).
+_FENCE = _fence_clause(
+    _param(jobs.c.id, "job_id"),
+    _param(jobs.c.attempt, "fence_attempt"),
+    _param(jobs.c.lease_owner, "fence_owner"),
+)
+
+
+def _fence_values(claim: Claim) -> dict[str, Any]:
+    return {"job_id": claim.job.id, "fence_attempt": claim.attempt, "fence_owner": claim.owner}
 
 
 def _succeed_statement(with_document: bool) -> sa.Update:
@@ -158,7 +172,7 @@ def _succeed_statement(with_document: bool) -> sa.Update:
     ]
     return (
         sa.update(jobs)
-        .where(_fence_params())
+        .where(_FENCE)
         .values(
             status="succeeded",
             progress=1.0,
@@ -371,12 +385,7 @@ class Ledger:
         return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
 
     def _fence(self, claim: Claim) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            jobs.c.id == claim.job.id,
-            jobs.c.attempt == claim.attempt,
-            jobs.c.lease_owner == claim.owner,
-            jobs.c.status == "running",
-        )
+        return _fence_clause(claim.job.id, claim.attempt, claim.owner)
 
     def heartbeat(self, claim: Claim, lease_seconds: float) -> bool:
         """Extend the lease; False if it was lost (reaped, finished elsewhere)."""
@@ -440,9 +449,7 @@ class Ledger:
         whole transaction back) when this attempt no longer owns the job."""
         now = time.time()
         params: dict[str, Any] = {
-            "job_id": claim.job.id,
-            "fence_attempt": claim.attempt,
-            "fence_owner": claim.owner,
+            **_fence_values(claim),
             "result": dict(result),
             "stages": stages,
             "finished_at": now,
