@@ -25,8 +25,7 @@ import redis
 from bench_common import percentile
 from ingest.context import Context
 from ingest.settings import Settings
-from ingest.store import Store
-from ingest.store.ledger import NewJob
+from ingest.store import NewJob, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,9 +53,9 @@ def make_context(url: str, workdir: Path, **overrides: object) -> Context:
 
 def enqueue_many(ctx: Context, n: int, batch: int = 500) -> None:
     for start in range(0, n, batch):
-        with ctx.ledger.write() as conn:
+        with ctx.store.transaction() as tx:
             for _ in range(min(batch, n - start)):
-                ctx.ledger.enqueue(conn, NewJob(kind="noop", payload={}, queue="bench"))
+                tx.jobs.enqueue(NewJob(kind="noop", payload={}, queue="bench"))
 
 
 def inline_throughput(url: str, workdir: Path, n: int, concurrency: int) -> float:
@@ -115,7 +114,7 @@ def worker_process(env: dict[str, str], queues: str) -> subprocess.Popen[bytes]:
 
 def wait_for_worker(ctx: Context, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not any(w["live"] for w in ctx.ledger.list_workers(stale_after=10)):
+    while not any(w.live for w in ctx.store.workers.list(stale_after=10)):
         if time.monotonic() > deadline:
             raise TimeoutError("worker did not register")
         time.sleep(0.05)

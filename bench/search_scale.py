@@ -4,7 +4,7 @@
         [--text-source ../shared/data/scifact/corpus.jsonl] [--queries 200] [--json PATH]
 
 Builds (or reuses, with --db) a SQLite store holding N chunks written through the
-Store API -- `Store.replace_document` with many ChunkRecords per document and
+Store API -- `tx.documents.replace` with many ChunkRecords per document and
 `Store.put_vectors` keyed by the real embedder's model_id -- with clustered random
 unit vectors (one topic cluster per document, noise around it) and realistic text:
 sentences sampled from --text-source (a BEIR corpus.jsonl or any text file) or,
@@ -41,8 +41,8 @@ import sqlalchemy as sa
 
 from bench_common import format_table, percentile, report
 from ingest.context import Context
+from ingest.embedding import to_blob
 from ingest.pipeline.chunking import text_hash
-from ingest.pipeline.embedders import to_blob
 from ingest.settings import Settings
 from ingest.store import ChunkRecord, Store
 from ingest.store.keywords import fts5_match_expression
@@ -182,15 +182,16 @@ def build(
             )
             by_hash[h] = to_blob(vecs[i])
         store.put_vectors(model, dim, by_hash)
-        store.replace_document(
-            collection=COLLECTION,
-            source_uri=source_uri,
-            content_hash=hashlib.sha256(source_uri.encode()).hexdigest(),
-            fingerprint="synthetic",
-            size_bytes=sum(len(r.text) for r in rows),
-            metadata={"cluster_doc": d % 10},
-            chunk_rows=rows,
-        )
+        with store.transaction() as tx:
+            tx.documents.replace(
+                collection=COLLECTION,
+                source_uri=source_uri,
+                content_hash=hashlib.sha256(source_uri.encode()).hexdigest(),
+                fingerprint="synthetic",
+                size_bytes=sum(len(r.text) for r in rows),
+                metadata={"cluster_doc": d % 10},
+                chunk_rows=rows,
+            )
         written += n
         if d % 200 == 0:
             print(f"  {written:,} / {args.chunks:,} chunks", flush=True)

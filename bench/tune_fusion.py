@@ -53,7 +53,7 @@ from bench_common import (
     report,
 )
 from ingest.context import Context
-from ingest.pipeline.embedders import to_blob
+from ingest.embedding import to_blob
 from ingest.query.fusion import reciprocal_rank_fusion
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings

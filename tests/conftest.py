@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ingest.context import Context
-from ingest.pipeline.embedders import LocalEmbedder, Vectors
+from ingest.embedding import Vectors
+from ingest.embedding.local import LocalEmbedder
 from ingest.settings import Settings
 from ingest.store import Store
 from tests.support.postgres import PostgresServer
@@ -81,7 +82,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, incoming_dir=tmp_path / "incoming")
+    # Parsing in-process: isolation has its own tests (tests/acceptance), and a parser
+    # pool per test would cost seconds each.
+    return Settings(
+        database_url=database_url, incoming_dir=tmp_path / "incoming", isolate_parsing=False
+    )
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""The exception tree: one root, one subtree per layer.
+"""The exception tree: one root, one subtree per layer, all in this module.
 
 Every error a user can see derives from IngestError and carries a message that
-says what went wrong in terms of their input, not our internals.
+says what went wrong in terms of their input, not our internals. The API maps
+them to problem+json in one place (api/problems.py); the CLI to exit code 2.
 """
 
 
@@ -11,6 +12,43 @@ class IngestError(Exception):
 
 class ConfigError(IngestError):
     """A setting is missing, contradictory or points at something unusable."""
+
+
+# --- requests: what a caller asked for cannot be done -----------------------
+
+
+class NotFound(IngestError):
+    """The requested record (job, document, key) does not exist."""
+
+
+class Conflict(IngestError):
+    """The record exists but is in a state that does not allow the action."""
+
+
+class JobFinished(Conflict):
+    """Cancelling a job that already ended."""
+
+
+class JobNotRetryable(Conflict):
+    """Retrying a job that is queued, running or succeeded."""
+
+
+class QueueFull(IngestError):
+    """More than INGEST_MAX_QUEUED jobs are waiting: back off and try again."""
+
+    retry_after_s = 30
+
+
+class InvalidRequest(IngestError):
+    """A value a caller sent is not acceptable (a path, a role, a metadata value)."""
+
+
+class PathNotAllowed(InvalidRequest):
+    """A client path that is absolute or resolves outside INGEST_INCOMING_DIR."""
+
+
+class FileNotInIncoming(NotFound):
+    """A client path that names no file inside INGEST_INCOMING_DIR."""
 
 
 # --- pipeline ---------------------------------------------------------------
@@ -28,6 +66,10 @@ class UnsupportedFormat(DocumentRejected):
     """No parser handles this kind of file."""
 
 
+class ContentMismatch(DocumentRejected):
+    """The bytes plainly are not the type the file's name claims."""
+
+
 class FileTooLarge(DocumentRejected):
     """The file exceeds INGEST_MAX_FILE_BYTES."""
 
@@ -38,6 +80,14 @@ class EmptyDocument(DocumentRejected):
 
 class CorruptDocument(DocumentRejected):
     """The file claims a format but its bytes do not parse as that format."""
+
+
+class ParseTimeout(DocumentRejected):
+    """The parser ran past INGEST_PARSE_TIMEOUT_SECONDS and was killed."""
+
+
+class ParseOutOfMemory(DocumentRejected):
+    """The parser needed more than INGEST_PARSE_MEMORY_MB and was stopped."""
 
 
 class EmbeddingError(PipelineError):
@@ -55,8 +105,35 @@ class SchemaOutOfDate(StoreError):
     """The database schema is older than this code; run `ingest migrate`."""
 
 
-class NotFound(StoreError):
-    """The requested record does not exist."""
+class LeaseLost(StoreError):
+    """This worker no longer owns the job's current attempt; nothing it writes may land."""
+
+
+# --- jobs -------------------------------------------------------------------
+
+
+class JobInterrupted(IngestError):
+    """Raised at a checkpoint to stop a running job cleanly."""
+
+
+class JobCancelled(JobInterrupted):
+    """The user cancelled the job."""
+
+
+class JobTimedOut(JobInterrupted):
+    """The job ran past its soft time limit."""
+
+
+class JobLeaseLost(JobInterrupted):
+    """Seen at a checkpoint: another attempt owns the job now."""
+
+
+class WorkerStopping(JobInterrupted):
+    """The worker is shutting down and hands this job back."""
+
+
+class UnknownJobKind(JobInterrupted):
+    """No handler is registered for the job's kind."""
 
 
 # --- query ------------------------------------------------------------------

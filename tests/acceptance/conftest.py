@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.store import Store
-from ingest.store.ledger import Job, Ledger
+from ingest.store import Job, Store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import RedisServer, Spawner
 
@@ -87,7 +86,7 @@ class Database:
         self.url = url
         self.store = Store.open(url)
         self.store.migrate()  # what the first process would do; idempotent
-        self.ledger = Ledger(self.store.engine)
+        self.ledger = self.store.jobs
 
     def job(self, job_id: str) -> Job:
         job = self.ledger.get(job_id)

@@ -28,6 +28,7 @@ from tests.support.processes import (
     wait_until,
 )
 from tests.support.sse import json_events
+from tests.support.store_checks import duplicate_chunk_count
 
 pytestmark = pytest.mark.slow
 
@@ -245,7 +246,7 @@ def test_queue_mode_upload_follow_events_search_and_chat(
         assert all(j["attempt"] == 1 for j in finished.values())
         assert all(j["result"]["chunks"] >= 1 for j in finished.values())
         assert db.store.counts()["by_status"] == {"ready": 50}
-        assert db.store.duplicate_chunk_count() == 0
+        assert duplicate_chunk_count(db.store) == 0
 
         document = api.http.get(f"/api/v1/documents/{followed['document_id']}").json()
         assert document["status"] == "ready"
@@ -369,7 +370,7 @@ def test_inline_server_killed_mid_job_resumes_after_restart_without_duplicates(
 
         store = Store.open(env["DATABASE_URL"])
         try:
-            assert store.duplicate_chunk_count() == 0
+            assert duplicate_chunk_count(store) == 0
             document = store.get_document(document_id)
             assert document is not None
             assert document.status == "ready"
@@ -430,7 +431,7 @@ def test_inline_server_killed_right_after_202_finishes_the_job_after_restart(
         results = api.search(PANGOLIN_QUERY)
         assert results, "search found nothing"
         assert results[0]["document_id"] == document_id, results[0]
-        assert db.store.duplicate_chunk_count() == 0
+        assert duplicate_chunk_count(db.store) == 0
     finally:
         api.close()
 

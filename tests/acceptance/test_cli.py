@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures_docs import make_corrupt_pdf, make_docx, make_txt
+from tests.support.store_checks import duplicate_chunk_count
 
 INGEST = [sys.executable, "-m", "ingest"]
 TOPICS = [
@@ -129,7 +130,7 @@ def test_two_processes_ingesting_one_folder_leave_no_duplicates(
 
     store = Store.open(cli_env["DATABASE_URL"])
     try:
-        assert store.duplicate_chunk_count() == 0
+        assert duplicate_chunk_count(store) == 0
         assert store.counts()["chunks"] == sum(d.chunk_count for d in store.documents_in("default"))
     finally:
         store.close()

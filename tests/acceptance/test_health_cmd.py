@@ -95,9 +95,9 @@ def test_scheduler_health_fails_when_the_last_ticks_are_old(queue_env: dict[str,
     ctx = Context(settings)
     try:
         long_ago = time.time() - 3 * settings.maintenance_interval_seconds
-        assert Scheduler(ctx, ctx.doorbell).tick(now=long_ago)
+        assert Scheduler(ctx.runtime).tick(now=long_ago)
         assert health(queue_env, "scheduler").returncode == 1
-        assert Scheduler(ctx, ctx.doorbell).tick()
+        assert Scheduler(ctx.runtime).tick()
         assert health(queue_env, "scheduler").returncode == 0
     finally:
         ctx.close()

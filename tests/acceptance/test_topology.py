@@ -21,7 +21,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ingest.pipeline.pipeline import build_pipeline
+from ingest.context import build_pipeline
+from ingest.embedding import build_embedder
 from ingest.settings import Settings
 from ingest.store import Store
 from ingest.store.ledger import Ledger
@@ -37,6 +38,7 @@ from tests.support.processes import (
     wait_http_ok,
     wait_until,
 )
+from tests.support.store_checks import duplicate_chunk_count
 
 DOCUMENTS = 500
 UPLOAD_BATCH = 25
@@ -107,7 +109,8 @@ def topology(
 
 def expected_chunk_counts(folder: Path, tmp_path: Path) -> dict[str, int]:
     """What a clean single process makes of each file: the same parser and chunker."""
-    pipeline = build_pipeline(Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    pipeline = build_pipeline(settings, build_embedder(settings))
     return {
         path.name: len(pipeline.chunk(pipeline.parse(path.read_bytes(), path.name)))
         for path in sorted(folder.iterdir())
@@ -201,7 +204,7 @@ def test_topology_survives_chaos(
     for proc, port in apis:
         wait_http_ok(f"http://127.0.0.1:{port}/health/live", 60, alive=[proc])
 
-    ledger = Ledger(store.engine)
+    ledger = store.jobs
     stop = threading.Event()
     chaos = Chaos()
     chaos_thread = threading.Thread(
@@ -253,7 +256,7 @@ def test_topology_survives_chaos(
     assert len(docs) == DOCUMENTS
     assert {d.status for d in docs} == {"ready"}
     assert chunk_rows == expected, "chunk counts differ from a clean single-process run"
-    assert store.duplicate_chunk_count() == 0
+    assert duplicate_chunk_count(store) == 0
     assert store.counts()["chunks"] == sum(expected.values())
     keys = [k for k, _ in maintenance]
     assert len(keys) == len(set(keys)), "a maintenance slot ran twice"

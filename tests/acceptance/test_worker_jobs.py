@@ -20,10 +20,10 @@ import docx
 import pytest
 import sqlalchemy as sa
 
-from ingest.jobs.maintenance import CLEANUP_STAGED, INTEGRITY, TASKS
-from ingest.store.ledger import TERMINAL, Job, NewJob
+from ingest.ingestion.maintenance import CLEANUP_STAGED, INTEGRITY, TASKS
+from ingest.store import Job, NewJob, document_id_for
 from ingest.store.schema import jobs as jobs_table
-from ingest.store.store import document_id_for
+from ingest.vocabulary import TERMINAL
 from tests.acceptance.conftest import Database
 from tests.fixtures_docs import (
     make_corrupt_pdf,
@@ -41,6 +41,7 @@ from tests.fixtures_docs import (
 )
 from tests.support.fake_openai import API_KEY, MODEL, FakeOpenAI
 from tests.support.processes import Proc, RedisServer, Spawner, run_cli_json, wait_until
+from tests.support.store_checks import duplicate_chunk_count
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +124,7 @@ def ran_on(worker: Proc, job_id: str) -> bool:
 
 def only_worker_is(db: Database, worker: Proc) -> None:
     assert worker.alive, worker.log_tail()
-    registered = db.ledger.list_workers(stale_after=15)
+    registered = [w.as_dict() for w in db.store.workers.list(stale_after=15)]
     assert [w["pid"] for w in registered] == [worker.pid]
     assert registered[0]["live"]
 
@@ -194,7 +195,7 @@ def test_fifty_documents_all_succeed_and_progress_rises_to_one(
     assert all(j.attempt == 1 for j in finished.values())
     counts = db.store.counts()
     assert counts["by_status"] == {"ready": 50}
-    assert db.store.duplicate_chunk_count() == 0
+    assert duplicate_chunk_count(db.store) == 0
 
     large_job = finished[large_job_id]
     assert large_job.progress == 1.0
@@ -257,7 +258,7 @@ def test_killed_worker_job_reruns_on_a_new_worker_without_duplicates(
     document = db.store.get_document(job.document_id)
     assert document is not None
     assert document.status == "ready"
-    assert db.store.duplicate_chunk_count() == 0
+    assert duplicate_chunk_count(db.store) == 0
     assert chunk_rows(db, job.document_id) == document.chunk_count
     assert document.chunk_count == db.store.counts()["chunks"]
     assert job.result is not None

@@ -26,7 +26,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from ingest.api.app import create_app
 from ingest.context import Context
-from ingest.pipeline.embedders import LocalEmbedder
+from ingest.embedding.local import LocalEmbedder
 from ingest.settings import Settings
 from ingest.store.access import Access
 from ingest.store.ledger import NewJob

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.cli.follow import add_paths
 from ingest.context import Context
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
@@ -46,7 +47,7 @@ def test_docx_table_text_is_searchable(ctx: Context, tmp_path: Path) -> None:
         [["Item", "Location"], ["zircon centrifuge", "bay seventeen"]],
     )
     make_txt(docs, "other.txt", PARAGRAPHS[0])
-    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    report = add_paths(ctx, [docs], collection="default")
     assert report.added == 2, report.errors
     hits = ctx.searcher.search("zircon centrifuge", k=1, mode="keyword")
     assert [Path(h.source).name for h in hits] == ["inventory.docx"]
@@ -63,7 +64,7 @@ def test_html_navigation_and_footer_are_not_indexed(ctx: Context, tmp_path: Path
         nav_text="Quokkanavigation Pricing Careers",
         footer_text="Copyright Flibbertigibbet Incorporated",
     )
-    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    report = add_paths(ctx, [docs], collection="default")
     assert report.added == 1, report.errors
     assert ctx.searcher.search("Quokkanavigation", mode="keyword") == []
     assert ctx.searcher.search("Flibbertigibbet", mode="keyword") == []
@@ -74,7 +75,7 @@ def test_pdf_hits_carry_their_page(ctx: Context, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     make_pdf(docs, "manual.pdf", [PARAGRAPHS[1], PARAGRAPHS[0]])
-    ctx.ingestor.ingest_paths([docs], collection="default")
+    add_paths(ctx, [docs], collection="default")
     hit = ctx.searcher.search("rotating signing keys", k=1)[0]
     assert hit.page == 2
     assert Path(hit.source).name == "manual.pdf"
@@ -84,7 +85,7 @@ def test_markdown_hits_carry_their_heading(ctx: Context, tmp_path: Path) -> None
     docs = tmp_path / "docs"
     docs.mkdir()
     make_md(docs, "guide.md", f"# Security\n\n{PARAGRAPHS[0]}\n\n# People\n\n{PARAGRAPHS[2]}\n")
-    ctx.ingestor.ingest_paths([docs], collection="default")
+    add_paths(ctx, [docs], collection="default")
     hit = ctx.searcher.search("onboarding laptops badges", k=1)[0]
     assert hit.heading == "People"
 
@@ -96,12 +97,12 @@ def test_unchanged_files_are_skipped_without_embedding(
     docs.mkdir()
     for i, text in enumerate(PARAGRAPHS):
         make_txt(docs, f"doc{i}.txt", text)
-    first = ctx.ingestor.ingest_paths([docs], collection="default")
+    first = add_paths(ctx, [docs], collection="default")
     assert (first.added, first.failed) == (3, 0)
     assert embedder.texts_embedded == first.embedded > 0
     embedder.texts_embedded = 0
 
-    again = ctx.ingestor.ingest_paths([docs], collection="default")
+    again = add_paths(ctx, [docs], collection="default")
 
     assert (again.skipped, again.added, again.updated) == (3, 0, 0)
     assert embedder.texts_embedded == 0
@@ -122,13 +123,13 @@ def test_editing_one_paragraph_reembeds_only_changed_chunks(
         "Foxtrot team handles procurement, vendors and their contracts.",
     ]
     path = make_txt(docs, "teams.txt", _long_doc(sentences))
-    first = ctx.ingestor.ingest_paths([docs], collection="default")
+    first = add_paths(ctx, [docs], collection="default")
     assert first.chunks >= 4, "the fixture must span several chunks"
     embedder.texts_embedded = 0
 
     sentences[2] = "Charlie team now owns the kiosk firmware and its signed updates."
     path.write_text(_long_doc(sentences))
-    second = ctx.ingestor.ingest_paths([docs], collection="default")
+    second = add_paths(ctx, [docs], collection="default")
 
     assert second.updated == 1
     assert 1 <= embedder.texts_embedded < first.chunks
@@ -143,13 +144,13 @@ def test_sync_removes_deleted_files_from_search(ctx: Context, tmp_path: Path) ->
     docs.mkdir()
     make_txt(docs, "keep.txt", PARAGRAPHS[0])
     gone = make_txt(docs, "gone.txt", PARAGRAPHS[1])
-    ctx.ingestor.ingest_paths([docs], collection="default")
+    add_paths(ctx, [docs], collection="default")
     assert "gone.txt" in _sources(ctx, "ledger backups cold storage", k=1)
 
     gone.unlink()
-    without_sync = ctx.ingestor.ingest_paths([docs], collection="default")
+    without_sync = add_paths(ctx, [docs], collection="default")
     assert without_sync.deleted == 0
-    report = ctx.ingestor.ingest_paths([docs], collection="default", sync=True)
+    report = add_paths(ctx, [docs], collection="default", sync=True)
 
     assert (report.deleted, report.skipped) == (1, 1)
     assert "gone.txt" not in _sources(ctx, "ledger backups cold storage", k=5)
@@ -161,8 +162,8 @@ def test_sync_leaves_other_folders_alone(ctx: Context, tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     make_txt(tmp_path / "a", "a.txt", PARAGRAPHS[0])
     make_txt(tmp_path / "b", "b.txt", PARAGRAPHS[1])
-    ctx.ingestor.ingest_paths([tmp_path / "a", tmp_path / "b"], collection="default")
-    report = ctx.ingestor.ingest_paths([tmp_path / "a"], collection="default", sync=True)
+    add_paths(ctx, [tmp_path / "a", tmp_path / "b"], collection="default")
+    report = add_paths(ctx, [tmp_path / "a"], collection="default", sync=True)
     assert report.deleted == 0
     assert ctx.store.counts()["documents"] == 2
 
@@ -182,7 +183,7 @@ def test_bad_files_fail_with_reasons_while_the_rest_ingest(
     make_txt(docs, "huge.txt", "word " * 10_000)
     (docs / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
 
-    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    report = add_paths(ctx, [docs], collection="default")
 
     reasons = {Path(e["source"]).name: e["reason"] for e in report.errors}
     assert (report.added, report.failed) == (1, 6)
@@ -201,8 +202,8 @@ def test_collections_and_metadata_filter_search(ctx: Context, tmp_path: Path) ->
     docs = tmp_path / "docs"
     docs.mkdir()
     make_txt(docs, "keys.txt", PARAGRAPHS[0])
-    ctx.ingestor.ingest_paths([docs], collection="security", metadata={"team": "infra"})
-    ctx.ingestor.ingest_paths([docs], collection="hr", metadata={"team": "people"})
+    add_paths(ctx, [docs], collection="security", metadata={"team": "infra"})
+    add_paths(ctx, [docs], collection="hr", metadata={"team": "people"})
 
     assert {h.collection for h in ctx.searcher.search("signing keys", k=5)} == {"security", "hr"}
     only_hr = ctx.searcher.search("signing keys", k=5, collection="hr")
@@ -218,9 +219,9 @@ def test_changing_metadata_alone_updates_without_reembedding(
     docs = tmp_path / "docs"
     docs.mkdir()
     make_txt(docs, "keys.txt", PARAGRAPHS[0])
-    ctx.ingestor.ingest_paths([docs], collection="default", metadata={"team": "a"})
+    add_paths(ctx, [docs], collection="default", metadata={"team": "a"})
     embedder.texts_embedded = 0
-    report = ctx.ingestor.ingest_paths([docs], collection="default", metadata={"team": "b"})
+    report = add_paths(ctx, [docs], collection="default", metadata={"team": "b"})
     assert report.updated == 1
     assert embedder.texts_embedded == 0
     assert ctx.searcher.search("signing keys", filters={"team": "b"})
@@ -231,7 +232,7 @@ def test_search_survives_query_syntax(ctx: Context, tmp_path: Path, query: str) 
     docs = tmp_path / "docs"
     docs.mkdir()
     make_txt(docs, "keys.txt", PARAGRAPHS[0])
-    ctx.ingestor.ingest_paths([docs], collection="default")
+    add_paths(ctx, [docs], collection="default")
     ctx.searcher.search(query, k=3)  # must not raise
 
 

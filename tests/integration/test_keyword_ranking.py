@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ingest.cli.follow import add_paths
 from ingest.context import Context
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
@@ -38,7 +39,7 @@ def harbour(database_url: str, tmp_path: Path, embedder: CountingEmbedder) -> It
         keyword_rank_limit=RANK_LIMIT,
     )
     ctx = Context(settings, embedder=embedder)
-    report = ctx.ingestor.ingest_paths([docs], collection="default")
+    report = add_paths(ctx, [docs], collection="default")
     assert report.added == COMMON_CHUNKS + 1, report.errors
     with ctx.store.engine.begin() as conn:
         # What autovacuum does on a live table: keyword ranking reads these statistics.
@@ -70,6 +71,6 @@ def test_collection_filter_applies_to_ranked_matches(harbour: Context, tmp_path:
     other = tmp_path / "other"
     other.mkdir()
     (other / "log.txt").write_text("A zanzibar ferry log, kept apart from the harbour.")
-    assert harbour.ingestor.ingest_paths([other], collection="ferries").added == 1
+    assert add_paths(harbour, [other], collection="ferries").added == 1
     hits = harbour.searcher.search("zanzibar harbour", k=5, mode="keyword", collection="ferries")
     assert [Path(h.source).name for h in hits] == ["log.txt"]

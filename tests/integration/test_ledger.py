@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ingest.store import Store
-from ingest.store.ledger import Claim, Job, LeaseLost, Ledger, NewJob
+from ingest.errors import LeaseLost
+from ingest.store import Claim, Job, NewJob, Store
+from ingest.store.engine import write_transaction
+from ingest.store.ledger import Ledger
 from ingest.store.schema import jobs, staged_files
+from ingest.store.staged_files import StagedFiles
+from ingest.store.transaction import transaction
+from ingest.vocabulary import JobStatus
 
 LEASE = 30.0
 
@@ -23,7 +28,7 @@ def ledger(database_url: str) -> Iterator[Ledger]:
     store = Store.open(database_url)
     store.migrate()
     try:
-        yield Ledger(store.engine)
+        yield store.jobs
     finally:
         store.close()
 
@@ -42,12 +47,19 @@ def get(ledger: Ledger, job_id: str) -> Job:
 
 def update(ledger: Ledger, job_id: str, **values: Any) -> None:
     """Change a job's columns directly: how tests make time pass."""
-    with ledger.write() as conn:
+    with write_transaction(ledger.engine) as conn:
         conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
 
 
+def claim_one(
+    ledger: Ledger, owner: str, queues: tuple[str, ...] | list[str], lease: float
+) -> Claim | None:
+    claims = ledger.claim_many(owner, queues, lease, 1)
+    return claims[0] if claims else None
+
+
 def claim(ledger: Ledger, owner: str = "w1", queues: tuple[str, ...] = ("ingest",)) -> Claim:
-    got = ledger.claim(owner, queues, LEASE)
+    got = claim_one(ledger, owner, queues, LEASE)
     assert got is not None, "expected a job to claim"
     return got
 
@@ -58,7 +70,7 @@ def expire(ledger: Ledger, job_id: str) -> None:
 
 
 def fail_outright(ledger: Ledger, c: Claim, status: str = "failed") -> None:
-    assert ledger.finish(c, status=status, error_type="boom", error_message="boom")
+    assert ledger.end_attempt(c, JobStatus(status), error_type="boom", error_message="boom")
 
 
 # --- claiming ---------------------------------------------------------------------
@@ -76,7 +88,7 @@ def test_claim_takes_highest_priority_first_then_oldest(ledger: Ledger) -> None:
     order = [claim(ledger).job.id for _ in range(4)]
 
     assert order == [old_high.id, new_high.id, old_low.id, new_low.id]
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
 
 
 def test_claim_marks_the_job_running_under_a_lease(ledger: Ledger) -> None:
@@ -102,7 +114,7 @@ def test_a_worker_only_takes_jobs_from_its_queues(ledger: Ledger) -> None:
     ingest = submit(ledger, queue="ingest")
 
     assert claim(ledger, queues=("ingest",)).job.id == ingest.id
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
     assert get(ledger, maintenance.id).status == "queued"
     assert claim(ledger, queues=("ingest", "maintenance")).job.id == maintenance.id
 
@@ -110,7 +122,7 @@ def test_a_worker_only_takes_jobs_from_its_queues(ledger: Ledger) -> None:
 def test_a_job_is_not_claimed_before_its_not_before(ledger: Ledger) -> None:
     later = submit(ledger, not_before=time.time() + 3600)
 
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
     assert get(ledger, later.id).status == "queued"
 
     update(ledger, later.id, not_before=time.time() - 1)  # the hour has passed
@@ -159,7 +171,7 @@ def test_two_threads_claiming_never_get_the_same_job(ledger: Ledger) -> None:
     def drain(owner: str) -> None:
         try:
             barrier.wait()
-            while (c := ledger.claim(owner, ["ingest"], LEASE)) is not None:
+            while (c := claim_one(ledger, owner, ["ingest"], LEASE)) is not None:
                 taken[owner].append(c.job.id)
         except BaseException as exc:
             errors.append(exc)
@@ -190,7 +202,7 @@ def test_two_threads_claiming_never_get_the_same_job(ledger: Ledger) -> None:
 
 def test_heartbeat_extends_the_lease(ledger: Ledger) -> None:
     submit(ledger)
-    c = ledger.claim("w1", ["ingest"], 5.0)
+    c = claim_one(ledger, "w1", ["ingest"], 5.0)
     assert c is not None
     first = get(ledger, c.job.id).lease_expires_at
     assert first is not None
@@ -239,7 +251,7 @@ def test_a_job_is_dead_after_its_last_attempt_expires(ledger: Ledger) -> None:
     assert dead.status == "dead"
     assert dead.attempt == 2
     assert dead.finished_at is not None
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
 
 
 def test_an_expired_job_with_a_cancel_request_ends_cancelled(ledger: Ledger) -> None:
@@ -270,14 +282,14 @@ def test_a_stale_claim_can_write_nothing_after_a_reap_and_reclaim(
     snapshot = get(ledger, job.id)
 
     def stale_success_with_other_writes() -> None:
-        with ledger.write() as conn:
-            ledger.record_staged_file(conn, job_id=job.id, path="x", size=1, sha256="0" * 64)
-            ledger.succeed(conn, stale, {"chunks": 1}, [])
+        with transaction(ledger.engine) as tx:
+            tx.staged_files.record(job_id=job.id, path="x", size=1, sha256="0" * 64)
+            tx.jobs.succeed(stale, {"chunks": 1}, [])
 
     with pytest.raises(LeaseLost):
         stale_success_with_other_writes()
-    assert ledger.finish(stale, status="failed", error_type="x", error_message="x") is False
-    assert ledger.finish(stale, status="queued", retry_at=time.time()) is False
+    assert ledger.end_attempt(stale, JobStatus.FAILED, error_type="x", error_message="x") is False
+    assert ledger.end_attempt(stale, JobStatus.QUEUED, retry_at=time.time()) is False
     with pytest.raises(LeaseLost):
         ledger.report_progress(
             stale, stage="embed", current=5, total=10, fraction=0.5, message="stale", stages=[]
@@ -286,14 +298,14 @@ def test_a_stale_claim_can_write_nothing_after_a_reap_and_reclaim(
     assert ledger.hand_back(stale) is False
 
     assert get(ledger, job.id) == snapshot  # not one column changed
-    with ledger.write() as conn:  # the succeed() transaction rolled back as a whole
+    with write_transaction(ledger.engine) as conn:  # the succeed() transaction rolled back
         assert conn.execute(sa.select(sa.func.count()).select_from(staged_files)).scalar() == 0
 
     ledger.report_progress(
         current, stage="embed", current=1, total=2, fraction=0.5, message="mine", stages=[]
     )
-    with ledger.write() as conn:
-        ledger.succeed(conn, current, {"chunks": 1}, [{"stage": "embed"}])
+    with transaction(ledger.engine) as tx:
+        tx.jobs.succeed(current, {"chunks": 1}, [{"stage": "embed"}])
     done = get(ledger, job.id)
     assert (done.status, done.attempt, done.result) == ("succeeded", 2, {"chunks": 1})
     assert done.progress == 1.0
@@ -302,12 +314,12 @@ def test_a_stale_claim_can_write_nothing_after_a_reap_and_reclaim(
 def test_outcomes_cannot_be_written_twice(ledger: Ledger) -> None:
     job = submit(ledger)
     c = claim(ledger)
-    with ledger.write() as conn:
-        ledger.succeed(conn, c, {}, [])
+    with transaction(ledger.engine) as tx:
+        tx.jobs.succeed(c, {}, [])
 
-    assert ledger.finish(c, status="failed", error_type="x", error_message="x") is False
-    with pytest.raises(LeaseLost), ledger.write() as conn:
-        ledger.succeed(conn, c, {"again": True}, [])
+    assert ledger.end_attempt(c, JobStatus.FAILED, error_type="x", error_message="x") is False
+    with pytest.raises(LeaseLost), transaction(ledger.engine) as tx:
+        tx.jobs.succeed(c, {"again": True}, [])
     assert get(ledger, job.id).status == "succeeded"
     assert get(ledger, job.id).result == {}
 
@@ -317,12 +329,12 @@ def test_a_failed_attempt_with_attempts_left_is_queued_for_later(ledger: Ledger)
     c = claim(ledger)
     retry_at = time.time() + 3600
 
-    assert ledger.finish(c, status="queued", error_type="embedding_error", retry_at=retry_at)
+    assert ledger.end_attempt(c, JobStatus.QUEUED, error_type="embedding_error", retry_at=retry_at)
 
     queued = get(ledger, job.id)
     assert (queued.status, queued.attempt, queued.not_before) == ("queued", 1, retry_at)
     assert queued.finished_at is None
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
 
 
 # --- steering -----------------------------------------------------------------------------
@@ -336,7 +348,7 @@ def test_cancelling_a_queued_job_is_immediate(ledger: Ledger) -> None:
     assert cancelled is not None
     assert cancelled.status == "cancelled"
     assert cancelled.finished_at is not None
-    assert ledger.claim("w1", ["ingest"], LEASE) is None
+    assert claim_one(ledger, "w1", ["ingest"], LEASE) is None
     assert ledger.cancel("no-such-job") is None
 
 
@@ -351,15 +363,15 @@ def test_cancelling_a_running_job_asks_it_to_stop(ledger: Ledger) -> None:
     assert (flagged.status, flagged.cancel_requested) == ("running", True)
     assert ledger.cancel_requested(job.id) is True
     # The worker stops at its next checkpoint and records it, still fenced.
-    assert ledger.finish(c, status="cancelled", error_type="cancelled")
+    assert ledger.end_attempt(c, JobStatus.CANCELLED, error_type="cancelled")
     assert get(ledger, job.id).status == "cancelled"
 
 
 def test_cancelling_a_finished_job_changes_nothing(ledger: Ledger) -> None:
     job = submit(ledger)
     c = claim(ledger)
-    with ledger.write() as conn:
-        ledger.succeed(conn, c, {}, [])
+    with transaction(ledger.engine) as tx:
+        tx.jobs.succeed(c, {}, [])
 
     after = ledger.cancel(job.id)
 
@@ -392,8 +404,8 @@ def test_retry_leaves_queued_running_and_succeeded_jobs_alone(ledger: Ledger) ->
     assert claim(ledger).job.id == running.id
     c = claim(ledger)
     assert c.job.id == succeeded.id
-    with ledger.write() as conn:
-        ledger.succeed(conn, c, {}, [])
+    with transaction(ledger.engine) as tx:
+        tx.jobs.succeed(c, {}, [])
 
     for job_id, status in ((queued.id, "queued"), (running.id, "running")):
         retried = ledger.retry(job_id)
@@ -434,22 +446,19 @@ def test_purge_removes_old_finished_jobs_only(ledger: Ledger) -> None:
     for name, (status, finished_at) in states.items():
         ids[name] = submit(ledger).id
         update(ledger, ids[name], status=status, finished_at=finished_at, created_at=old)
-    with ledger.write() as conn:
+    with transaction(ledger.engine) as tx:
         for name in ("old_succeeded", "old_failed"):
-            ledger.record_staged_file(conn, job_id=ids[name], path=name, size=1, sha256="0" * 64)
-    ledger.mark_staged_removed(
-        [
-            staged_id
-            for staged_id, path in ledger.staged_files_to_remove(0)
-            if path == "old_succeeded"
-        ]
+            tx.staged_files.record(job_id=ids[name], path=name, size=1, sha256="0" * 64)
+    staged_files_ = StagedFiles(ledger.engine)
+    staged_files_.mark_removed(
+        [staged_id for staged_id, path in staged_files_.to_remove(0) if path == "old_succeeded"]
     )
 
     assert ledger.purge_finished(now - 7 * 86400) == 4
 
     left = {j.id: j.status for j in ledger.list_jobs(limit=10)}
     assert left == {ids[n]: states[n][0] for n in ("recent_succeeded", "old_queued", "old_running")}
-    with ledger.write() as conn:
+    with write_transaction(ledger.engine) as conn:
         staged = set(conn.execute(sa.select(staged_files.c.path)).scalars())
     # A removed file's record goes with its job; one still on disk stays for cleanup.
     assert staged == {"old_failed"}
@@ -462,18 +471,23 @@ def test_cleanup_keeps_the_bytes_of_jobs_that_can_still_be_retried(ledger: Ledge
     now = time.time()
     retention_start = now - 86400
     statuses = ("succeeded", "failed", "dead", "cancelled", "queued", "running")
-    with ledger.write() as conn:
+    pending: list[tuple[str, str]] = []
+    with transaction(ledger.engine) as tx:
         for status in statuses:
-            job = ledger.enqueue(conn, NewJob(kind="ingest", payload={}))
-            conn.execute(sa.update(jobs).where(jobs.c.id == job.id).values(status=status))
-            ledger.record_staged_file(conn, job_id=job.id, path=status, size=1, sha256="0" * 64)
+            job = tx.jobs.enqueue(NewJob(kind="ingest", payload={}))
+            update_in_tx = (job.id, status)
+            tx.staged_files.record(job_id=job.id, path=status, size=1, sha256="0" * 64)
+            pending.append(update_in_tx)
         # A job purged from the ledger left its file behind.
-        ledger.record_staged_file(conn, job_id="purged", path="orphan", size=1, sha256="0" * 64)
+        tx.staged_files.record(job_id="purged", path="orphan", size=1, sha256="0" * 64)
+    for job_id, status in pending:
+        update(ledger, job_id, status=status)
 
-    fresh = {path for _, path in ledger.staged_files_to_remove(retention_start)}
+    staged = StagedFiles(ledger.engine)
+    fresh = {path for _, path in staged.to_remove(retention_start)}
     assert fresh == {"succeeded"}
 
-    with ledger.write() as conn:
+    with write_transaction(ledger.engine) as conn:
         conn.execute(sa.update(staged_files).values(created_at=now - 2 * 86400))
-    expired = {path for _, path in ledger.staged_files_to_remove(retention_start)}
+    expired = {path for _, path in staged.to_remove(retention_start)}
     assert expired == {"succeeded", "failed", "dead", "cancelled", "orphan"}

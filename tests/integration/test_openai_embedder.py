@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from ingest.cli.follow import add_paths
 from ingest.context import Context
+from ingest.embedding.local import OpenAIEmbedder
 from ingest.errors import EmbeddingError
 from ingest.pipeline.chunking import text_hash
-from ingest.pipeline.embedders import OpenAIEmbedder
 from ingest.settings import Settings
 from tests.fixtures_docs import make_txt
 from tests.support.fake_openai import API_KEY, DIM, MODEL, FakeOpenAI, bag_of_words
@@ -233,7 +234,7 @@ def test_end_to_end_ingest_and_search_through_the_http_embedder(
     try:
         assert embedder.model_id == f"openai:{MODEL}"
 
-        first = ctx.ingestor.ingest_paths([docs], collection="default")
+        first = add_paths(ctx, [docs], collection="default")
 
         assert (first.added, first.failed) == (len(DOCS), 0), first.errors
         assert first.embedded == first.chunks == len(DOCS)
@@ -254,7 +255,7 @@ def test_end_to_end_ingest_and_search_through_the_http_embedder(
             assert Path(hits[0].source).name == "keys.txt", mode
 
         before = len(server.requests)
-        again = ctx.ingestor.ingest_paths([docs], collection="default")
+        again = add_paths(ctx, [docs], collection="default")
 
         assert (again.skipped, again.embedded) == (len(DOCS), 0)
         assert len(server.requests) == before, "a second ingest must not call the endpoint"

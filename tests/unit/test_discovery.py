@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import IngestError
-from ingest.jobs.discovery import discover_files, is_under_roots
+from ingest.ingestion.discovery import discover_files, is_under_roots
 
 
 def test_walks_folders_skipping_hidden_entries(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ class InlineRunner:
 
     def __init__(self, ctx: Context) -> None:
         self.worker = ctx.worker()
-        self.scheduler = Scheduler(ctx, ctx.doorbell)
+        self.scheduler = Scheduler(ctx.runtime)
         self.threads = [
             threading.Thread(target=self.worker.run, name="inline-worker", daemon=True),
             threading.Thread(target=self.scheduler.run, name="inline-scheduler", daemon=True),

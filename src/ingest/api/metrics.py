@@ -50,11 +50,8 @@ class LedgerCollector(Collector):
             docs.add_metric([status], n)
         yield docs
         yield GaugeMetricFamily("ingest_chunks", "Chunks indexed", value=counts["chunks"])
-        live = sum(
-            1
-            for w in ledger.list_workers(stale_after=self.ctx.settings.worker_stale_seconds)
-            if w["live"]
-        )
+        workers = self.ctx.store.workers.list(stale_after=self.ctx.settings.worker_stale_seconds)
+        live = sum(1 for w in workers if w.live)
         yield GaugeMetricFamily(
             "ingest_live_workers", "Workers with a recent heartbeat", value=live
         )

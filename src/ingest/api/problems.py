@@ -14,10 +14,16 @@ from ingest.errors import (
     ConfigError,
     DocumentRejected,
     EmbeddingError,
+    FileNotInIncoming,
     FileTooLarge,
     IngestError,
+    InvalidRequest,
+    JobFinished,
+    JobNotRetryable,
     NotFound,
+    PathNotAllowed,
     QueryError,
+    QueueFull,
     UnsupportedFormat,
 )
 
@@ -78,7 +84,28 @@ _HTTP_SLUGS = {
 }
 
 
+# The first entry whose class the error is an instance of decides: subclasses first.
+_DOMAIN_PROBLEMS: tuple[tuple[type[IngestError], int, str, str], ...] = (
+    (FileNotInIncoming, 404, "file-not-found", "File not found"),
+    (NotFound, 404, "not-found", "Not found"),
+    (JobFinished, 409, "job-finished", "Job already finished"),
+    (JobNotRetryable, 409, "job-not-retryable", "Job cannot be retried"),
+    (QueueFull, 503, "queue-full", "Too much work queued"),
+    (PathNotAllowed, 400, "path-outside-incoming-dir", "Path not allowed"),
+    (InvalidRequest, 400, "bad-request", "Bad request"),
+)
+
+
+def _headers_for(exc: IngestError) -> dict[str, str] | None:
+    if isinstance(exc, QueueFull):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
+
+
 def _ingest_error_problem(exc: IngestError) -> tuple[int, str, str]:
+    for cls, status, slug, title in _DOMAIN_PROBLEMS:
+        if isinstance(exc, cls):
+            return status, slug, title
     if isinstance(exc, NotFound):
         return 404, "not-found", "Not found"
     if isinstance(exc, FileTooLarge):
@@ -167,7 +194,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         status, slug, title = _ingest_error_problem(exc)
         if status >= 500:
             log.error("request failed: %s", exc)
-        return problem_response(status, slug, title, str(exc), instance=request.url.path)
+        return problem_response(
+            status, slug, title, str(exc), instance=request.url.path, headers=_headers_for(exc)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

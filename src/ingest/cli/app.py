@@ -12,18 +12,17 @@ from typing import Annotated
 import typer
 
 from ingest.cli.common import err, out, parse_pairs, print_json, service_context
-from ingest.cli.follow import follow_jobs, plan_ingestion, report_from_jobs
+from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
 from ingest.cli.status import print_status, status_report
 from ingest.errors import IngestError
-from ingest.jobs.ingestion import IngestReport
+from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
-from ingest.store import Store
-from ingest.store.ledger import Job
+from ingest.store import Job, Store
 
 app = typer.Typer(
     name="ingest",
@@ -56,23 +55,14 @@ def add(
     metadata = parse_pairs(meta, "--meta")
     with service_context() as ctx:
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
-        jobs = [
-            ctx.submitter.submit_path(
-                path,
-                collection=collection,
-                metadata=metadata,
-                stage=ctx.settings.mode == "queue",
-            )
-            for path in plan.to_submit
-        ]
+        jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata)
         if no_wait:
             _print_submitted(jobs, plan.skipped, as_json)
             return
-        finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=not as_json and err.is_terminal)
-        report = report_from_jobs(finished, skipped=len(plan.skipped))
-        if sync:
-            seen = {str(p) for p in plan.all_files}
-            report.deleted = ctx.ingestor.delete_missing(paths, collection, seen)
+        show_bar = not as_json and err.is_terminal
+        report = finish_add(
+            ctx, plan, jobs, paths, collection=collection, sync=sync, show_bar=show_bar
+        )
     if as_json:
         print_json(report.as_dict())
     else:

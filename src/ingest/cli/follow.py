@@ -1,4 +1,5 @@
-"""`ingest add` as jobs: plan (skip what is unchanged), follow to the end, report."""
+"""`ingest add` as jobs: plan (skip what is unchanged), submit, follow to the end,
+report. `add_paths` is the whole of it, for callers other than the command."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.context import Context
-from ingest.jobs.discovery import discover_files
-from ingest.jobs.ingestion import FileResult, IngestReport
-from ingest.store.ledger import Job
+from ingest.ingestion import actions
+from ingest.ingestion.discovery import discover_files
+from ingest.ingestion.results import FileResult, IngestReport
+from ingest.store import Job
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
@@ -40,6 +42,52 @@ def plan_ingestion(
         else:
             plan.to_submit.append(path)
     return plan
+
+
+def submit_plan(
+    ctx: Context, plan: IngestionPlan, *, collection: str, metadata: Mapping[str, Any]
+) -> list[Job]:
+    """Queue a job per file to (re)ingest; queue mode stages the bytes for the workers."""
+    return [
+        ctx.submitter.submit_path(
+            path, collection=collection, metadata=metadata, stage=ctx.settings.mode == "queue"
+        )
+        for path in plan.to_submit
+    ]
+
+
+def finish_add(
+    ctx: Context,
+    plan: IngestionPlan,
+    jobs: Sequence[Job],
+    roots: Sequence[Path],
+    *,
+    collection: str,
+    sync: bool,
+    show_bar: bool = False,
+) -> IngestReport:
+    """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone."""
+    finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=show_bar)
+    report = report_from_jobs(finished, skipped=len(plan.skipped))
+    if sync:
+        seen = {str(p) for p in plan.all_files}
+        report.deleted = actions.delete_missing(ctx.store, roots, collection, seen)
+    return report
+
+
+def add_paths(
+    ctx: Context,
+    paths: Sequence[Path],
+    *,
+    collection: str,
+    metadata: Mapping[str, Any] | None = None,
+    sync: bool = False,
+) -> IngestReport:
+    """`ingest add PATHS` in this process, through the ledger, without output."""
+    meta = dict(metadata or {})
+    plan = plan_ingestion(ctx, paths, collection=collection, metadata=meta)
+    jobs = submit_plan(ctx, plan, collection=collection, metadata=meta)
+    return finish_add(ctx, plan, jobs, paths, collection=collection, sync=sync)
 
 
 def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list[Job]:

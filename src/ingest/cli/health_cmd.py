@@ -14,10 +14,10 @@ import typer
 
 from ingest.cli.common import err, fail, out
 from ingest.errors import IngestError
+from ingest.ingestion.maintenance import TASKS as MAINTENANCE_TASKS
 from ingest.jobs.health import scheduler_problem, worker_problem
 from ingest.settings import Settings, load_settings
 from ingest.store import Store
-from ingest.store.ledger import Ledger
 
 health_app = typer.Typer(
     help="Exit 0 when a part of the deployment is healthy (for health checks).",
@@ -29,7 +29,7 @@ health_app = typer.Typer(
 def _light_store() -> Iterator[tuple[Settings, Store]]:
     try:
         settings = load_settings()
-        store = Store.open(settings.database_url, pool_size=1, max_overflow=0)
+        store = Store.from_settings(settings, light=True)
     except IngestError as exc:
         raise fail(str(exc)) from exc
     try:
@@ -83,9 +83,7 @@ def worker(
     """A worker on this host (a container's hostname is its own) heartbeats."""
     host = hostname or socket.gethostname()
     with _light_store() as (settings, store):
-        problem = worker_problem(
-            Ledger(store.engine), host, stale_after=settings.worker_stale_seconds
-        )
+        problem = worker_problem(store.workers, host, stale_after=settings.worker_stale_seconds)
     _verdict(problem, f"worker on {host} is live")
 
 
@@ -95,7 +93,8 @@ def scheduler() -> None:
     scheduler is ticking and the database answers."""
     with _light_store() as (settings, store):
         problem = scheduler_problem(
-            Ledger(store.engine),
+            store.jobs,
+            MAINTENANCE_TASKS,
             interval=settings.maintenance_interval_seconds,
             now=time.time(),
         )

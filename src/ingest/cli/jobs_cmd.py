@@ -6,21 +6,23 @@ import logging
 import os
 import signal
 import sys
-import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ingest.cli.common import fail, out, print_json, service_context
+from ingest.cli.common import out, print_json, service_context
+from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
 from ingest.jobs.views import job_view
-from ingest.store.ledger import Job
+from ingest.store import Job
+from ingest.vocabulary import JobStatus
 
 jobs_app = typer.Typer(help="See and steer jobs.", no_args_is_help=True)
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "dead")
+STATUSES = tuple(JobStatus)
 
 
 def _print_jobs(jobs: list[Job], as_json: bool, *, traceback: bool = False) -> None:
@@ -61,21 +63,17 @@ def list_jobs(
         if s not in STATUSES:
             raise typer.BadParameter(f"unknown status {s!r}", param_hint="--status")
     with service_context() as ctx:
-        jobs = ctx.ledger.list_jobs(statuses=status, kind=kind, limit=limit)
+        jobs = ctx.ledger.list_jobs(
+            statuses=[JobStatus(s) for s in status or []], kind=kind, limit=limit
+        )
     _print_jobs(jobs, as_json)
-
-
-def _one(job: Job | None, job_id: str) -> Job:
-    if job is None:
-        raise fail(f"no job {job_id}")
-    return job
 
 
 @jobs_app.command()
 def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One job in full, with its stage history and error traceback."""
     with service_context() as ctx:
-        job = _one(ctx.ledger.get(job_id), job_id)
+        job = actions.get_job(ctx.store, job_id)
     if as_json:
         _print_jobs([job], True, traceback=True)
         return
@@ -92,7 +90,7 @@ def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
 def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Cancel: a queued job at once, a running one at its next checkpoint."""
     with service_context() as ctx:
-        job = _one(ctx.ledger.cancel(job_id), job_id)
+        job = actions.cancel_job(ctx.store, job_id)
     _print_jobs([job], as_json)
 
 
@@ -100,13 +98,7 @@ def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
 def retry(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-queue a failed, dead or cancelled job for a fresh set of attempts."""
     with service_context() as ctx:
-        job = _one(ctx.ledger.get(job_id), job_id)
-        if not job.is_terminal or job.status == "succeeded":
-            raise fail(
-                f"job {job_id} is {job.status}; only failed, dead or cancelled jobs can be retried"
-            )
-        job = _one(ctx.ledger.retry(job_id), job_id)
-        ctx.doorbell.ring(job.queue, job.id)
+        job = actions.retry_job(ctx.store, ctx.settings, ctx.doorbell, job_id)
     _print_jobs([job], as_json)
 
 
@@ -117,7 +109,7 @@ def dead(
 ) -> None:
     """The dead-letter list: jobs that failed every attempt."""
     with service_context() as ctx:
-        jobs = ctx.ledger.list_jobs(statuses=["dead"], limit=limit)
+        jobs = ctx.ledger.list_jobs(statuses=[JobStatus.DEAD], limit=limit)
     _print_jobs(jobs, as_json)
 
 
@@ -129,10 +121,10 @@ def _default_to_info_logs() -> None:
         logging.getLogger().setLevel(logging.INFO)
 
 
-def _on_termination(stop: threading.Event | None, callback: object) -> None:
+def _on_termination(callback: Callable[[], None]) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("ingest").info("received %s, shutting down", signal.Signals(signum).name)
-        callback()  # type: ignore[operator]
+        callback()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -152,7 +144,7 @@ def worker(
     with service_context() as ctx:
         names = [q.strip() for q in queues.split(",")] if queues else None
         w = ctx.worker(queues=names, concurrency=concurrency, burst=burst)
-        _on_termination(None, w.stop)
+        _on_termination(w.stop)
         w.run()
 
 
@@ -160,8 +152,8 @@ def scheduler() -> None:
     """Enqueue periodic maintenance jobs (safe to run several replicas)."""
     _default_to_info_logs()
     with service_context() as ctx:
-        s = Scheduler(ctx, ctx.doorbell)
-        _on_termination(None, s.stop)
+        s = Scheduler(ctx.runtime)
+        _on_termination(s.stop)
         s.run()
 
 

@@ -8,13 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.context import Context
-from ingest.jobs.maintenance import INTEGRITY
+from ingest.ingestion.maintenance import INTEGRITY
 
 
 def status_report(ctx: Context) -> dict[str, Any]:
     report = ctx.store.counts()
     report["jobs"] = ctx.ledger.counts()
-    report["workers"] = ctx.ledger.list_workers(stale_after=ctx.settings.worker_stale_seconds)
+    workers = ctx.store.workers.list(stale_after=ctx.settings.worker_stale_seconds)
+    report["workers"] = [w.as_dict() for w in workers]
     report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
     integrity = ctx.ledger.latest_succeeded(INTEGRITY)
     report["integrity"] = integrity.result if integrity else None

@@ -1,1 +1,2 @@
-"""Running work: ingestion of documents (and, later, the durable job ledger)."""
+"""The durable job runtime: worker, execution, retry policy, scheduler, doorbell,
+health. Generic: it knows nothing about documents (ingestion/ registers its kinds)."""

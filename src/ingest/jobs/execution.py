@@ -8,12 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
-from ingest.jobs.ingestion import Progress
-from ingest.jobs.policy import JobCancelled, JobLeaseLost, JobTimedOut, WorkerStopping
-from ingest.jobs.progress import overall_fraction
-from ingest.store.ledger import Claim, LeaseLost, Ledger
+from ingest.errors import JobCancelled, JobLeaseLost, JobTimedOut, LeaseLost, WorkerStopping
+from ingest.jobs.progress import Progress, overall_fraction
+from ingest.store import Claim, Transaction
+from ingest.store.ledger import Ledger
+from ingest.vocabulary import JobStatus
 
 _PROGRESS_WRITE_INTERVAL_S = 0.2
 _CANCEL_CHECK_INTERVAL_S = 0.25
@@ -102,25 +101,26 @@ class JobExecution:
         )
         return True
 
-    # --- outcomes inside a caller's transaction ------------------------------------------
+    # --- outcomes inside a caller's unit of work ----------------------------------------
 
     def succeed_in(
-        self, conn: sa.Connection, result: Mapping[str, Any], *, document_id: str | None = None
+        self, tx: Transaction, result: Mapping[str, Any], *, document_id: str | None = None
     ) -> None:
-        self.ledger.succeed(conn, self.claim, result, self.stages, document_id=document_id)
+        """Mark success in `tx` (fenced: raises LeaseLost, rolling `tx` back, when this
+        attempt no longer owns the job)."""
+        tx.jobs.succeed(self.claim, result, self.stages, document_id=document_id)
         self.completed = True
 
     def fail_in(
-        self, conn: sa.Connection, *, error_type: str, message: str, result: Mapping[str, Any]
+        self, tx: Transaction, *, error_type: str, message: str, result: Mapping[str, Any]
     ) -> None:
-        if not self.ledger.finish(
+        if not tx.jobs.end_attempt(
             self.claim,
-            status="failed",
+            JobStatus.FAILED,
             error_type=error_type,
             error_message=message,
             stages=self.stages,
             result=result,
-            conn=conn,
         ):
             raise LeaseLost(self.job_id)
         self.completed = True

@@ -3,31 +3,35 @@ checks of containers (`ingest health worker|scheduler`)."""
 
 from __future__ import annotations
 
-from ingest.jobs.maintenance import TASKS
+from collections.abc import Sequence
+
 from ingest.jobs.scheduler import slot_of
 from ingest.store.ledger import Ledger
+from ingest.store.workers import WorkerRegistry
 
 
-def worker_problem(ledger: Ledger, hostname: str, *, stale_after: float) -> str | None:
+def worker_problem(workers: WorkerRegistry, hostname: str, *, stale_after: float) -> str | None:
     """None when a worker registered from `hostname` heartbeats; else why not."""
-    mine = [w for w in ledger.list_workers(stale_after=stale_after) if w["hostname"] == hostname]
+    mine = [w for w in workers.list(stale_after=stale_after) if w.hostname == hostname]
     if not mine:
         return f"no worker has registered from host {hostname!r}"
-    if not any(w["live"] for w in mine):
+    if not any(w.live for w in mine):
         return f"no heartbeat from host {hostname!r} for more than {stale_after:g} s"
     return None
 
 
-def scheduler_problem(ledger: Ledger, *, interval: float, now: float) -> str | None:
-    """None when every maintenance task has a job for this time slot or the last
-    (some scheduler replica is ticking); else the tasks that have none."""
+def scheduler_problem(
+    ledger: Ledger, kinds: Sequence[str], *, interval: float, now: float
+) -> str | None:
+    """None when every scheduled kind has a job for this time slot or the last
+    (some scheduler replica is ticking); else the kinds that have none."""
     slot = slot_of(now, interval)
-    late = [task for task in TASKS if not _scheduled_since(ledger, task, slot - 1)]
+    late = [kind for kind in kinds if not _scheduled_since(ledger, kind, slot - 1)]
     if late:
         return f"no maintenance job for this time slot or the last: {', '.join(late)}"
     return None
 
 
-def _scheduled_since(ledger: Ledger, task: str, slot: int) -> bool:
-    newest = ledger.list_jobs(kind=task, limit=1)
+def _scheduled_since(ledger: Ledger, kind: str, slot: int) -> bool:
+    newest = ledger.list_jobs(kind=kind, limit=1)
     return bool(newest) and int(newest[0].payload.get("slot", -1)) >= slot

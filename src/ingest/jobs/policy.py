@@ -10,36 +10,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal
 
-from ingest.errors import DocumentRejected, IngestError
-
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "dead"]
-
-
-class JobInterrupted(IngestError):
-    """Raised at a checkpoint to stop a running job cleanly."""
-
-
-class JobCancelled(JobInterrupted):
-    pass
-
-
-class JobTimedOut(JobInterrupted):
-    pass
-
-
-class JobLeaseLost(JobInterrupted):
-    pass
-
-
-class WorkerStopping(JobInterrupted):
-    """The worker is shutting down and hands this job back."""
+from ingest.errors import DocumentRejected, JobCancelled, JobTimedOut
+from ingest.vocabulary import JobStatus
 
 
 @dataclass(frozen=True, slots=True)
 class FailureDecision:
-    status: Status
+    status: JobStatus
     error_type: str
     retry_in: float | None = None
 
@@ -57,15 +35,15 @@ def decide_failure(
     exc: BaseException, *, attempt: int, max_attempts: int, base: float, cap: float
 ) -> FailureDecision:
     if isinstance(exc, JobCancelled):
-        return FailureDecision("cancelled", "cancelled")
+        return FailureDecision(JobStatus.CANCELLED, "cancelled")
     if isinstance(exc, JobTimedOut):
-        return FailureDecision("failed", "timeout")
+        return FailureDecision(JobStatus.FAILED, "timeout")
     if isinstance(exc, DocumentRejected):
-        return FailureDecision("failed", "rejected")
+        return FailureDecision(JobStatus.FAILED, "rejected")
     error_type = error_type_of(exc)
     if attempt >= max_attempts:
-        return FailureDecision("dead", error_type)
-    return FailureDecision("queued", error_type, retry_delay(attempt, base=base, cap=cap))
+        return FailureDecision(JobStatus.DEAD, error_type)
+    return FailureDecision(JobStatus.QUEUED, error_type, retry_delay(attempt, base=base, cap=cap))
 
 
 def error_type_of(exc: BaseException) -> str:

@@ -1,9 +1,29 @@
-"""Pure progress arithmetic: a stage's (current, total) -> the job's fraction 0..1."""
+"""Progress of a running job: the value a handler reports, and the pure arithmetic
+from a stage's (current, total) to the job's fraction 0..1."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    stage: str
+    current: int
+    total: int
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def ignore_progress(_: Progress) -> None:
+    return None
+
+
 # Where each ingestion stage sits on the 0..1 scale. Embedding dominates the
-# wall time, so it gets most of the bar.
+# wall time, so it gets most of the bar. Other stages span the whole bar.
 _STAGE_SPANS: dict[str, tuple[float, float]] = {
     "read": (0.0, 0.02),
     "parse": (0.02, 0.10),

@@ -1,7 +1,7 @@
-"""The scheduler: enqueues periodic maintenance as ordinary ledger jobs.
+"""The scheduler: enqueues periodic jobs (maintenance) as ordinary ledger jobs.
 
-Each task gets one job per time slot (slot = floor(now / interval)), keyed by an
-idempotency key "task:slot". Any number of scheduler replicas may tick at once:
+Each kind gets one job per time slot (slot = floor(now / interval)), keyed by an
+idempotency key "kind:slot". Any number of scheduler replicas may tick at once:
 the unique key lets exactly one insert win.
 """
 
@@ -10,17 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
-from ingest.jobs.doorbell import Doorbell
-from ingest.jobs.maintenance import TASKS
-from ingest.store.ledger import Job, NewJob
-
-if TYPE_CHECKING:
-    from ingest.context import Context
+from ingest.jobs.runtime import Runtime
+from ingest.store import Job, NewJob
+from ingest.vocabulary import Queue
 
 log = logging.getLogger(__name__)
-MAINTENANCE_QUEUE = "maintenance"
 
 
 def slot_of(now: float, interval: float) -> int:
@@ -28,41 +23,40 @@ def slot_of(now: float, interval: float) -> int:
 
 
 class Scheduler:
-    def __init__(self, services: Context, doorbell: Doorbell) -> None:
-        self.services = services
-        self.doorbell = doorbell
-        self.interval = services.settings.maintenance_interval_seconds
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.interval = runtime.settings.maintenance_interval_seconds
         self._stop = threading.Event()
         self._last_slot: int | None = None
 
     def tick(self, now: float | None = None) -> list[Job]:
-        """Enqueue this slot's maintenance jobs unless some replica already did."""
+        """Enqueue this slot's periodic jobs unless some replica already did."""
         slot = slot_of(time.time() if now is None else now, self.interval)
         if slot == self._last_slot:
             return []
         submitted = []
-        for task in TASKS:
-            job = self.services.ledger.submit(
+        for kind in self.runtime.scheduled_kinds:
+            job = self.runtime.ledger.submit(
                 NewJob(
-                    kind=task,
+                    kind=kind,
                     payload={"slot": slot},
-                    queue=MAINTENANCE_QUEUE,
-                    max_attempts=self.services.settings.max_attempts,
-                    idempotency_key=f"{task}:{slot}",
+                    queue=Queue.MAINTENANCE,
+                    max_attempts=self.runtime.settings.max_attempts,
+                    idempotency_key=f"{kind}:{slot}",
                 )
             )
-            self.doorbell.ring(job.queue, job.id)
+            self.runtime.doorbell.ring(job.queue, job.id)
             submitted.append(job)
         self._last_slot = slot
         return submitted
 
     def run(self) -> None:
         log.info("scheduler started: maintenance every %g s", self.interval)
-        tick = self.services.settings.scheduler_tick_seconds
+        tick = self.runtime.settings.scheduler_tick_seconds
         while not self._stop.is_set():
             try:
                 self.tick()
-                reaped = self.services.ledger.reap_expired()
+                reaped = self.runtime.ledger.reap_expired()
                 if reaped:
                     log.warning("requeued %d job(s) with expired leases: %s", len(reaped), reaped)
             except Exception:

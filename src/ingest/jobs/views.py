@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.store.ledger import Job
+from ingest.store import Job
 
 
 def iso(ts: float | None) -> str | None:

@@ -17,26 +17,14 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
-from ingest.jobs.doorbell import Doorbell
+from ingest.errors import JobLeaseLost, LeaseLost, UnknownJobKind, WorkerStopping
 from ingest.jobs.execution import JobExecution
-from ingest.jobs.handlers import Handler, handlers
-from ingest.jobs.ingestion import ParseFunction
-from ingest.jobs.isolation import IsolatedParser
-from ingest.jobs.policy import (
-    JobInterrupted,
-    JobLeaseLost,
-    WorkerStopping,
-    decide_failure,
-    error_type_of,
-)
+from ingest.jobs.policy import decide_failure, error_type_of
+from ingest.jobs.runtime import Runtime
 from ingest.logs import log_context
-from ingest.pipeline.segments import ParseLimits
-from ingest.store.ledger import Claim, LeaseLost, Ledger
-
-if TYPE_CHECKING:
-    from ingest.context import Context
+from ingest.store import Claim
+from ingest.vocabulary import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +36,21 @@ def new_worker_id() -> str:
 class Worker:
     def __init__(
         self,
-        services: Context,
+        runtime: Runtime,
         *,
-        doorbell: Doorbell,
         queues: Sequence[str],
         concurrency: int,
         burst: bool = False,
-        isolate_parsing: bool = True,
         worker_id: str | None = None,
     ) -> None:
-        self.services = services
-        self.settings = services.settings
-        self.ledger: Ledger = services.ledger
-        self.doorbell = doorbell
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.ledger = runtime.ledger
+        self.doorbell = runtime.doorbell
         self.queues = list(queues)
         self.concurrency = concurrency
         self.burst = burst
         self.id = worker_id or new_worker_id()
-        self._handlers: dict[str, Handler] = handlers()
-        self._isolate_parsing = isolate_parsing
-        self._parser: IsolatedParser | None = None
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
         self._active: dict[str, tuple[JobExecution, Future[None]]] = {}
         self._lock = threading.Lock()
@@ -81,7 +64,11 @@ class Worker:
 
     def run(self) -> None:
         """Block, running jobs, until stop() (or, with burst, until nothing is left)."""
-        self.ledger.register_worker(
+        if self.runtime.warm_up is not None:
+            # Before registering and claiming: a slow start (a model load) must never
+            # run inside a lease, nor count as a worker that stopped heartbeating.
+            self.runtime.warm_up(self.queues)
+        self.runtime.workers.register(
             self.id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -126,7 +113,9 @@ class Worker:
     def _runnable_left(self) -> bool:
         # Only this worker's queues: another queue's backlog would keep it forever.
         return any(
-            self.ledger.list_jobs(statuses=["queued", "running"], queue=queue, limit=1)
+            self.ledger.list_jobs(
+                statuses=[JobStatus.QUEUED, JobStatus.RUNNING], queue=queue, limit=1
+            )
             for queue in self.queues
         )
 
@@ -172,13 +161,13 @@ class Worker:
             "job %s (%s) attempt %d/%d started", job.id, job.kind, claim.attempt, job.max_attempts
         )
         try:
-            handler = self._handlers.get(job.kind)
+            handler = self.runtime.handlers.get(job.kind)
             if handler is None:
-                raise JobInterrupted(f"unknown job kind {job.kind!r}")
-            result = handler(self.services, execution, self._parse_function())
+                raise UnknownJobKind(f"unknown job kind {job.kind!r}")
+            result = handler(execution)
             if not execution.completed:
-                with self.ledger.write() as conn:
-                    execution.succeed_in(conn, result or {})
+                with self.runtime.store.transaction() as tx:
+                    execution.succeed_in(tx, result or {})
             log.info("job %s finished in %.2f s", job.id, execution.elapsed)
         except (LeaseLost, JobLeaseLost):
             log.warning("job %s: lease lost; this attempt's work was discarded", job.id)
@@ -204,16 +193,17 @@ class Worker:
             cap=s.retry_max_seconds,
         )
         retry_at = time.time() + decision.retry_in if decision.retry_in is not None else None
-        written = self.ledger.finish(
+        written = self.ledger.end_attempt(
             claim,
-            status=decision.status,
+            decision.status,
             error_type=decision.error_type,
             error_message=str(exc) or error_type_of(exc),
             error_traceback="".join(traceback.format_exception(exc)),
             retry_at=retry_at,
             stages=execution.stages,
         )
-        level = logging.INFO if decision.status in ("cancelled", "queued") else logging.WARNING
+        quiet = (JobStatus.CANCELLED, JobStatus.QUEUED)
+        level = logging.INFO if decision.status in quiet else logging.WARNING
         log.log(
             level,
             "job %s attempt %d -> %s (%s: %s)%s",
@@ -224,20 +214,6 @@ class Worker:
             exc,
             "" if written else " [not recorded: lease lost]",
         )
-
-    def _parse_function(self) -> ParseFunction | None:
-        if not self._isolate_parsing:
-            return None
-        with self._lock:
-            if self._parser is None:
-                s = self.settings
-                self._parser = IsolatedParser(
-                    workers=self.concurrency,
-                    timeout_s=s.parse_timeout_seconds,
-                    memory_mb=s.parse_memory_mb,
-                    limits=ParseLimits(max_text_chars=s.max_text_chars),
-                )
-            return self._parser.parse
 
     # --- leases, registry, watchdog ----------------------------------------------------
 
@@ -255,16 +231,16 @@ class Worker:
             except Exception:
                 log.exception("heartbeat for job %s failed", execution.job_id)
         try:
-            self.ledger.worker_heartbeat(self.id, len(executions))
+            self.runtime.workers.heartbeat(self.id, len(executions))
         except Exception:
             log.exception("worker heartbeat failed")
 
     def _renew_or_expire(self, execution: JobExecution) -> None:
         if execution.elapsed > self.settings.job_hard_timeout_seconds:
             # The thread cannot be killed; end the attempt and fence its writes out.
-            self.ledger.finish(
+            self.ledger.end_attempt(
                 execution.claim,
-                status="failed",
+                JobStatus.FAILED,
                 error_type="timeout",
                 error_message=(
                     f"the job ran past its hard time limit of "
@@ -298,9 +274,7 @@ class Worker:
         self._keeper_exit.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         try:
-            self.ledger.worker_stopped(self.id)
+            self.runtime.workers.stopped(self.id)
         except Exception:
             log.exception("could not mark worker %s stopped", self.id)
-        if self._parser is not None:
-            self._parser.close()
         log.info("worker %s stopped after %d job(s)", self.id, self.jobs_run)

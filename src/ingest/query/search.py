@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ingest.embedding import Embedder, to_blob
 from ingest.errors import QueryError
-from ingest.pipeline.embedders import Embedder, to_blob
 from ingest.query.fusion import reciprocal_rank_fusion
 from ingest.store import ChunkHit, Store
 from ingest.store.store import MetadataFilter

@@ -114,3 +114,10 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
         conn.begin(),
     ):
         yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A read transaction: one consistent snapshot for the statements inside it."""
+    with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,5 +1,6 @@
-"""Table definitions used by the queries in store/. The schema itself comes from
-the Alembic migrations in store/migrations; keep the two in step."""
+"""Table definitions used by the queries in store/. Every time is epoch seconds (a
+float). The schema itself comes from the Alembic migrations in store/migrations;
+tests/integration/test_schema_matches_migrations.py keeps the two in step."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ collections = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 documents = sa.Table(
@@ -62,8 +63,8 @@ documents = sa.Table(
     sa.Column("metadata", sa.JSON, key="meta", nullable=False),
     sa.Column("size_bytes", sa.BigInteger),
     sa.Column("chunk_count", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("collection_id", "source_uri", name="uq_documents_source"),
 )
 
@@ -97,7 +98,7 @@ vectors = sa.Table(
     sa.Column("text_hash", sa.String(64), primary_key=True),
     sa.Column("dim", sa.Integer, nullable=False),
     sa.Column("embedding", Embedding, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 sa.Index("ix_documents_status", documents.c.status)
@@ -109,7 +110,7 @@ sa.Index("ix_chunks_text_hash", chunks.c.text_hash)
 # Its rowid is chunks.pk; rows are written in the same transaction as the chunk.
 CHUNK_FTS = "chunk_fts"
 
-# --- the job ledger (times are epoch seconds) -----------------------------------
+# --- the job ledger -----------------------------------------------------------
 
 jobs = sa.Table(
     "jobs",

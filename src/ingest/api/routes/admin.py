@@ -78,7 +78,7 @@ def ready(services: ServicesDep) -> JSONResponse:
         return ctx.embedder.model_id
 
     def workers() -> str:
-        live = [w for w in ctx.ledger.list_workers(stale_after=s.worker_stale_seconds) if w["live"]]
+        live = [w for w in ctx.store.workers.list(stale_after=s.worker_stale_seconds) if w.live]
         if not live:
             raise RuntimeError("no live worker: start `python -m ingest.worker`")
         return f"{len(live)} live"

@@ -13,10 +13,11 @@ from ingest.api.security import Editor, Viewer
 from ingest.api.services import Services, get_services
 from ingest.api.sniff import check_upload
 from ingest.errors import FileTooLarge
-from ingest.jobs.submit import sanitize_filename, stage_stream
+from ingest.ingestion import actions
+from ingest.ingestion.submit import sanitize_filename, stage_stream
 from ingest.jobs.views import iso, job_view
-from ingest.store import DocumentRecord
-from ingest.store.ledger import new_job_id
+from ingest.store import DocumentRecord, new_job_id
+from ingest.vocabulary import DocumentStatus
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -80,8 +81,8 @@ def document_out(doc: DocumentRecord, last_job: dict[str, Any] | None = None) ->
         size_bytes=doc.size_bytes,
         chunk_count=doc.chunk_count,
         metadata=doc.metadata,
-        created_at=doc.created_at.isoformat() if doc.created_at else None,
-        updated_at=doc.updated_at.isoformat() if doc.updated_at else None,
+        created_at=iso(doc.created_at),
+        updated_at=iso(doc.updated_at),
         last_job=last_job,
     )
 
@@ -111,15 +112,7 @@ def _parse_metadata(raw: str | None) -> dict[str, Any]:
 
 
 def ensure_capacity(services: Services) -> None:
-    """Backpressure: past INGEST_MAX_QUEUED queued jobs, refuse instead of piling up."""
-    if services.ctx.ledger.queued_count() >= services.ctx.settings.max_queued:
-        raise ApiProblem(
-            503,
-            "queue-full",
-            "Too much work queued",
-            f"more than {services.ctx.settings.max_queued} jobs are waiting; try again later",
-            headers={"Retry-After": "30"},
-        )
+    actions.ensure_capacity(services.ctx.store, services.ctx.settings)
 
 
 @router.post("", status_code=202, response_model=UploadAccepted, summary="Upload documents")
@@ -193,7 +186,7 @@ def list_documents(
 ) -> DocumentPage:
     docs, total = services.ctx.store.list_documents(
         collection=collection,
-        status=status,
+        status=DocumentStatus(status) if status else None,
         source_prefix=source_prefix,
         limit=limit,
         offset=offset,
@@ -204,10 +197,7 @@ def list_documents(
 
 
 def _document_or_404(services: Services, document_id: str) -> DocumentRecord:
-    doc = services.ctx.store.get_document(document_id)
-    if doc is None:
-        raise ApiProblem(404, "not-found", "Not found", f"no document {document_id}")
-    return doc
+    return actions.get_document(services.ctx.store, document_id)
 
 
 @router.get("/{document_id}", response_model=DocumentOut, summary="One document")
@@ -226,7 +216,7 @@ def get_chunks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ChunkPage:
     _document_or_404(services, document_id)
-    chunks = services.ctx.store.chunks_of(document_id)[offset : offset + limit]
+    chunks = services.ctx.store.chunks_of(document_id, limit=limit, offset=offset)
     return ChunkPage(
         document_id=document_id,
         chunks=[
@@ -245,12 +235,7 @@ def get_chunks(
 
 @router.delete("/{document_id}", status_code=204, summary="Delete a document and its chunks")
 def delete_document(services: ServicesDep, principal: Editor, document_id: str) -> Response:
-    _document_or_404(services, document_id)
-    for job in services.ctx.ledger.list_jobs(
-        document_id=document_id, statuses=["queued", "running"], limit=100
-    ):
-        services.ctx.ledger.cancel(job.id)
-    services.ctx.store.delete_documents([document_id])
+    actions.delete_document(services.ctx.store, document_id)
     return Response(status_code=204)
 
 

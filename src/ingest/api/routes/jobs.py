@@ -16,8 +16,11 @@ from ingest.api.problems import ApiProblem
 from ingest.api.routes.documents import ensure_capacity
 from ingest.api.security import Admin, Editor, Principal, Viewer
 from ingest.api.services import Services, get_services
+from ingest.errors import FileNotInIncoming, PathNotAllowed
+from ingest.ingestion import actions
 from ingest.jobs.views import job_view
-from ingest.store.ledger import Job
+from ingest.store import Job
+from ingest.vocabulary import JobStatus
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -50,27 +53,12 @@ def _resolve_in_incoming(incoming: Path, relative: str) -> Path:
     root = incoming.resolve()
     candidate = Path(relative)
     if candidate.is_absolute() or "\x00" in relative:
-        raise ApiProblem(
-            400,
-            "path-outside-incoming-dir",
-            "Path not allowed",
-            f"{relative!r}: paths must be relative to INGEST_INCOMING_DIR",
-        )
+        raise PathNotAllowed(f"{relative!r}: paths must be relative to INGEST_INCOMING_DIR")
     resolved = (root / candidate).resolve()
     if root not in resolved.parents:
-        raise ApiProblem(
-            400,
-            "path-outside-incoming-dir",
-            "Path not allowed",
-            f"{relative!r} resolves outside INGEST_INCOMING_DIR",
-        )
+        raise PathNotAllowed(f"{relative!r} resolves outside INGEST_INCOMING_DIR")
     if not resolved.is_file():
-        raise ApiProblem(
-            404,
-            "file-not-found",
-            "File not found",
-            f"{relative!r} is not a file in INGEST_INCOMING_DIR",
-        )
+        raise FileNotInIncoming(f"{relative!r} is not a file in INGEST_INCOMING_DIR")
     return resolved
 
 
@@ -117,16 +105,18 @@ def list_jobs(
                 errors=[{"field": "status", "location": "query", "message": "unknown status"}],
             )
     jobs = services.ctx.ledger.list_jobs(
-        statuses=status, kind=kind, queue=queue, document_id=document_id, limit=limit, offset=offset
+        statuses=[JobStatus(s) for s in status or []],
+        kind=kind,
+        queue=queue,
+        document_id=document_id,
+        limit=limit,
+        offset=offset,
     )
     return JobPage(jobs=[job_view(j) for j in jobs], limit=limit, offset=offset)
 
 
 def _job_or_404(services: Services, job_id: str) -> Job:
-    job = services.ctx.ledger.get(job_id)
-    if job is None:
-        raise ApiProblem(404, "not-found", "Not found", f"no job {job_id}")
-    return job
+    return actions.get_job(services.ctx.store, job_id)
 
 
 @router.get("/{job_id}", summary="One job")
@@ -137,31 +127,13 @@ def get_job(services: ServicesDep, principal: Viewer, job_id: str) -> dict[str, 
 
 @router.delete("/{job_id}", summary="Cancel a job")
 def cancel_job(services: ServicesDep, principal: Editor, job_id: str) -> dict[str, Any]:
-    job = _job_or_404(services, job_id)
-    if job.is_terminal:
-        raise ApiProblem(
-            409, "job-finished", "Job already finished", f"job {job_id} is {job.status}"
-        )
-    cancelled = services.ctx.ledger.cancel(job_id)
-    assert cancelled is not None
-    return job_view(cancelled)
+    return job_view(actions.cancel_job(services.ctx.store, job_id))
 
 
 @router.post("/{job_id}/retry", summary="Re-queue a failed, dead or cancelled job")
 def retry_job(services: ServicesDep, principal: Editor, job_id: str) -> dict[str, Any]:
-    job = _job_or_404(services, job_id)
-    if job.status not in ("failed", "dead", "cancelled"):
-        raise ApiProblem(
-            409,
-            "job-not-retryable",
-            "Job cannot be retried",
-            f"job {job_id} is {job.status}; only failed, dead or cancelled jobs can be retried",
-        )
-    ensure_capacity(services)
-    retried = services.ctx.ledger.retry(job_id)
-    assert retried is not None
-    services.ctx.doorbell.ring(retried.queue, retried.id)
-    return job_view(retried)
+    ctx = services.ctx
+    return job_view(actions.retry_job(ctx.store, ctx.settings, ctx.doorbell, job_id))
 
 
 def _fingerprint(job: Job) -> tuple[Any, ...]:

@@ -14,17 +14,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from pebble import ProcessExpired, ProcessPool
 
-from ingest.errors import DocumentRejected, IngestError
+from ingest.errors import DocumentRejected, IngestError, ParseOutOfMemory, ParseTimeout
 from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.segments import ParseLimits, Segment
-
-
-class ParseTimeout(DocumentRejected):
-    """The parser ran past INGEST_PARSE_TIMEOUT_SECONDS and was killed."""
-
-
-class ParseOutOfMemory(DocumentRejected):
-    """The parser needed more than INGEST_PARSE_MEMORY_MB and was stopped."""
 
 
 def _limit_memory(memory_mb: int) -> None:

@@ -11,15 +11,14 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from ingest.errors import FileTooLarge
+from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
-from ingest.jobs.handlers import INGEST
-from ingest.store.ledger import Job, NewJob, new_job_id
-
-if TYPE_CHECKING:
-    from ingest.context import Context
+from ingest.settings import Settings
+from ingest.store import Job, NewJob, Store, new_job_id
+from ingest.vocabulary import Queue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -75,8 +74,12 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class Submitter:
-    def __init__(self, services: Context, doorbell: Doorbell) -> None:
-        self.services = services
+    """The one way work gets into the ledger: the API, the CLI and (later) synced
+    sources all submit through here."""
+
+    def __init__(self, store: Store, settings: Settings, doorbell: Doorbell) -> None:
+        self.store = store
+        self.settings = settings
         self.doorbell = doorbell
 
     def submit_path(
@@ -101,10 +104,10 @@ class Submitter:
         with path.open("rb") as stream:
             staged = stage_stream(
                 stream,
-                self.services.settings.incoming_dir,
+                self.settings.incoming_dir,
                 job_id,
                 path.name,
-                max_bytes=self.services.settings.max_file_bytes,
+                max_bytes=self.settings.max_file_bytes,
             )
         return self._commit(
             {"staged": staged.relative},
@@ -123,7 +126,7 @@ class Submitter:
     ) -> Job:
         """Queue a file a client already placed in INGEST_INCOMING_DIR. It is the
         client's file, so maintenance never deletes it (no staged-file record)."""
-        root = self.services.settings.incoming_dir.resolve()
+        root = self.settings.incoming_dir.resolve()
         relative = path.resolve().relative_to(root).as_posix()
         return self._commit(
             {"staged": relative},
@@ -172,7 +175,6 @@ class Submitter:
         *,
         job_id: str | None = None,
     ) -> Job:
-        services = self.services
         meta = {"filename": filename, **(metadata or {})}
         payload = {
             **location,
@@ -181,34 +183,30 @@ class Submitter:
             "filename": filename,
             "metadata": dict(metadata or {}),
         }
-        with services.store.write() as conn:
-            doc_id = services.store.ensure_document(
-                conn, collection=collection, source_uri=source_uri, metadata=meta
+        with self.store.transaction() as tx:
+            doc_id = tx.documents.ensure(
+                collection=collection, source_uri=source_uri, metadata=meta
             )
             if staged is None and idempotency_key is None:
                 # `ingest add` run again after an interrupted run: follow the job
                 # still queued for this file rather than queue a second one.
-                twin = services.ledger.queued_twin(
-                    conn, document_id=doc_id, kind=INGEST, payload=payload
-                )
+                twin = tx.jobs.queued_twin(document_id=doc_id, kind=INGEST, payload=payload)
                 if twin is not None:
                     return twin
-            job = services.ledger.enqueue(
-                conn,
+            job = tx.jobs.enqueue(
                 NewJob(
                     kind=INGEST,
                     payload=payload,
-                    queue="ingest",
+                    queue=Queue.INGEST,
                     priority=priority,
-                    max_attempts=services.settings.max_attempts,
+                    max_attempts=self.settings.max_attempts,
                     idempotency_key=idempotency_key,
                     document_id=doc_id,
                 ),
                 job_id=job_id,
             )
             if staged is not None and job.id == job_id:
-                services.ledger.record_staged_file(
-                    conn,
+                tx.staged_files.record(
                     job_id=job.id,
                     path=staged.relative,
                     size=staged.size,
@@ -216,8 +214,6 @@ class Submitter:
                 )
         if staged is not None and job.id != job_id:
             # The idempotency key matched an earlier job: these bytes are not needed.
-            shutil.rmtree(
-                services.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True
-            )
+            shutil.rmtree(self.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True)
         self.doorbell.ring(job.queue, job.id)
         return job

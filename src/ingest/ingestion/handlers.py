@@ -1,0 +1,101 @@
+"""The ingest job: compute, then in one transaction check for a newer submission,
+write the document, and record the job's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import DocumentRejected
+from ingest.ingestion.ingestor import Ingestor, Prepared
+from ingest.jobs.execution import JobExecution
+from ingest.store import Store
+
+INGEST = "ingest"
+
+
+class _Superseded(Exception):
+    """A newer submission of this document has already written its outcome
+    (private: raised to roll the outcome transaction back)."""
+
+    def __init__(self, newer_job_id: str) -> None:
+        super().__init__(newer_job_id)
+        self.newer_job_id = newer_job_id
+
+
+class IngestHandler:
+    """Runs `ingest` jobs: the payload names a file (staged or local) and where its
+    document goes (collection, source URI, metadata)."""
+
+    def __init__(
+        self, store: Store, ingestor: Callable[[], Ingestor], *, incoming_dir: Path
+    ) -> None:
+        self.store = store
+        self.ingestor = ingestor
+        self.incoming_dir = incoming_dir
+
+    def __call__(self, execution: JobExecution) -> None:
+        payload = execution.claim.job.payload
+        execution.checkpoint()
+        prepared = self.ingestor().prepare(
+            resolve_payload_path(payload, self.incoming_dir),
+            collection=payload["collection"],
+            metadata=payload.get("metadata") or {},
+            source_uri=payload["source_uri"],
+            filename=payload.get("filename"),
+            on_progress=execution.progress,
+        )
+        try:
+            self._commit(execution, prepared)
+        except _Superseded as superseded:
+            self._skip_superseded(execution, superseded.newer_job_id)
+
+    def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
+        result = prepared.result
+        outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
+        with self.store.transaction() as tx:
+            # The document row first: on PostgreSQL its lock orders two writers.
+            prepared.write(tx)
+            # Two submissions of one document can run at once on two workers: the
+            # older must not overwrite what the newer wrote (raising rolls back).
+            if result.outcome != "skipped" and (
+                newer := tx.jobs.newer_outcome(execution.claim.job)
+            ):
+                raise _Superseded(newer)
+            if result.outcome == "failed":
+                execution.fail_in(
+                    tx,
+                    error_type="rejected",
+                    message=result.reason or "the document was rejected",
+                    result=outcome,
+                )
+            else:
+                execution.succeed_in(tx, outcome, document_id=result.document_id)
+
+    def _skip_superseded(self, execution: JobExecution, newer_job_id: str) -> None:
+        job = execution.claim.job
+        # Nothing of this attempt was written: for `ingest add`, a skipped file.
+        result = {
+            "source": job.payload["source_uri"],
+            "outcome": "skipped",
+            "document_id": job.document_id,
+            "chunks": 0,
+            "embedded": 0,
+            "superseded_by": newer_job_id,
+        }
+        with self.store.transaction() as tx:
+            execution.succeed_in(tx, result, document_id=job.document_id)
+
+
+def resolve_payload_path(payload: dict[str, Any], incoming_dir: Path) -> Path:
+    """Staged files are stored relative to INGEST_INCOMING_DIR, so each process
+    resolves them against its own mount of the shared folder."""
+    if "staged" in payload:
+        root = incoming_dir.resolve()
+        path: Path = (root / str(payload["staged"])).resolve()
+        if root not in path.parents:
+            raise DocumentRejected("staged file path escapes INGEST_INCOMING_DIR")
+        return path
+    return Path(str(payload["path"]))

@@ -1,0 +1,258 @@
+"""Ingesting one file: read, skip if unchanged, parse, chunk, embed what is new.
+
+A document is (collection, source URI). Its content hash and the pipeline
+fingerprint decide skip vs re-process; only chunks whose text hash has no
+cached vector for this model are embedded. `prepare` computes and returns a
+value, `Prepared`; the caller writes it in its own unit of work (handlers.py),
+so the document and its job commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.embedding import to_blob
+from ingest.errors import DocumentRejected
+from ingest.ingestion.results import FileResult, Outcome
+from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
+from ingest.pipeline.chunking import Chunk
+from ingest.pipeline.pipeline import Pipeline
+from ingest.pipeline.segments import Segment
+from ingest.store import ChunkRecord, DocumentRecord, Store, Transaction, document_id_for
+from ingest.vocabulary import DocumentStatus
+
+ParseFunction = Callable[[bytes, str], list[Segment]]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A document's new chunks, ready to replace its old ones."""
+
+    collection: str
+    source_uri: str
+    content_hash: str
+    fingerprint: str
+    size_bytes: int
+    metadata: Mapping[str, Any]
+    chunk_rows: Sequence[ChunkRecord]
+
+    def write(self, tx: Transaction) -> None:
+        tx.documents.replace(
+            collection=self.collection,
+            source_uri=self.source_uri,
+            content_hash=self.content_hash,
+            fingerprint=self.fingerprint,
+            size_bytes=self.size_bytes,
+            metadata=self.metadata,
+            chunk_rows=self.chunk_rows,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Bad input: the document is marked failed, its old chunks stay searchable."""
+
+    collection: str
+    source_uri: str
+    metadata: Mapping[str, Any]
+    reason: str
+    content_hash: str | None = None
+    size_bytes: int | None = None
+    fingerprint: str | None = None
+
+    def write(self, tx: Transaction) -> None:
+        tx.documents.record_failed(
+            collection=self.collection,
+            source_uri=self.source_uri,
+            error=self.reason,
+            content_hash=self.content_hash,
+            fingerprint=self.fingerprint,
+            size_bytes=self.size_bytes,
+            metadata=self.metadata,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What ingesting one file came to: the result to report, and what to write
+    (nothing for a skip)."""
+
+    result: FileResult
+    change: NewVersion | Rejection | None = None
+
+    def write(self, tx: Transaction) -> None:
+        if self.change is not None:
+            self.change.write(tx)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        *,
+        embed_batch_size: int = 8,
+        parse: ParseFunction | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.embed_batch_size = embed_batch_size
+        # Parsing in an isolated child process (pipeline/isolation.py) when given.
+        self.parse = parse or pipeline.parse
+
+    def prepare(
+        self,
+        path: Path,
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        source_uri: str | None = None,
+        filename: str | None = None,
+        on_progress: ProgressCallback = ignore_progress,
+    ) -> Prepared:
+        """Bring one document up to date, up to the write: what changed, computed."""
+        source = source_uri or str(path.resolve())
+        name = filename or path.name
+        meta = {"filename": name, **(metadata or {})}
+        doc_id = document_id_for(collection, source)
+        previous = self.store.get_document(doc_id)
+        try:
+            data = self._read(path)
+        except DocumentRejected as exc:
+            return _rejected(Rejection(collection, source, meta, str(exc)))
+        digest = content_hash(data)
+        fingerprint = self.pipeline.fingerprint
+        rejection = Rejection(collection, source, meta, "", digest, len(data), fingerprint)
+        if previous is not None and self._same_input(previous, digest):
+            if previous.status == DocumentStatus.READY and previous.metadata == meta:
+                return Prepared(FileResult(source, "skipped", doc_id))
+            if previous.status == DocumentStatus.FAILED:
+                # Rejected before with these very bytes and this pipeline: it would be again.
+                return _rejected(_with_reason(rejection, previous.error or "rejected"))
+        existed = previous is not None and previous.content_hash is not None
+        try:
+            version = self._process(data, name, rejection, on_progress)
+        except DocumentRejected as exc:
+            return _rejected(_with_reason(rejection, str(exc)))
+        outcome: Outcome = "updated" if existed else "added"
+        embedded = version[1]
+        result = FileResult(
+            source, outcome, doc_id, chunks=len(version[0].chunk_rows), embedded=embedded
+        )
+        return Prepared(result, version[0])
+
+    def _same_input(self, previous: DocumentRecord, digest: str) -> bool:
+        return previous.content_hash == digest and previous.fingerprint == self.pipeline.fingerprint
+
+    def is_unchanged(
+        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+    ) -> bool:
+        """True when ingesting `path` would be a skip: same bytes, same pipeline,
+        same metadata as what is indexed. Lets callers avoid queueing no-op jobs."""
+        previous = self.store.get_document(document_id_for(collection, str(path.resolve())))
+        if previous is None or previous.status != DocumentStatus.READY:
+            return False
+        try:
+            digest = content_hash(self._read(path))
+        except DocumentRejected:
+            return False
+        meta = {"filename": path.name, **(metadata or {})}
+        return self._same_input(previous, digest) and previous.metadata == meta
+
+    def _read(self, path: Path) -> bytes:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise DocumentRejected(f"cannot read file: {exc.strerror}") from exc
+        self.pipeline.check_size(size)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise DocumentRejected(f"cannot read file: {exc.strerror}") from exc
+
+    def _process(
+        self, data: bytes, filename: str, target: Rejection, on_progress: ProgressCallback
+    ) -> tuple[NewVersion, int]:
+        """Parse, chunk and embed: the new version and how many chunks were embedded."""
+        on_progress(Progress("parse", 0, 1, f"parsing {filename}"))
+        self.pipeline.check_size(len(data))
+        segments = self.parse(data, filename)
+        on_progress(Progress("parse", 1, 1, f"parsed {len(segments)} segments"))
+        chunks = self.pipeline.chunk(segments)
+        on_progress(Progress("chunk", len(chunks), len(chunks), f"{len(chunks)} chunks"))
+        embedded = self._embed_missing(chunks, on_progress)
+        doc_id = document_id_for(target.collection, target.source_uri)
+        assert target.content_hash is not None
+        assert target.fingerprint is not None
+        version = NewVersion(
+            collection=target.collection,
+            source_uri=target.source_uri,
+            content_hash=target.content_hash,
+            fingerprint=target.fingerprint,
+            size_bytes=len(data),
+            metadata=target.metadata,
+            chunk_rows=[_chunk_record(doc_id, c) for c in chunks],
+        )
+        return version, embedded
+
+    def _embed_missing(self, chunks: Sequence[Chunk], on_progress: ProgressCallback) -> int:
+        """Embed chunk texts with no cached vector for this model, batch by batch.
+
+        Each batch is committed as it completes: the cache is content-addressed,
+        so a retry after a crash resumes instead of starting over."""
+        model = self.pipeline.embedder.model_id
+        by_hash = {c.text_hash: c.text for c in chunks}
+        cached = self.store.cached_vectors(model, by_hash)
+        missing = [(h, t) for h, t in by_hash.items() if h not in cached]
+        total = len(missing)
+        on_progress(Progress("embed", 0, total, f"embedding {total} new chunks"))
+        for start in range(0, total, self.embed_batch_size):
+            batch = missing[start : start + self.embed_batch_size]
+            vectors = self.pipeline.embed([text for _, text in batch])
+            self.store.put_vectors(
+                model,
+                int(vectors.shape[1]),
+                {h: to_blob(v) for (h, _), v in zip(batch, vectors, strict=True)},
+            )
+            done = start + len(batch)
+            on_progress(Progress("embed", done, total, f"embedded {done}/{total} chunks"))
+        return total
+
+
+def _with_reason(rejection: Rejection, reason: str) -> Rejection:
+    return Rejection(
+        rejection.collection,
+        rejection.source_uri,
+        rejection.metadata,
+        reason,
+        rejection.content_hash,
+        rejection.size_bytes,
+        rejection.fingerprint,
+    )
+
+
+def _rejected(rejection: Rejection) -> Prepared:
+    doc_id = document_id_for(rejection.collection, rejection.source_uri)
+    result = FileResult(rejection.source_uri, "failed", doc_id, reason=rejection.reason)
+    return Prepared(result, rejection)
+
+
+def _chunk_record(doc_id: str, chunk: Chunk) -> ChunkRecord:
+    chunk_id = hashlib.sha256(f"{doc_id}:{chunk.ordinal}:{chunk.text_hash}".encode()).hexdigest()
+    return ChunkRecord(
+        id=chunk_id[:32],
+        ordinal=chunk.ordinal,
+        text=chunk.text,
+        text_hash=chunk.text_hash,
+        token_count=chunk.token_count,
+        page=chunk.page,
+        heading=chunk.heading,
+    )

@@ -1,0 +1,279 @@
+"""Documents and their chunks: the records read back, and the writes a unit of
+work makes (store/transaction.py).
+
+A document's new chunks and keyword rows replace its old ones in the caller's
+transaction, so search never sees half a document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
+from ingest.vocabulary import DocumentStatus
+
+
+def document_id_for(collection: str, source_uri: str) -> str:
+    """Stable id: the same (collection, source) is the same document in every process."""
+    return hashlib.sha256(f"{collection}\x00{source_uri}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    collection: str
+    source_uri: str
+    content_hash: str | None
+    fingerprint: str | None
+    status: DocumentStatus
+    error: str | None
+    metadata: dict[str, Any]
+    chunk_count: int
+    size_bytes: int | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    id: str
+    ordinal: int
+    text: str
+    text_hash: str
+    token_count: int
+    page: int | None
+    heading: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHit:
+    """A chunk as search finds it, with where it comes from."""
+
+    pk: int
+    chunk_id: str
+    document_id: str
+    source_uri: str
+    collection: str
+    ordinal: int
+    text: str
+    page: int | None
+    heading: str | None
+    metadata: dict[str, Any]
+
+
+def documents_query() -> sa.Select[Any]:
+    return sa.select(documents, collections.c.name.label("collection_name")).join(
+        collections, collections.c.id == documents.c.collection_id
+    )
+
+
+def to_document(row: sa.Row[Any]) -> DocumentRecord:
+    m = row._mapping
+    return DocumentRecord(
+        id=m["id"],
+        collection=m["collection_name"],
+        source_uri=m["source_uri"],
+        content_hash=m["content_hash"],
+        fingerprint=m["fingerprint"],
+        status=DocumentStatus(m["status"]),
+        error=m["error"],
+        metadata=dict(m["meta"] or {}),
+        chunk_count=m["chunk_count"],
+        size_bytes=m["size_bytes"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def upsert(conn: sa.Connection) -> Any:
+    """INSERT ... ON CONFLICT in this connection's dialect."""
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+class DocumentWriter:
+    """Inside a transaction: create, replace, fail and delete documents."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._insert = upsert(conn)
+
+    def _collection_id(self, name: str) -> int:
+        self._conn.execute(
+            self._insert(collections)
+            .values(name=name, created_at=time.time())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return int(
+            self._conn.execute(
+                sa.select(collections.c.id).where(collections.c.name == name)
+            ).scalar_one()
+        )
+
+    def ensure(self, *, collection: str, source_uri: str, metadata: Mapping[str, Any]) -> str:
+        """Create the row of a document about to be ingested (status queued); an
+        existing document keeps its state and stays searchable until replaced."""
+        doc_id = document_id_for(collection, source_uri)
+        now = time.time()
+        self._conn.execute(
+            self._insert(documents)
+            .values(
+                id=doc_id,
+                collection_id=self._collection_id(collection),
+                source_uri=source_uri,
+                status=DocumentStatus.QUEUED,
+                meta=dict(metadata),
+                chunk_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return doc_id
+
+    def _upsert(self, *, collection: str, source_uri: str, values: dict[str, Any]) -> str:
+        doc_id = document_id_for(collection, source_uri)
+        now = time.time()
+        row = {
+            "id": doc_id,
+            "collection_id": self._collection_id(collection),
+            "source_uri": source_uri,
+            "meta": {},
+            "chunk_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        }
+        update = {
+            k: v
+            for k, v in row.items()
+            if k not in ("id", "created_at", "collection_id", "source_uri")
+        }
+        stmt = self._insert(documents).values(row)
+        # Column objects as keys: the "metadata" column is keyed "meta" in Python.
+        set_ = {documents.c[k]: stmt.excluded[k] for k in update}
+        self._conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
+        return doc_id
+
+    def replace(
+        self,
+        *,
+        collection: str,
+        source_uri: str,
+        content_hash: str,
+        fingerprint: str,
+        size_bytes: int,
+        metadata: Mapping[str, Any],
+        chunk_rows: Sequence[ChunkRecord],
+    ) -> str:
+        """The document is ready with exactly these chunks (and keyword rows)."""
+        doc_id = self._upsert(
+            collection=collection,
+            source_uri=source_uri,
+            values={
+                "status": DocumentStatus.READY,
+                "error": None,
+                "content_hash": content_hash,
+                "fingerprint": fingerprint,
+                "size_bytes": size_bytes,
+                "meta": dict(metadata),
+                "chunk_count": len(chunk_rows),
+            },
+        )
+        self._delete_chunks_of([doc_id])
+        self._insert_chunks(doc_id, chunk_rows)
+        return doc_id
+
+    def record_failed(
+        self,
+        *,
+        collection: str,
+        source_uri: str,
+        error: str,
+        content_hash: str | None,
+        fingerprint: str | None,
+        size_bytes: int | None,
+        metadata: Mapping[str, Any],
+    ) -> str:
+        """Mark a document failed. Its previous chunks, if any, stay searchable:
+        a bad new version must not destroy a good old one."""
+        doc_id = document_id_for(collection, source_uri)
+        prev = self._conn.execute(
+            sa.select(documents.c.chunk_count).where(documents.c.id == doc_id)
+        ).scalar_one_or_none()
+        return self._upsert(
+            collection=collection,
+            source_uri=source_uri,
+            values={
+                "status": DocumentStatus.FAILED,
+                "error": error,
+                "content_hash": content_hash,
+                "fingerprint": fingerprint,
+                "size_bytes": size_bytes,
+                "meta": dict(metadata),
+                "chunk_count": prev or 0,
+            },
+        )
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        self._delete_chunks_of(doc_ids)
+        result = self._conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
+        return int(result.rowcount or 0)
+
+    def _insert_chunks(self, doc_id: str, chunk_rows: Sequence[ChunkRecord]) -> None:
+        if not chunk_rows:
+            return
+        self._conn.execute(
+            chunks.insert(),
+            [
+                {
+                    "id": c.id,
+                    "document_id": doc_id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "text_hash": c.text_hash,
+                    "token_count": c.token_count,
+                    "page": c.page,
+                    "heading": c.heading,
+                }
+                for c in chunk_rows
+            ],
+        )
+        if self._conn.dialect.name == "sqlite":
+            self._conn.exec_driver_sql(
+                f"INSERT INTO {CHUNK_FTS}(rowid, text) "
+                "SELECT pk, text FROM chunks WHERE document_id = ?",
+                (doc_id,),
+            )
+
+    def _delete_chunks_of(self, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        if self._conn.dialect.name == "sqlite":
+            self._conn.execute(
+                sa.text(
+                    f"DELETE FROM {CHUNK_FTS} WHERE rowid IN "
+                    "(SELECT pk FROM chunks WHERE document_id IN :ids)"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": list(doc_ids)},
+            )
+        self._conn.execute(chunks.delete().where(chunks.c.document_id.in_(doc_ids)))
+
+    def put_vectors(self, model: str, dim: int, by_hash: Mapping[str, bytes]) -> None:
+        if not by_hash:
+            return
+        now = time.time()
+        self._conn.execute(
+            self._insert(vectors).on_conflict_do_nothing(index_elements=["model", "text_hash"]),
+            [
+                {"model": model, "text_hash": h, "dim": dim, "embedding": b, "created_at": now}
+                for h, b in by_hash.items()
+            ],
+        )

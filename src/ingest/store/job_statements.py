@@ -1,0 +1,154 @@
+"""The job ledger's prebuilt statements and the fence every outcome write names.
+
+Built once per dialect: on the hot path, building and keying a statement cost
+SQLAlchemy more than SQLite spends running it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ingest.store.job_records import Claim
+from ingest.store.schema import jobs
+from ingest.vocabulary import JobStatus
+
+
+def param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[Any]:
+    return sa.bindparam(name or column.name, type_=column.type)
+
+
+def _claim_statement(dialect: str) -> sa.Update:
+    """Built once: on the hot path, building and keying the statement cost SQLAlchemy
+    more than SQLite spends running it (~0.8 of 1.2 ms a claim)."""
+    now = param(jobs.c.started_at, "now")
+    pick = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.QUEUED,
+            jobs.c.queue.in_(sa.bindparam("queues", expanding=True)),
+            jobs.c.not_before <= now,
+        )
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(pick))
+        .values(
+            status=JobStatus.RUNNING,
+            attempt=jobs.c.attempt + 1,
+            lease_owner=param(jobs.c.lease_owner, "owner"),
+            lease_expires_at=param(jobs.c.lease_expires_at, "expires"),
+            started_at=now,
+            finished_at=None,
+            progress=0.0,
+            progress_current=0,
+            progress_total=0,
+            progress_message="started",
+            stage=None,
+            updated_at=now,
+        )
+        .returning(*jobs.c)
+    )
+
+
+# Every write of an attempt's outcome or progress is fenced: it applies only while
+# this very attempt, by this owner, still holds the job.
+def _fence_clause(job_id: Any, attempt: Any, owner: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.id == job_id,
+        jobs.c.attempt == attempt,
+        jobs.c.lease_owner == owner,
+        jobs.c.status == JobStatus.RUNNING,
+    )
+
+
+# The fence of the prebuilt statements, its values given at execution (fence_values).
+_FENCE = _fence_clause(
+    param(jobs.c.id, "job_id"),
+    param(jobs.c.attempt, "fence_attempt"),
+    param(jobs.c.lease_owner, "fence_owner"),
+)
+
+
+def fence_values(claim: Claim) -> dict[str, Any]:
+    return {"job_id": claim.job.id, "fence_attempt": claim.attempt, "fence_owner": claim.owner}
+
+
+def _succeed_statement(with_document: bool) -> sa.Update:
+    columns = [
+        jobs.c.result,
+        jobs.c.stages,
+        jobs.c.finished_at,
+        jobs.c.updated_at,
+        *([jobs.c.document_id] if with_document else []),
+    ]
+    return (
+        sa.update(jobs)
+        .where(_FENCE)
+        .values(
+            status=JobStatus.SUCCEEDED,
+            progress=1.0,
+            progress_message="done",
+            lease_owner=None,
+            lease_expires_at=None,
+            error_type=None,
+            error_message=None,
+            error_traceback=None,
+            **{c.key: param(c) for c in columns},
+        )
+    )
+
+
+# Built once per dialect: see _claim_statement.
+_BUILT: dict[str, tuple[sa.Update, dict[bool, sa.Update]]] = {}
+
+
+def statements(dialect: str) -> tuple[sa.Update, dict[bool, sa.Update]]:
+    if dialect not in _BUILT:
+        _BUILT[dialect] = (
+            _claim_statement(dialect),
+            {flag: _succeed_statement(flag) for flag in (False, True)},
+        )
+    return _BUILT[dialect]
+
+
+def fence(claim: Claim) -> sa.ColumnElement[bool]:
+    return _fence_clause(claim.job.id, claim.attempt, claim.owner)
+
+
+def end_attempt_values(
+    status: JobStatus,
+    *,
+    error_type: str | None,
+    error_message: str | None,
+    error_traceback: str | None,
+    retry_at: float | None,
+    stages: list[dict[str, Any]] | None,
+    result: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    now = time.time()
+    values: dict[str, Any] = {
+        "status": status,
+        "error_type": error_type,
+        "error_message": error_message,
+        "error_traceback": error_traceback,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if result is not None:
+        values["result"] = dict(result)
+    if stages is not None:
+        values["stages"] = stages
+    if status == JobStatus.QUEUED:
+        values["not_before"] = retry_at or now
+    else:
+        values["finished_at"] = now
+    return values
