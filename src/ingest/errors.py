@@ -40,6 +40,10 @@ class CorruptDocument(DocumentRejected):
     """The file claims a format but its bytes do not parse as that format."""
 
 
+class ContentMismatch(DocumentRejected):
+    """An upload's first bytes plainly are not what its file name claims (binary in a .txt)."""
+
+
 class EmbeddingError(PipelineError):
     """The embedder failed; usually transient (a busy HTTP endpoint)."""
 

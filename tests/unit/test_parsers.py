@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import (
+    ContentMismatch,
     CorruptDocument,
     DocumentRejected,
     EmptyDocument,
@@ -15,6 +16,7 @@ from ingest.errors import (
     UnsupportedFormat,
 )
 from ingest.pipeline.parsers import PARSER_VERSION, SUPPORTED_EXTENSIONS, parse_document
+from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import (
     COOKIE_TEXT,
@@ -515,3 +517,40 @@ def test_every_error_is_an_ingest_error_with_a_message(tmp_path: Path) -> None:
         with pytest.raises(IngestError) as caught:
             parse(path)
         assert str(caught.value).strip(), path.name
+
+
+# --- upload sniffing: does the content look like what its name claims? ---------------
+
+
+@pytest.mark.parametrize("filename", ["image.png", "noext"])
+def test_upload_of_an_unparsed_type_is_unsupported(filename: str) -> None:
+    with pytest.raises(UnsupportedFormat, match=f"^{filename}: .* is not a supported type"):
+        check_upload(filename, b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize(
+    ("filename", "head", "reason"),
+    [
+        ("report.pdf", b"just some text, not a PDF", "the content is not a PDF file"),
+        ("sheet.xlsx", b"plain text", "the content is not a XLSX file"),
+        ("notes.txt", b"abc\x00\x01\x02" * 10, "binary content in a text file"),
+    ],
+)
+def test_upload_whose_bytes_contradict_its_name_is_a_mismatch(
+    filename: str, head: bytes, reason: str
+) -> None:
+    with pytest.raises(ContentMismatch, match=f"^{filename}: {reason}$"):
+        check_upload(filename, head)
+
+
+@pytest.mark.parametrize(
+    ("filename", "head"),
+    [
+        ("report.pdf", b"%PDF-1.7\n"),
+        ("deck.pptx", b"PK\x03\x04rest"),
+        ("wide.txt", "UTF-16 with its byte-order mark".encode("utf-16")),
+        ("empty.docx", b""),
+    ],
+)
+def test_upload_that_looks_like_its_name_passes(filename: str, head: bytes) -> None:
+    check_upload(filename, head)
