@@ -55,12 +55,15 @@ def make_html(
     title: str = "Quarterly field report",
     cookie_text: str = COOKIE_TEXT,
     encoding: str = "utf-8",
+    declare_charset: bool = True,
 ) -> Path:
     """A realistic page: header, nav, cookie banner, footer and a main <article>.
 
     The article has a heading and several substantial paragraphs (with `main_text`
     in the first) so that content extractors recognise it as the main content.
+    With `declare_charset=False` the page is in `encoding` but does not say so.
     """
+    charset = f'\n  <meta charset="{encoding}">' if declare_charset else ""
     filler = [
         "The survey team visited eleven sites along the northern ridge during the spring "
         "season and recorded soil moisture, vegetation cover and the condition of trails.",
@@ -72,8 +75,7 @@ def make_html(
     paragraphs = "\n".join(f"      <p>{escape(p)}</p>" for p in [main_text, *filler])
     page = f"""<!DOCTYPE html>
 <html lang="en">
-<head>
-  <meta charset="{encoding}">
+<head>{charset}
   <title>{escape(title)}</title>
 </head>
 <body>

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import (
+    ContentMismatch,
     CorruptDocument,
     DocumentRejected,
     EmptyDocument,
@@ -15,6 +16,7 @@ from ingest.errors import (
     UnsupportedFormat,
 )
 from ingest.pipeline.parsers import PARSER_VERSION, SUPPORTED_EXTENSIONS, parse_document
+from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import (
     COOKIE_TEXT,
@@ -108,6 +110,110 @@ def test_legacy_single_byte_text_is_detected(tmp_path: Path) -> None:
 
     assert "schöne" in extracted
     assert "Brücke" in extracted
+
+
+# Western European text as Windows-1252 bytes: several of its accented letters
+# (è ñ ã à ò ù ì å æ ø) are bytes that Windows-1250 reads as Central European
+# letters (č ń ă ŕ ň ů ě ĺ ć ř), so a wrong guess yields plausible-looking mojibake.
+WESTERN_TEXTS = {
+    "French": "Il est très tard : Hélène est déjà là, près de la rivière où l'on pêche.",
+    "Spanish": "El niño jugaba en el jardín mientras su madre preparaba la cena. Mañana "
+    "iremos a la montaña con los señores García y Muñoz.",
+    "Portuguese": "O João comeu pão com manteiga e bebeu um café. A reunião foi às três "
+    "horas e a informação não chegou a tempo.",
+    "Italian": "La città è bella e il caffè è buono. Perché non andiamo più spesso al "
+    "mare? Però la settimana prossima sarà piovosa.",
+    "Danish": "Vi så en grøn bil på vejen. Børnene legede i haven, og bedstemor lavede "
+    "æblekage til os alle sammen på søndag.",
+    "several languages": "Il a été très content. El niño juega. João comeu pão com açúcar.",
+}
+# Central European text as Windows-1250 bytes, with letters Windows-1252 lacks.
+CENTRAL_TEXTS = {
+    "Czech": "Tři sta třicet tři stříbrných stříkaček přestříkalo přes tři sta třicet "
+    "tři stříbrných střech. Řeka teče přes město a lidé se dívají na čluny.",
+    "Polish": "Zażółć gęślą jaźń. Łódź leży nad rzeką, a ścieżka prowadzi przez las do "
+    "małej wioski, gdzie mieszkają ludzie.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(WESTERN_TEXTS))
+def test_undeclared_windows_1252_text_keeps_western_accents(tmp_path: Path, language: str) -> None:
+    text = WESTERN_TEXTS[language]
+    path = make_txt(tmp_path, "legacy.txt", text, encoding="cp1252")
+
+    assert full_text(parse(path)) == text
+
+
+@pytest.mark.parametrize("language", sorted(WESTERN_TEXTS))
+def test_undeclared_windows_1252_html_keeps_western_accents(tmp_path: Path, language: str) -> None:
+    text = WESTERN_TEXTS[language]
+    path = make_html(
+        tmp_path,
+        "legacy.html",
+        main_text=text,
+        nav_text="Accueil",
+        footer_text="Mentions légales",
+        encoding="cp1252",
+        declare_charset=False,
+    )
+    assert b"charset" not in path.read_bytes()
+
+    extracted = full_text(parse(path))
+
+    assert text in extracted
+    assert "légales" not in extracted  # the footer is still left out
+
+
+@pytest.mark.parametrize("language", sorted(CENTRAL_TEXTS))
+@pytest.mark.parametrize("extension", [".txt", ".html"])
+def test_undeclared_windows_1250_text_keeps_central_european_letters(
+    tmp_path: Path, language: str, extension: str
+) -> None:
+    text = CENTRAL_TEXTS[language]
+    if extension == ".txt":
+        path = make_txt(tmp_path, "legacy.txt", text, encoding="cp1250")
+    else:
+        path = make_html(
+            tmp_path,
+            "legacy.html",
+            main_text=text,
+            nav_text="Start",
+            footer_text="Kontakt",
+            encoding="cp1250",
+            declare_charset=False,
+        )
+    with pytest.raises(UnicodeEncodeError):
+        text.encode("cp1252")  # the text really needs Windows-1250
+
+    assert text in full_text(parse(path))
+
+
+@pytest.mark.parametrize("text", ["très bien", "Café crème", "À bientôt !"])
+def test_short_windows_1252_note_keeps_its_accents(tmp_path: Path, text: str) -> None:
+    # So few high bytes that the detector's own guess is Big5 or an Arabic code page.
+    path = make_txt(tmp_path, "note.txt", text, encoding="cp1252")
+
+    assert full_text(parse(path)) == text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("cp1251", "Привет, мир! Это тестовый текст на русском языке, довольно длинный."),
+        (  # mostly English: its Cyrillic must still not turn into Latin accents
+            "cp1251",
+            "Install the package with pip and configure PostgreSQL. Затем запустите "
+            "миграции. Finally start the worker with systemd.",
+        ),
+    ],
+    ids=["Russian", "Russian amid English"],
+)
+def test_undeclared_non_latin_text_is_not_read_as_a_latin_code_page(
+    tmp_path: Path, encoding: str, text: str
+) -> None:
+    path = make_txt(tmp_path, "legacy.txt", text, encoding=encoding)
+
+    assert full_text(parse(path)) == text
 
 
 def test_markdown_headings_become_segment_headings(tmp_path: Path) -> None:
@@ -515,3 +621,40 @@ def test_every_error_is_an_ingest_error_with_a_message(tmp_path: Path) -> None:
         with pytest.raises(IngestError) as caught:
             parse(path)
         assert str(caught.value).strip(), path.name
+
+
+# --- upload sniffing: does the content look like what its name claims? ---------------
+
+
+@pytest.mark.parametrize("filename", ["image.png", "noext"])
+def test_upload_of_an_unparsed_type_is_unsupported(filename: str) -> None:
+    with pytest.raises(UnsupportedFormat, match=f"^{filename}: .* is not a supported type"):
+        check_upload(filename, b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize(
+    ("filename", "head", "reason"),
+    [
+        ("report.pdf", b"just some text, not a PDF", "the content is not a PDF file"),
+        ("sheet.xlsx", b"plain text", "the content is not a XLSX file"),
+        ("notes.txt", b"abc\x00\x01\x02" * 10, "binary content in a text file"),
+    ],
+)
+def test_upload_whose_bytes_contradict_its_name_is_a_mismatch(
+    filename: str, head: bytes, reason: str
+) -> None:
+    with pytest.raises(ContentMismatch, match=f"^{filename}: {reason}$"):
+        check_upload(filename, head)
+
+
+@pytest.mark.parametrize(
+    ("filename", "head"),
+    [
+        ("report.pdf", b"%PDF-1.7\n"),
+        ("deck.pptx", b"PK\x03\x04rest"),
+        ("wide.txt", "UTF-16 with its byte-order mark".encode("utf-16")),
+        ("empty.docx", b""),
+    ],
+)
+def test_upload_that_looks_like_its_name_passes(filename: str, head: bytes) -> None:
+    check_upload(filename, head)

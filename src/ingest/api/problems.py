@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import (
     ConfigError,
+    ContentMismatch,
     DocumentRejected,
     EmbeddingError,
     FileNotInIncoming,
@@ -112,6 +113,8 @@ def _ingest_error_problem(exc: IngestError) -> tuple[int, str, str]:
         return 413, "payload-too-large", "Payload too large"
     if isinstance(exc, UnsupportedFormat):
         return 415, "unsupported-media-type", "Unsupported file type"
+    if isinstance(exc, ContentMismatch):
+        return 415, "content-mismatch", "Content does not match the file type"
     if isinstance(exc, DocumentRejected):
         return 422, "document-rejected", "Document rejected"
     if isinstance(exc, QueryError):

@@ -11,11 +11,11 @@ from pydantic import BaseModel
 from ingest.api.problems import ApiProblem
 from ingest.api.security import Editor, Viewer
 from ingest.api.services import Services, get_services
-from ingest.api.sniff import check_upload
 from ingest.errors import FileTooLarge
 from ingest.ingestion import actions
 from ingest.ingestion.submit import sanitize_filename, stage_stream
 from ingest.jobs.views import iso, job_view
+from ingest.pipeline.parsers.sniff import check_upload
 from ingest.store import DocumentRecord, new_job_id
 from ingest.vocabulary import DocumentStatus
 

@@ -1,0 +1,159 @@
+"""Turn the bytes of an uploaded file into Segments of text.
+
+One parser per format, chosen by the file extension; one module per format family
+(text, HTML, PDF, Office, tabular, e-mail), the text decoding they share in
+`decoding`. Every parser keeps the structure that matters for citing a passage
+later (PDF pages, slides, sections under headings, sheets) and drops what only
+adds noise (web-page navigation, Word headers and footers, e-mail attachments).
+
+Whatever goes wrong surfaces as an IngestError subclass with a message about
+the user's file: a raw library exception never escapes `parse_document`.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
+from ingest.pipeline.parsers.budget import _TextBudget, _too_much_text
+from ingest.pipeline.parsers.email import _parse_eml
+from ingest.pipeline.parsers.html import _parse_html
+from ingest.pipeline.parsers.office import _parse_docx, _parse_pptx, _parse_xlsx
+from ingest.pipeline.parsers.pdf import _parse_pdf
+from ingest.pipeline.parsers.tabular import _parse_csv, _parse_json
+from ingest.pipeline.parsers.text import _parse_markdown, _parse_txt
+from ingest.pipeline.segments import ParseLimits, Segment
+
+__all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
+
+# Bump whenever the text or the segmentation produced for the same file changes:
+# it is part of the pipeline fingerprint, so stored documents get re-parsed.
+PARSER_VERSION = "2"
+
+_MAX_REASON_CHARS = 200
+
+
+# --- public entry point -------------------------------------------------------
+
+
+def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
+    """Extract the text of `data` (the content of `filename`) as Segments.
+
+    Raises UnsupportedFormat, EmptyDocument, CorruptDocument or DocumentRejected;
+    nothing else.
+    """
+    ext = _extension(filename)
+    fmt = _FORMATS.get(ext)
+    if fmt is None:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise UnsupportedFormat(
+            f"unsupported file type '{ext or 'no extension'}'; supported: {supported}"
+        )
+    if not data:
+        raise EmptyDocument("the file is empty (0 bytes)")
+
+    budget = _TextBudget(limits.max_text_chars)
+    try:
+        raw_segments = fmt.parse(data, budget)
+    except IngestError:
+        raise
+    except Exception as exc:  # any library failure means the bytes are not that format
+        raise CorruptDocument(f"{fmt.corrupt_prefix}: {_describe(exc)}") from exc
+
+    segments = _clean_segments(raw_segments)
+    if not segments:
+        raise EmptyDocument(
+            f"no text could be extracted from this {fmt.label} file{fmt.empty_hint}"
+        )
+    _check_total(segments, limits.max_text_chars)
+    return segments
+
+
+# --- shared plumbing ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    label: str  # "no text could be extracted from this <label> file"
+    corrupt_prefix: str  # "<corrupt_prefix>: <library message>"
+    parse: Callable[[bytes, _TextBudget], list[Segment]]
+    empty_hint: str = ""
+
+
+def _check_total(segments: list[Segment], max_chars: int) -> None:
+    if sum(len(segment.text) for segment in segments) > max_chars:
+        raise _too_much_text(max_chars)
+
+
+def _extension(filename: str) -> str:
+    # Not PurePath.suffix: it treats ".txt" as a hidden file without extension.
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
+
+
+def _describe(exc: Exception) -> str:
+    """A short, human version of a library exception."""
+    if isinstance(exc, zipfile.BadZipFile):
+        return "file is not a zip archive"
+    if isinstance(exc, RecursionError):
+        return "structure is nested too deeply"
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    message = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    if len(message) > _MAX_REASON_CHARS:
+        message = message[: _MAX_REASON_CHARS - 3] + "..."
+    return message
+
+
+# C0 controls other than tab/newline, DEL, lone surrogates (from undecodable bytes)
+# and the non-characters U+FFFE/U+FFFF: they break storage (surrogates cannot be
+# encoded as UTF-8) and tokenizers, and never carry meaning in extracted text.
+_JUNK_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+# Line breaks in disguise: vertical tab (a pptx/docx soft line break), form feed
+# (a page break in text files), lone CR, Unicode line/paragraph separators.
+_BREAK_CHARS = re.compile("[\x0b\x0c\r\u2028\u2029]")
+
+
+def _clean_text(text: str) -> str:
+    text = text.replace("\r\n", "\n")
+    text = _BREAK_CHARS.sub("\n", text)
+    return _JUNK_CHARS.sub("", text)
+
+
+def _clean_segments(segments: Iterable[Segment]) -> list[Segment]:
+    cleaned: list[Segment] = []
+    for segment in segments:
+        text = _clean_text(segment.text).strip()
+        if not text:
+            continue
+        # A heading is a label: one line (slide titles often hold line breaks).
+        heading = " ".join(_clean_text(segment.heading).split()) if segment.heading else ""
+        cleaned.append(Segment(text=text, page=segment.page, heading=heading or None))
+    return cleaned
+
+
+# --- registry -----------------------------------------------------------------
+
+_FORMATS: dict[str, _Format] = {
+    ".txt": _Format("text", "not a valid text file", _parse_txt),
+    ".md": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
+    ".markdown": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
+    ".html": _Format("HTML", "not a valid HTML file", _parse_html),
+    ".htm": _Format("HTML", "not a valid HTML file", _parse_html),
+    ".pdf": _Format(
+        "PDF",
+        "not a valid PDF",
+        _parse_pdf,
+        empty_hint=" (it may hold only scanned images; OCR is not supported)",
+    ),
+    ".docx": _Format("DOCX (Word)", "not a valid DOCX (Word) file", _parse_docx),
+    ".pptx": _Format("PPTX (PowerPoint)", "not a valid PPTX (PowerPoint) file", _parse_pptx),
+    ".xlsx": _Format("XLSX (Excel)", "not a valid XLSX (Excel) file", _parse_xlsx),
+    ".csv": _Format("CSV", "not a valid CSV file", _parse_csv),
+    ".json": _Format("JSON", "not valid JSON", _parse_json),
+    ".eml": _Format("e-mail", "not a valid e-mail message", _parse_eml),
+}
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
