@@ -145,11 +145,25 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# Claims take the queued jobs of some queues by priority (highest first), then age:
+# the index is in the claim's own order (migration 0004).
+sa.Index(
+    "ix_jobs_claim",
+    jobs.c.status,
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.created_at,
+    jobs.c.id,
+)
+sa.Index("ix_jobs_lease", jobs.c.status, jobs.c.lease_expires_at)
+sa.Index("ix_jobs_document", jobs.c.document_id)
+sa.Index("ix_jobs_finished", jobs.c.finished_at)
+
 staged_files = sa.Table(
     "staged_files",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False, index=True),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
@@ -199,6 +213,8 @@ audit_log = sa.Table(
     sa.Column("request_id", sa.String(64)),
 )
 
+sa.Index("ix_audit_ts", audit_log.c.ts)
+
 conversation_messages = sa.Table(
     "conversation_messages",
     metadata,
@@ -208,3 +224,4 @@ conversation_messages = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+sa.Index("ix_conversation_session", conversation_messages.c.session_id, conversation_messages.c.id)
