@@ -39,7 +39,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, default_level: str = "warning") -> None:
+    """Log lines to stderr; INGEST_LOG_LEVEL, else `default_level` (servers and
+    workers pass info: what they do is their output)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
     if settings.log_format == "json":
@@ -52,4 +54,4 @@ def configure_logging(settings: Settings) -> None:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel((settings.log_level or default_level).upper())

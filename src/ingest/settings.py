@@ -9,8 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -104,7 +106,8 @@ class Settings(BaseSettings):
     chat_history_messages: int = Field(default=20, ge=0, le=200)
 
     # Logs
-    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    # Unset: servers and workers log at info, one-shot commands at warning.
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
     log_format: Literal["plain", "json"] = "plain"
 
     # Store
@@ -139,5 +142,31 @@ POSTGRES_FUSION: dict[str, Any] = {"rrf_k": 10, "vector_weight": 1.0, "keyword_w
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (and a local .env) into a Settings object."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the environment (and a local .env) into a Settings object. A bad value
+    is a ConfigError naming the variable, the value and what is allowed."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable a user sets for a field (DATABASE_URL, INGEST_MODE)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"INGEST_{field.upper()}"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per bad setting: `INGEST_MODE='bogus': must be one of ...`."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        reason = str(error["msg"])
+        if error["type"] == "literal_error":
+            allowed = (error.get("ctx") or {}).get("expected", "")
+            reason = f"must be one of {allowed}"
+        lines.append(f"{env_name(field)}={error.get('input')!r}: {reason}")
+    return "invalid setting: " + "; ".join(lines)

@@ -160,3 +160,24 @@ def test_add_again_after_an_interrupted_run_follows_the_queued_jobs(
     jobs = run_json(cli_env, "jobs", "list")["jobs"]
     assert sorted(job["job_id"] for job in jobs) == first_ids  # type: ignore[attr-defined]
     assert {job["status"] for job in jobs} == {"succeeded"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command"),
+    [
+        ("INGEST_MODE", "bogus", [*INGEST, "status"]),
+        ("INGEST_CONCURRENCY", "0", [sys.executable, "-m", "ingest.worker"]),
+        ("INGEST_LOG_LEVEL", "loud", [*INGEST, "scheduler"]),
+        ("INGEST_MAX_ATTEMPTS", "many", [*INGEST, "serve", "--port", "1"]),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
+    cli_env: dict[str, str], variable: str, value: str, command: list[str]
+) -> None:
+    env = {**cli_env, variable: value}
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"{variable}={value!r}" in lines[0]
+    assert "Traceback" not in proc.stderr

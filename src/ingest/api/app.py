@@ -124,5 +124,5 @@ def app_from_environment() -> FastAPI:
     from ingest.logs import configure_logging
 
     settings = load_settings()
-    configure_logging(settings)
+    configure_logging(settings, default_level="info")
     return create_app(settings)

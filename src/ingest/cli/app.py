@@ -6,18 +6,17 @@ JSON object on stdout and nothing else there, for scripts.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ingest.cli.common import err, out, parse_pairs, print_json, service_context
-from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
+from ingest.cli.common import err, out, parse_pairs, print_json, run_settings, service_context
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
-from ingest.cli.status import print_status, status_report
-from ingest.errors import IngestError
+from ingest.errors import ConfigError, IngestError
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
@@ -52,6 +51,8 @@ def add(
 
     Inline mode (the default) runs the jobs in this process; queue mode stages the
     files in INGEST_INCOMING_DIR for the workers and follows the jobs."""
+    from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
+
     metadata = parse_pairs(meta, "--meta")
     with service_context() as ctx:
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
@@ -138,6 +139,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Documents (by status), chunks, jobs (by queue and status), workers, integrity."""
+    from ingest.cli.status import print_status, status_report
+
     with service_context() as ctx:
         report = status_report(ctx)
     if as_json:
@@ -149,8 +152,7 @@ def status(
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (run once per deployment)."""
-    settings = load_settings()
-    store = Store.open(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    store = Store.from_settings(run_settings(), light=True)
     try:
         before, after = store.migrate()
     except IngestError as exc:
@@ -165,8 +167,14 @@ def migrate() -> None:
 
 
 def main() -> None:
-    configure_logging(load_settings())
-    app()
+    """The `ingest` command: settings are read once, here, and handed to every command."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line, whatever the terminal width
+        raise SystemExit(2) from None
+    configure_logging(settings)
+    app(obj=settings)
 
 
 app.add_typer(jobs_app, name="jobs")

@@ -6,14 +6,17 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import click
 import typer
 from rich.console import Console
 
-from ingest.context import Context
 from ingest.errors import IngestError
-from ingest.settings import load_settings
+from ingest.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from ingest.context import Context
 
 err = Console(stderr=True)
 out = Console()
@@ -25,15 +28,30 @@ def print_json(payload: Any) -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def run_settings() -> Settings:
+    """The Settings `main()` built once for this process. A command invoked without
+    main() (a test's CliRunner) builds its own."""
+    click_ctx = click.get_current_context(silent=True)
+    obj = click_ctx.find_root().obj if click_ctx is not None else None
+    if isinstance(obj, Settings):
+        return obj
+    try:
+        return load_settings()
+    except IngestError as exc:
+        raise fail(str(exc)) from exc
 
 
 @contextmanager
 def service_context() -> Iterator[Context]:
-    """Build the services from the environment; IngestErrors become a clean exit 2."""
+    """Build the services from this run's settings; IngestErrors become a clean exit 2."""
+    from ingest.context import Context  # the wiring: heavy, and not every command needs it
+
     try:
-        ctx = Context(load_settings())
+        ctx = Context(run_settings())
     except IngestError as exc:
         raise fail(str(exc)) from exc
     try:

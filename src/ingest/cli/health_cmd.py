@@ -12,11 +12,11 @@ from typing import Annotated
 
 import typer
 
-from ingest.cli.common import err, fail, out
+from ingest.cli.common import err, fail, out, run_settings
 from ingest.errors import IngestError
 from ingest.ingestion.maintenance import TASKS as MAINTENANCE_TASKS
 from ingest.jobs.health import scheduler_problem, worker_problem
-from ingest.settings import Settings, load_settings
+from ingest.settings import Settings
 from ingest.store import Store
 
 health_app = typer.Typer(
@@ -28,7 +28,7 @@ health_app = typer.Typer(
 @contextmanager
 def _light_store() -> Iterator[tuple[Settings, Store]]:
     try:
-        settings = load_settings()
+        settings = run_settings()
         store = Store.from_settings(settings, light=True)
     except IngestError as exc:
         raise fail(str(exc)) from exc

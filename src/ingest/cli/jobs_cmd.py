@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -13,10 +12,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ingest.cli.common import out, print_json, service_context
+from ingest.cli.common import out, print_json, run_settings, service_context
+from ingest.errors import ConfigError
 from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
 from ingest.jobs.views import job_view
+from ingest.logs import configure_logging
+from ingest.settings import load_settings
 from ingest.store import Job
 from ingest.vocabulary import JobStatus
 
@@ -116,9 +118,9 @@ def dead(
 # --- long-running processes --------------------------------------------------------
 
 
-def _default_to_info_logs() -> None:
-    if "INGEST_LOG_LEVEL" not in os.environ:
-        logging.getLogger().setLevel(logging.INFO)
+def _log_at_info_unless_set() -> None:
+    # What a long-running process does is its output: info, unless INGEST_LOG_LEVEL says.
+    configure_logging(run_settings(), default_level="info")
 
 
 def _on_termination(callback: Callable[[], None]) -> None:
@@ -140,7 +142,7 @@ def worker(
     burst: Annotated[bool, typer.Option("--burst", help="Drain the queues, then exit.")] = False,
 ) -> None:
     """Run jobs from the ledger until stopped (SIGTERM: finish or hand back, then exit)."""
-    _default_to_info_logs()
+    _log_at_info_unless_set()
     with service_context() as ctx:
         names = [q.strip() for q in queues.split(",")] if queues else None
         w = ctx.worker(queues=names, concurrency=concurrency, burst=burst)
@@ -150,7 +152,7 @@ def worker(
 
 def scheduler() -> None:
     """Enqueue periodic maintenance jobs (safe to run several replicas)."""
-    _default_to_info_logs()
+    _log_at_info_unless_set()
     with service_context() as ctx:
         s = Scheduler(ctx.runtime)
         _on_termination(s.stop)
@@ -163,11 +165,12 @@ def register_processes(app: typer.Typer) -> None:
 
 
 def worker_main() -> None:
-    """`python -m ingest.worker`: the worker command on its own."""
-    from ingest.logs import configure_logging
-    from ingest.settings import load_settings
-
-    configure_logging(load_settings())
+    """`python -m ingest.worker`: the worker command on its own, settings read once."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command()(worker)
-    single(args=sys.argv[1:], prog_name="python -m ingest.worker")
+    single(args=sys.argv[1:], prog_name="python -m ingest.worker", obj=settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -28,8 +27,6 @@ def serve(
     """Serve the HTTP API. Inline mode also runs the jobs and the scheduler here."""
     import uvicorn
 
-    if "INGEST_LOG_LEVEL" not in os.environ:
-        os.environ["INGEST_LOG_LEVEL"] = "info"
     with service_context() as ctx:
         # Fail fast on bad settings or an out-of-date schema, before binding. The
         # doorbell is built lazily, so build it here: queue mode without REDIS_URL

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from ingest.context import Context
 from ingest.ingestion.maintenance import INTEGRITY
+
+if TYPE_CHECKING:
+    from ingest.context import Context
 
 
 def status_report(ctx: Context) -> dict[str, Any]:
