@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from ingest.cli.follow import add_paths
 from ingest.context import Context
-from ingest.embedding.local import OpenAIEmbedder
+from ingest.embedding.http import OpenAIEmbedder
 from ingest.errors import EmbeddingError
 from ingest.pipeline.chunking import text_hash
 from ingest.settings import Settings
