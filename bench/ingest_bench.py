@@ -51,6 +51,7 @@ from bench_common import (
     select_docs,
     write_docs,
 )
+from ingest.cli.follow import add_paths
 from ingest.context import Context
 from ingest.query.search import SearchMode
 from ingest.settings import Settings
@@ -171,7 +172,7 @@ def measure(
     print(f"model loaded in {fig['model_load_s']:.1f} s; first ingest ...", flush=True)
 
     # 1. first ingest through the real pipeline
-    report, t_ingest = timed(lambda: ctx.ingestor.ingest_paths([docs_dir], collection=COLLECTION))
+    report, t_ingest = timed(lambda: add_paths(ctx, [docs_dir], collection=COLLECTION))
     if report.failed:
         print(f"WARNING: {report.failed} documents failed: {report.errors[:3]}", file=sys.stderr)
     with ctx.store.engine.connect() as conn:
@@ -230,7 +231,7 @@ def measure(
     print("re-ingest ...", flush=True)
 
     # 3. re-ingest, nothing changed
-    again, t_again = timed(lambda: ctx.ingestor.ingest_paths([docs_dir], collection=COLLECTION))
+    again, t_again = timed(lambda: add_paths(ctx, [docs_dir], collection=COLLECTION))
     fig.update(
         reingest_s=t_again,
         reingest_skipped=again.skipped,
