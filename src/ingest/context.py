@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from functools import cached_property
 
 from ingest.errors import ConfigError
@@ -16,6 +19,11 @@ from ingest.settings import Settings
 from ingest.store import Store
 from ingest.store.ledger import Ledger
 
+log = logging.getLogger(__name__)
+
+# The queue whose jobs embed: a worker taking it loads the model before its first claim.
+_EMBEDDING_QUEUE = "ingest"
+
 
 def build_doorbell(settings: Settings) -> Doorbell:
     if settings.mode == "queue":
@@ -29,6 +37,11 @@ class Context:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._built_embedder: Embedder | None = None
+        self._warm_lock = threading.Lock()
+        self._warm = threading.Event()
+        self.warm_up_error: Exception | None = None
         self.store = Store.open(
             settings.database_url,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
@@ -54,7 +67,12 @@ class Context:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder or build_embedder(self.settings)
+        # A warm-up thread and a first query may ask at once: build one embedder,
+        # or the query would load a second copy of the model.
+        with self._embedder_lock:
+            if self._built_embedder is None:
+                self._built_embedder = self._embedder or build_embedder(self.settings)
+            return self._built_embedder
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -74,6 +92,30 @@ class Context:
             FusionConfig(**self.settings.fusion()),
         )
 
+    def warm_up(self) -> None:
+        """Build the pipeline and load the embedding model now, once per process:
+        before a worker's first claim (a load inside a job would run against its
+        lease) and before the API reports ready (else the first query waits for it).
+        Safe from several threads; a failed warm-up raises, and the next call tries
+        again."""
+        with self._warm_lock:
+            if self._warm.is_set():
+                return
+            started = time.monotonic()
+            try:
+                self.pipeline.embedder.warm_up()
+            except Exception as exc:
+                self.warm_up_error = exc
+                raise
+            self.warm_up_error = None
+            self._warm.set()
+        log.info("embedder ready (warm-up took %.1f s)", time.monotonic() - started)
+
+    @property
+    def embedder_ready(self) -> bool:
+        """True once warm_up() has succeeded: a query embeds without loading anything."""
+        return self._warm.is_set()
+
     @cached_property
     def doorbell(self) -> Doorbell:
         return build_doorbell(self.settings)
@@ -89,13 +131,16 @@ class Context:
         concurrency: int | None = None,
         burst: bool = False,
     ) -> Worker:
+        names = queues or self.settings.queue_names
         return Worker(
             self,
             doorbell=self.doorbell,
-            queues=queues or self.settings.queue_names,
+            queues=names,
             concurrency=concurrency or self.settings.concurrency,
             burst=burst,
             isolate_parsing=self.settings.isolate_parsing,
+            # A maintenance-only worker never embeds: it need not hold a model.
+            warm_up=self.warm_up if _EMBEDDING_QUEUE in names else None,
         )
 
     def close(self) -> None:

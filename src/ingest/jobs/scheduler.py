@@ -28,9 +28,12 @@ def slot_of(now: float, interval: float) -> int:
 
 
 class Scheduler:
-    def __init__(self, services: Context, doorbell: Doorbell) -> None:
+    def __init__(self, services: Context, doorbell: Doorbell, *, reap: bool = True) -> None:
+        """`reap=False` beside a worker in the same process: the worker reaps, and
+        it spares its own running jobs, which it knows are alive."""
         self.services = services
         self.doorbell = doorbell
+        self.reap = reap
         self.interval = services.settings.maintenance_interval_seconds
         self._stop = threading.Event()
         self._last_slot: int | None = None
@@ -62,7 +65,7 @@ class Scheduler:
         while not self._stop.is_set():
             try:
                 self.tick()
-                reaped = self.services.ledger.reap_expired()
+                reaped = self.services.ledger.reap_expired() if self.reap else []
                 if reaped:
                     log.warning("requeued %d job(s) with expired leases: %s", len(reaped), reaped)
             except Exception:

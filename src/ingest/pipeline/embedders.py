@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +30,7 @@ from tenacity import (
 
 from ingest.errors import ConfigError, EmbeddingError
 
+log = logging.getLogger(__name__)
 Vectors = NDArray[np.float32]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -54,6 +57,10 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, L2-normalised."""
+
+    def warm_up(self) -> None:
+        """Load what the first embed() would (a local model), so that neither a job's
+        lease nor a request pays for it."""
 
 
 def normalize(matrix: NDArray[Any]) -> Vectors:
@@ -157,7 +164,14 @@ class LocalEmbedder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                log.info("loading the embedding model %s", self._model_id)
+                started = time.monotonic()
                 self._model = self._build()
+                log.info(
+                    "embedding model %s loaded in %.1f s",
+                    self._model_id,
+                    time.monotonic() - started,
+                )
             return self._model
 
     def _build(self) -> Any:
@@ -180,6 +194,10 @@ class LocalEmbedder:
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+
+    def warm_up(self) -> None:
+        # One real embedding: PyTorch's first forward pass is slow too.
+        self.embed(["warm-up"])
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -249,6 +267,11 @@ class OpenAIEmbedder:
     @property
     def max_tokens(self) -> int:
         return 510
+
+    def warm_up(self) -> None:
+        # Nothing loads here; a call would only probe the endpoint, which each job
+        # does anyway (and whose failures it retries).
+        return None
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
