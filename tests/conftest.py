@@ -43,6 +43,9 @@ class CountingEmbedder:
         self.texts_embedded += len(texts)
         return self.inner.embed(texts)
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()  # not counted: no document's text
+
 
 @pytest.fixture(scope="session")
 def real_embedder() -> LocalEmbedder:

@@ -5,6 +5,8 @@ Heavy parts (the model, the parser processes) are built on first use."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +31,10 @@ from ingest.store.ledger import Ledger
 from ingest.vocabulary import Queue
 
 log = logging.getLogger(__name__)
+
+log = logging.getLogger(__name__)
+
+# The queue whose jobs embed: a worker taking it loads the model before its first claim.
 
 
 def build_doorbell(settings: Settings) -> Doorbell:
@@ -59,6 +65,11 @@ class Context:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._built_embedder: Embedder | None = None
+        self._warm_lock = threading.Lock()
+        self._warm = threading.Event()
+        self.warm_up_error: Exception | None = None
         self.store = Store.from_settings(settings)
         try:
             self._prepare_schema()
@@ -81,7 +92,12 @@ class Context:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder or build_embedder(self.settings)
+        # A warm-up thread and a first query may ask at once: build one embedder,
+        # or the query would load a second copy of the model.
+        with self._embedder_lock:
+            if self._built_embedder is None:
+                self._built_embedder = self._embedder or build_embedder(self.settings)
+            return self._built_embedder
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -114,6 +130,30 @@ class Context:
     def searcher(self) -> Searcher:
         return Searcher(self.store, self.embedder, FusionConfig(**self.settings.fusion()))
 
+    def warm_up(self) -> None:
+        """Build the pipeline and load the embedding model now, once per process:
+        before a worker's first claim (a load inside a job would run against its
+        lease) and before the API reports ready (else the first query waits for it).
+        Safe from several threads; a failed warm-up raises, and the next call tries
+        again."""
+        with self._warm_lock:
+            if self._warm.is_set():
+                return
+            started = time.monotonic()
+            try:
+                self.pipeline.embedder.warm_up()
+            except Exception as exc:
+                self.warm_up_error = exc
+                raise
+            self.warm_up_error = None
+            self._warm.set()
+        log.info("embedder ready (warm-up took %.1f s)", time.monotonic() - started)
+
+    @property
+    def embedder_ready(self) -> bool:
+        """True once warm_up() has succeeded: a query embeds without loading anything."""
+        return self._warm.is_set()
+
     @cached_property
     def doorbell(self) -> Doorbell:
         return build_doorbell(self.settings)
@@ -132,14 +172,11 @@ class Context:
         )
         return {INGEST: ingest, NOOP: run_noop, **maintenance.handlers()}
 
-    def warm_up(self, queues: list[str]) -> None:
-        """Load what the ingest jobs need (the model, the tokenizer) before a worker
-        takes its first job: a worker of the maintenance queue alone needs none of it."""
+    def warm_up_for(self, queues: list[str]) -> None:
+        """Before a worker's first claim: a worker of the maintenance queue alone
+        never embeds, and need not hold a model."""
         if Queue.INGEST in queues:
-            self.pipeline  # noqa: B018  (the tokenizer, and the embedder object)
-            warm_up = getattr(self.embedder, "warm_up", None)
-            if warm_up is not None:
-                warm_up()
+            self.warm_up()
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -149,7 +186,7 @@ class Context:
             doorbell=self.doorbell,
             handlers=self.handlers(),
             scheduled_kinds=TASKS,
-            warm_up=self.warm_up,
+            warm_up=self.warm_up_for,
         )
 
     def worker(

@@ -94,6 +94,10 @@ class EmbeddingError(PipelineError):
     """The embedder failed; usually transient (a busy HTTP endpoint)."""
 
 
+class EmbedderLoading(PipelineError):
+    """The embedding model is still loading: this process cannot embed yet."""
+
+
 # --- store ------------------------------------------------------------------
 
 

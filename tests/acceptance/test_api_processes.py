@@ -8,6 +8,9 @@ Every wait polls against a deadline; nothing sleeps blindly.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -492,3 +495,69 @@ def test_queue_mode_without_redis_url_refuses_to_start(
     assert "error: INGEST_MODE=queue needs REDIS_URL" in server.log_text(), server.log_tail()
     with pytest.raises(httpx.TransportError):  # it never listened
         httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+
+
+# --- 6. a live server keeps its jobs and is ready only when it can embed ---------------------
+
+
+@pytest.mark.timeout(180)
+def test_inline_server_paused_past_its_lease_keeps_its_jobs(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # One `ingest serve` runs everything, so no other process can requeue its jobs.
+    # Frozen past the lease (a long GC pause, a busy host), on waking it must renew
+    # them, not requeue them itself: it once did, re-ran them, and left jobs dead.
+    env = inline_env(queue_env)
+    key = create_key(env, "editor")
+    port = free_port()
+    server = start_api(spawn, env, port)
+    api = Api(port, key)
+    try:
+        docs = tmp_path / "docs"
+        paths = [make_txt(docs, f"large-{n}.txt", prose(LARGE_DOC_WORDS, 90 + n)) for n in (1, 2)]
+        job_ids = [j["job_id"] for j in api.upload(paths)]
+
+        def embedding() -> bool:
+            return any(
+                j.status == "running" and j.stage == "embed" and j.progress_current >= 8
+                for j in db.ledger.get_many(job_ids)
+            )
+
+        wait_until(embedding, 150, message="a job embedding", alive=[server])
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            time.sleep(10)  # the pause under test (the lease is 6 s), not a wait for an event
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+
+        finished = api.wait_succeeded(job_ids, timeout=150, alive=[server])
+    finally:
+        api.close()
+    assert all(j["attempt"] == 1 for j in finished.values()), finished
+    assert db.store.counts()["by_status"] == {"ready": 2}
+    assert db.store.duplicate_chunk_count() == 0
+    log = server.log_text()
+    assert "stopped responding" not in log
+    assert "expired leases" not in log
+    assert "past the 6 s lease" in log  # it noticed the pause, and said so
+
+
+@pytest.mark.timeout(180)
+def test_ready_only_once_the_model_is_loaded(queue_env: dict[str, str], spawn: Spawner) -> None:
+    env = inline_env(queue_env)
+    key = create_key(env, "viewer")
+    port = free_port()
+    server = spawn.serve(env, port)
+
+    ready = wait_http_ok(f"http://127.0.0.1:{port}/health/ready", 150, alive=[server])
+    log_when_ready = server.log_text()
+    assert ready.json()["checks"]["embedder"]["status"] == "ok", ready.json()
+    assert re.search(r"embedding model \S+ loaded in", log_when_ready), server.log_tail()
+
+    api = Api(port, key)
+    try:
+        assert api.search("where are the signing keys rotated") == []
+    finally:
+        api.close()
+    # The query embedded with the model already in memory: no second load.
+    assert server.log_text().count("loading the embedding model") == 1

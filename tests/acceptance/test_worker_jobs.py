@@ -8,7 +8,11 @@ Each test waits by polling the ledger against a deadline; nothing sleeps blindly
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import zipfile
 from collections import defaultdict
@@ -22,6 +26,7 @@ import sqlalchemy as sa
 
 from ingest.ingestion.maintenance import CLEANUP_STAGED, INTEGRITY, TASKS
 from ingest.store import Job, NewJob, document_id_for
+from ingest.store.engine import write_transaction
 from ingest.store.schema import jobs as jobs_table
 from ingest.vocabulary import TERMINAL
 from tests.acceptance.conftest import Database
@@ -606,3 +611,179 @@ def test_a_burst_worker_drains_its_queues_and_exits(
     assert {j.status for j in finished} == {"succeeded"}
     assert db.job(other.id).status == "queued"
     assert "burst: queue drained, exiting" in worker.log_text()
+
+
+# --- a live worker keeps its jobs ------------------------------------------------------------
+
+LEASE_DOC_WORDS = 26_000  # ~140 chunks: ~20 s of embedding, several leases long
+
+
+def expire_lease(db: Database, job_id: str, attempt: int) -> None:
+    """What a pause longer than the lease leaves in the ledger: this attempt's lease
+    has run out while its worker lives on."""
+    with write_transaction(db.store.engine) as conn:
+        conn.execute(
+            sa.update(jobs_table)
+            .where(
+                jobs_table.c.id == job_id,
+                jobs_table.c.attempt == attempt,
+                jobs_table.c.status == "running",
+            )
+            .values(lease_expires_at=0)
+        )
+
+
+def assert_each_succeeded_once(db: Database, finished: dict[str, Job]) -> None:
+    """Every job succeeded, every document is ready, no chunk is duplicated."""
+    assert {j.status for j in finished.values()} == {"succeeded"}, {
+        j.id: (j.status, j.attempt, j.error_type) for j in finished.values()
+    }
+    for job in finished.values():
+        assert job.document_id is not None
+        document = db.store.get_document(job.document_id)
+        assert document is not None
+        assert document.status == "ready"
+        assert chunk_rows(db, job.document_id) == document.chunk_count
+    assert duplicate_chunk_count(db.store) == 0
+
+
+def requeued_by_a_reaper(procs: Sequence[Proc]) -> list[str]:
+    """Log lines of workers and schedulers that requeued a job whose lease expired."""
+    markers = ("whose worker stopped responding", "with expired leases")
+    return [
+        line for p in procs for line in p.log_text().splitlines() if any(m in line for m in markers)
+    ]
+
+
+def test_a_lease_that_expires_under_a_live_worker_still_ends_succeeded_once(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # Attempt 1's lease runs out mid-embedding (as after a pause) and the scheduler
+    # requeues it; the same worker, alive all along, claims attempt 2 while attempt 1
+    # still winds down. Attempt 1 must give up without touching attempt 2, whose
+    # lease must be renewed to the end: it once went unrenewed, and the job went
+    # dead after three attempts on a healthy worker.
+    env = {**queue_env, "INGEST_SCHEDULER_TICK_SECONDS": "0.2"}
+    large = make_txt(tmp_path / "docs", "large.txt", prose(LEASE_DOC_WORDS, 61))
+    job_id = submit_one(env, large)
+    worker = spawn.worker(env, concurrency=2)
+    scheduler = spawn.ingest(env, "scheduler", name="scheduler")
+    everyone = [worker, scheduler]
+    wait_for_job(db, job_id, embedding, timeout=150, what="embedding", alive=everyone)
+
+    def requeued() -> bool:
+        expire_lease(db, job_id, attempt=1)
+        job = db.job(job_id)
+        return job.attempt >= 2 or job.is_terminal
+
+    wait_until(requeued, 60, message="the scheduler to requeue attempt 1", alive=everyone)
+
+    job = wait_finished(db, [job_id], timeout=150, alive=everyone)[job_id]
+    assert (job.status, job.attempt) == ("succeeded", 2), (job.error_type, job.error_message)
+    assert_each_succeeded_once(db, {job_id: job})
+    log = worker.log_text()
+    assert f"job {job_id}: attempt 1 lost its lease" in log
+    assert log.count(f"job {job_id} finished in ") == 1
+    assert db.store.counts()["by_status"] == {"ready": 1}
+
+
+def test_a_worker_paused_for_less_than_its_lease_loses_no_job(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # A pause shorter than the lease less one heartbeat: every lease is renewed in
+    # time, so the scheduler beside it, which would requeue a lapsed one, has nothing
+    # to take.
+    env = {**queue_env, "INGEST_LEASE_SECONDS": "10", "INGEST_SCHEDULER_TICK_SECONDS": "0.2"}
+    docs = tmp_path / "docs"
+    make_txt(docs, "large-a.txt", prose(PROGRESS_DOC_WORDS, 62))
+    make_txt(docs, "large-b.txt", prose(PROGRESS_DOC_WORDS, 63))
+    for i in range(3):
+        make_txt(docs, f"small{i}.txt", prose(80, 64 + i))
+    job_ids = [j["job_id"] for j in submit(env, docs)]
+    worker = spawn.worker(env, concurrency=2)
+    scheduler = spawn.ingest(env, "scheduler", name="scheduler")
+    everyone = [worker, scheduler]
+    wait_until(
+        lambda: any(embedding(j) for j in db.ledger.get_many(job_ids)),
+        150,
+        message="a job embedding",
+        alive=everyone,
+    )
+
+    pause(worker, seconds=5)
+
+    finished = wait_finished(db, job_ids, timeout=150, alive=everyone)
+    assert_each_succeeded_once(db, finished)
+    assert {j.attempt for j in finished.values()} == {1}
+    assert requeued_by_a_reaper(everyone) == []
+
+
+def test_a_lone_worker_paused_past_its_lease_keeps_its_jobs(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # Paused well past the lease with no other process to requeue its jobs (a
+    # single-worker deployment): on waking, the worker must renew its jobs, not
+    # requeue them itself. It once did, re-ran them, and left some dead.
+    docs = tmp_path / "docs"
+    make_txt(docs, "large-a.txt", prose(PROGRESS_DOC_WORDS, 72))
+    make_txt(docs, "large-b.txt", prose(PROGRESS_DOC_WORDS, 73))
+    job_ids = [j["job_id"] for j in submit(queue_env, docs)]
+    worker = spawn.worker(queue_env, concurrency=2)
+    wait_until(
+        lambda: any(embedding(j) for j in db.ledger.get_many(job_ids)),
+        150,
+        message="a job embedding",
+        alive=[worker],
+    )
+
+    pause(worker, seconds=10)  # the lease is 6 s
+
+    finished = wait_finished(db, job_ids, timeout=150, alive=[worker])
+    assert_each_succeeded_once(db, finished)
+    assert {j.attempt for j in finished.values()} == {1}
+    assert requeued_by_a_reaper([worker]) == []
+    assert "past the 6 s lease" in worker.log_text()  # it noticed, and said so
+
+
+def pause(proc: Proc, *, seconds: float) -> None:
+    """SIGSTOP, then SIGCONT: a process frozen as by a long GC pause or a busy host."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)  # the pause under test, not a wait for an event
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_a_busy_cpu_does_not_cost_a_live_worker_its_jobs(
+    tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
+) -> None:
+    # Two processes spin on this machine's cores while a fresh worker loads its model
+    # and runs jobs beside a scheduler: its first job used to be requeued as "worker
+    # stopped responding" while the model loaded inside its lease.
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(2)
+    ]
+    try:
+        docs = tmp_path / "docs"
+        make_txt(docs, "medium.txt", prose(PROGRESS_DOC_WORDS // 2, 81))
+        for i in range(4):
+            make_txt(docs, f"small{i}.txt", prose(80, 82 + i))
+        job_ids = [j["job_id"] for j in submit(queue_env, docs)]
+        worker = spawn.worker(queue_env, concurrency=2)
+        scheduler = spawn.ingest(queue_env, "scheduler", name="scheduler")
+        everyone = [worker, scheduler]
+
+        finished = wait_finished(db, job_ids, timeout=240, alive=everyone)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert_each_succeeded_once(db, finished)
+    assert {j.attempt for j in finished.values()} == {1}
+    assert requeued_by_a_reaper(everyone) == []
+    # The model loaded before the first claim, not inside a job.
+    log = worker.log_text()
+    first_job = re.search(r"job \S+ \(ingest\) attempt \d+/\d+ started", log)
+    assert first_job is not None, log
+    assert "embedder ready" in log[: first_job.start()], log

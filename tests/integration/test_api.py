@@ -100,6 +100,15 @@ class Api:
             time.sleep(0.05)  # the poll interval of a deadline-bounded poll
 
 
+def wait_warm(ctx: Context, timeout: float = 120) -> None:
+    """Until the app's warm-up has the model loaded, /health/ready says "loading"."""
+    deadline = time.monotonic() + timeout
+    while not ctx.embedder_ready:
+        assert ctx.warm_up_error is None, ctx.warm_up_error
+        assert time.monotonic() < deadline, "the embedder never warmed up"
+        time.sleep(0.02)  # the poll interval of a deadline-bounded poll
+
+
 @contextmanager
 def running_api(settings: Settings, embedder: CountingEmbedder) -> Iterator[Api]:
     ctx = Context(settings, embedder=embedder)
@@ -107,6 +116,7 @@ def running_api(settings: Settings, embedder: CountingEmbedder) -> Iterator[Api]
         access = Access(ctx.store.engine)
         keys = {role: access.create_key(role)[0] for role in ("admin", "editor", "viewer")}
         with TestClient(create_app(settings, context=ctx)) as client:
+            wait_warm(ctx)
             yield Api(client, ctx, keys)
     finally:
         ctx.close()

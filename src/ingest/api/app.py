@@ -54,7 +54,9 @@ class InlineRunner:
 
     def __init__(self, ctx: Context) -> None:
         self.worker = ctx.worker()
-        self.scheduler = Scheduler(ctx.runtime)
+        # The worker reaps expired leases, sparing its own running jobs; a second
+        # reaper in this process would not know which of them are alive.
+        self.scheduler = Scheduler(ctx.runtime, reap=False)
         self.threads = [
             threading.Thread(target=self.worker.run, name="inline-worker", daemon=True),
             threading.Thread(target=self.scheduler.run, name="inline-scheduler", daemon=True),
@@ -71,6 +73,21 @@ class InlineRunner:
             thread.join()
 
 
+def warm_up_in_background(ctx: Context) -> threading.Thread:
+    """Load the model beside the serving loop: /health/live answers at once, and
+    /health/ready reports the embedder only once a query embeds without a load."""
+
+    def warm_up() -> None:
+        try:
+            ctx.warm_up()
+        except Exception:
+            log.exception("the embedder did not load; /health/ready reports it")
+
+    thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:
     settings = settings or (context.settings if context else load_settings())
     state: dict[str, Any] = {}
@@ -81,6 +98,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         services = build_services(ctx)
         app.state.services = services
         state["services"] = services
+        warm_up_in_background(ctx)
         runner = InlineRunner(ctx) if settings.mode == "inline" else None
         if runner:
             runner.start()

@@ -29,6 +29,10 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, L2-normalised."""
 
+    def warm_up(self) -> None:
+        """Load what the first embed() would (a local model), so that neither a job's
+        lease nor a request pays for it."""
+
 
 def normalize(matrix: NDArray[Any]) -> Vectors:
     m = np.asarray(matrix, dtype=np.float32)

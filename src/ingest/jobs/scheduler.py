@@ -23,8 +23,11 @@ def slot_of(now: float, interval: float) -> int:
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, reap: bool = True) -> None:
+        """`reap=False` beside a worker in the same process: the worker reaps, and
+        it spares its own running jobs, which it knows are alive."""
         self.runtime = runtime
+        self.reap = reap
         self.interval = runtime.settings.maintenance_interval_seconds
         self._stop = threading.Event()
         self._last_slot: int | None = None
@@ -56,7 +59,7 @@ class Scheduler:
         while not self._stop.is_set():
             try:
                 self.tick()
-                reaped = self.runtime.ledger.reap_expired()
+                reaped = self.runtime.ledger.reap_expired() if self.reap else []
                 if reaped:
                     log.warning("requeued %d job(s) with expired leases: %s", len(reaped), reaped)
             except Exception:

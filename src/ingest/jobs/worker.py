@@ -52,22 +52,21 @@ class Worker:
         self.burst = burst
         self.id = worker_id or new_worker_id()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
-        self._active: dict[str, tuple[JobExecution, Future[None]]] = {}
+        # Keyed by the execution, not the job id: after its lease expired, this very
+        # worker may claim the job again while the stale attempt is still winding down.
+        self._active: dict[JobExecution, Future[None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._slot_freed = threading.Event()
         self._keeper_exit = threading.Event()
         self._last_reap = 0.0
+        self._last_renewal = time.monotonic()
         self.jobs_run = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
     def run(self) -> None:
         """Block, running jobs, until stop() (or, with burst, until nothing is left)."""
-        if self.runtime.warm_up is not None:
-            # Before registering and claiming: a slow start (a model load) must never
-            # run inside a lease, nor count as a worker that stopped heartbeating.
-            self.runtime.warm_up(self.queues)
         self.runtime.workers.register(
             self.id,
             hostname=socket.gethostname(),
@@ -81,6 +80,7 @@ class Worker:
             "worker %s started: queues=%s concurrency=%d", self.id, self.queues, self.concurrency
         )
         try:
+            self._warm_up_before_claiming()
             self._loop()
         finally:
             self._shutdown()
@@ -95,6 +95,17 @@ class Worker:
     def running_jobs(self) -> int:
         with self._lock:
             return len(self._active)
+
+    def _warm_up_before_claiming(self) -> None:
+        # Loaded inside the first job, the model counted against its lease: on a busy
+        # host the load outlasted it and a live worker's job was requeued.
+        if self.runtime.warm_up is None:
+            return
+        try:
+            self.runtime.warm_up(self.queues)
+        except Exception:
+            # Not fatal: each job meets the same error and reports it on the job.
+            log.exception("warming up failed; jobs will report the error")
 
     def _loop(self) -> None:
         poll = self.settings.poll_seconds
@@ -134,7 +145,8 @@ class Worker:
             return
         self._last_reap = now
         try:
-            reaped = self.ledger.reap_expired()
+            # Never this worker's own running attempts: it knows they are alive.
+            reaped = self.ledger.reap_expired(spare=self._active_claims())
         except Exception:
             log.exception("reaping expired leases failed")
             return
@@ -151,7 +163,11 @@ class Worker:
         )
         with self._lock:
             future = self._pool.submit(self._execute, execution)
-            self._active[claim.job.id] = (execution, future)
+            self._active[execution] = future
+
+    def _active_claims(self) -> list[Claim]:
+        with self._lock:
+            return [execution.claim for execution in self._active]
 
     def _execute(self, execution: JobExecution) -> None:
         claim = execution.claim
@@ -170,7 +186,11 @@ class Worker:
                     execution.succeed_in(tx, result or {})
             log.info("job %s finished in %.2f s", job.id, execution.elapsed)
         except (LeaseLost, JobLeaseLost):
-            log.warning("job %s: lease lost; this attempt's work was discarded", job.id)
+            log.warning(
+                "job %s: attempt %d lost its lease; its work was discarded",
+                job.id,
+                claim.attempt,
+            )
         except WorkerStopping:
             self.ledger.hand_back(claim)
             log.info("job %s handed back for another worker", job.id)
@@ -178,7 +198,7 @@ class Worker:
             self._record_failure(execution, exc)
         finally:
             with self._lock:
-                self._active.pop(job.id, None)
+                self._active.pop(execution, None)
                 self.jobs_run += 1
             self._slot_freed.set()
 
@@ -224,20 +244,49 @@ class Worker:
 
     def _heartbeat_once(self) -> None:
         with self._lock:
-            executions = [e for e, _ in self._active.values()]
-        for execution in executions:
-            try:
-                self._renew_or_expire(execution)
-            except Exception:
-                log.exception("heartbeat for job %s failed", execution.job_id)
+            executions = list(self._active)
+        running = [
+            e
+            for e in executions
+            if not e.lease_lost.is_set() and not self._abandon_if_past_hard_limit(e)
+        ]
+        self._renew(running)
         try:
             self.runtime.workers.heartbeat(self.id, len(executions))
         except Exception:
             log.exception("worker heartbeat failed")
 
-    def _renew_or_expire(self, execution: JobExecution) -> None:
-        if execution.elapsed > self.settings.job_hard_timeout_seconds:
-            # The thread cannot be killed; end the attempt and fence its writes out.
+    def _renew(self, executions: list[JobExecution]) -> None:
+        if not executions:
+            self._last_renewal = time.monotonic()
+            return
+        try:
+            lost = self.ledger.renew_leases(
+                [e.claim for e in executions], self.settings.lease_seconds
+            )
+        except Exception:
+            log.exception("renewing the leases of %d job(s) failed", len(executions))
+            return
+        now = time.monotonic()
+        if now - self._last_renewal > self.settings.lease_seconds:
+            log.warning(
+                "leases renewed %.1f s after the last renewal, past the %g s lease "
+                "(was this process paused or starved?): another worker or scheduler "
+                "may have requeued its jobs",
+                now - self._last_renewal,
+                self.settings.lease_seconds,
+            )
+        self._last_renewal = now
+        for execution in executions:
+            if any(claim is execution.claim for claim in lost):
+                execution.lease_lost.set()  # stops at its next checkpoint
+
+    def _abandon_if_past_hard_limit(self, execution: JobExecution) -> bool:
+        """Past the hard time limit: end the attempt and fence its writes out."""
+        if execution.elapsed <= self.settings.job_hard_timeout_seconds:
+            return False
+        # The thread cannot be killed; its late writes are fenced out.
+        try:
             self.ledger.end_attempt(
                 execution.claim,
                 JobStatus.FAILED,
@@ -249,10 +298,11 @@ class Worker:
                 ),
                 stages=execution.stages,
             )
-            execution.lease_lost.set()
-            return
-        if not self.ledger.heartbeat(execution.claim, self.settings.lease_seconds):
-            execution.lease_lost.set()
+        except Exception:
+            log.exception("abandoning job %s failed", execution.job_id)
+            return False
+        execution.lease_lost.set()
+        return True
 
     # --- shutdown ------------------------------------------------------------------------
 
@@ -263,7 +313,7 @@ class Worker:
             self._slot_freed.wait(0.1)
             self._slot_freed.clear()
         with self._lock:
-            leftovers = list(self._active.values())
+            leftovers = list(self._active.items())
         for execution, _ in leftovers:
             execution.stopping.set()  # hand back at the next checkpoint
         for execution, future in leftovers:

@@ -311,14 +311,25 @@ class Ledger:
 
     def heartbeat(self, claim: Claim, lease_seconds: float) -> bool:
         """Extend the lease; False if it was lost (reaped, finished elsewhere)."""
-        now = time.time()
+        return not self.renew_leases([claim], lease_seconds)
+
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> list[Claim]:
+        """Extend every lease in one write transaction (one wait for the SQLite write
+        lock, however many jobs run); returns the claims whose lease was lost."""
+        lost: list[Claim] = []
         with write_transaction(self.engine) as conn:
-            result = conn.execute(
-                sa.update(jobs)
-                .where(fence(claim))
-                .values(lease_expires_at=now + lease_seconds, updated_at=now)
-            )
-        return bool(result.rowcount)
+            # Read the clock once the write lock is held: time spent waiting for it
+            # must not come off the lease.
+            now = time.time()
+            for claim in claims:
+                result = conn.execute(
+                    sa.update(jobs)
+                    .where(fence(claim))
+                    .values(lease_expires_at=now + lease_seconds, updated_at=now)
+                )
+                if not result.rowcount:
+                    lost.append(claim)
+        return lost
 
     def cancel_requested(self, job_id: str) -> bool:
         with read_transaction(self.engine) as conn:
@@ -400,11 +411,16 @@ class Ledger:
             )
         return bool(updated.rowcount)
 
-    def reap_expired(self) -> list[str]:
+    def reap_expired(self, *, spare: Sequence[Claim] = ()) -> list[str]:
         """Jobs whose lease ran out (their worker died): back to queued, or dead after
-        the last attempt. Returns the ids of the jobs reaped."""
+        the last attempt. Returns the ids of the jobs reaped.
+
+        `spare`: attempts the caller is itself running. A worker knows those are
+        alive, however late their renewal, so its own reaper never takes them."""
         now = time.time()
         expired = sa.and_(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < now)
+        if spare:
+            expired = sa.and_(expired, sa.not_(sa.or_(*(fence(claim) for claim in spare))))
         ends = sa.or_(jobs.c.cancel_requested, jobs.c.attempt >= jobs.c.max_attempts)
         with write_transaction(self.engine) as conn:
             rows = conn.execute(

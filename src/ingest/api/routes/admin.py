@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.api.security import Admin
 from ingest.api.services import Services, get_services
+from ingest.errors import EmbedderLoading
 from ingest.jobs.views import iso
 
 router = APIRouter(tags=["operations"])
@@ -72,6 +73,9 @@ def ready(services: ServicesDep) -> JSONResponse:
         return str(s.incoming_dir)
 
     def embedder() -> str:
+        if not ctx.embedder_ready:
+            # Ready means a query embeds at once, not after a model load.
+            raise ctx.warm_up_error or EmbedderLoading("the embedding model is loading")
         path = ctx.embedder.tokenizer_path
         if not os.path.exists(path):
             raise FileNotFoundError(path)
