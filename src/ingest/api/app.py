@@ -23,7 +23,6 @@ from ingest.context import Context
 from ingest.jobs.scheduler import Scheduler
 from ingest.query.memory import ConversationMemory, RedisMemory, SqlMemory
 from ingest.settings import Settings, load_settings
-from ingest.store.access import Access
 
 log = logging.getLogger(__name__)
 _JSON_BODY_LIMIT = 1024 * 1024
@@ -34,12 +33,12 @@ def build_services(ctx: Context) -> Services:
     memory: ConversationMemory = (
         RedisMemory(s.redis_url, s.chat_history_messages)
         if s.redis_url
-        else SqlMemory(Access(ctx.store.engine), s.chat_history_messages)
+        else SqlMemory(ctx.store.access, s.chat_history_messages)
     )
     registry, latency = build_registry(ctx)
     return Services(
         ctx=ctx,
-        access=Access(ctx.store.engine),
+        access=ctx.store.access,
         rate_limits=RateLimits(
             per_key=s.rate_limit, auth_failures=s.auth_failure_rate_limit, redis_url=s.redis_url
         ),
