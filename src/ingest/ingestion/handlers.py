@@ -11,6 +11,7 @@ from typing import Any
 from ingest.errors import DocumentRejected
 from ingest.ingestion.ingestor import Ingestor, Prepared
 from ingest.jobs.execution import JobExecution
+from ingest.jobs.progress import Progress
 from ingest.store import Store
 
 INGEST = "ingest"
@@ -54,6 +55,8 @@ class IngestHandler:
 
     def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
         result = prepared.result
+        if result.outcome != "skipped":
+            execution.progress(Progress("write", 0, 1, f"writing {result.chunks} chunks"))
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
         with self.store.transaction() as tx:
             # The document row first: on PostgreSQL its lock orders two writers.
