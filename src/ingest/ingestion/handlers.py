@@ -55,7 +55,7 @@ class IngestHandler:
 
     def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
         result = prepared.result
-        if result.outcome != "skipped":
+        if result.outcome in ("added", "updated"):
             execution.progress(Progress("write", 0, 1, f"writing {result.chunks} chunks"))
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
         with self.store.transaction() as tx:
