@@ -60,6 +60,7 @@ class IngestHandler:
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
         with self.store.transaction() as tx:
             # The document row first: on PostgreSQL its lock orders two writers.
+            tx.documents.lock([result.document_id])
             prepared.write(tx)
             # Two submissions of one document can run at once on two workers: the
             # older must not overwrite what the newer wrote (raising rolls back).
@@ -89,6 +90,8 @@ class IngestHandler:
             "superseded_by": newer_job_id,
         }
         with self.store.transaction() as tx:
+            if job.document_id is not None:
+                tx.documents.lock([job.document_id])
             execution.succeed_in(tx, result, document_id=job.document_id)
 
 
