@@ -4,16 +4,19 @@ file record) in one transaction, then ring the doorbell."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ingest.errors import FileTooLarge
+import sqlalchemy as sa
+
+from ingest.errors import FileTooLarge, IdempotencyKeyReused
 from ingest.jobs.doorbell import Doorbell
 from ingest.jobs.handlers import INGEST
 from ingest.store.ledger import Job, NewJob, new_job_id
@@ -22,13 +25,27 @@ if TYPE_CHECKING:
     from ingest.context import Context
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_FILENAME_CHARS = 200
+_MAX_SUFFIX_CHARS = 16
 
 
 def sanitize_filename(name: str) -> str:
-    """A client's filename made safe to use as one path component."""
+    """A client's filename made safe to use as one path component (ASCII, at most
+    MAX_FILENAME_CHARS); a long name is shortened before its extension."""
     base = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
-    return (base or "upload")[:200]
+    base = _UNSAFE.sub("_", base).strip(" .") or "upload"
+    if len(base) <= MAX_FILENAME_CHARS:
+        return base
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or len(suffix) > _MAX_SUFFIX_CHARS:
+        return base[:MAX_FILENAME_CHARS]
+    return stem[: MAX_FILENAME_CHARS - len(suffix) - 1] + "." + suffix
+
+
+def upload_idempotency_key(key: str, index: int) -> str:
+    """The ledger key of file `index` of an upload sent with this Idempotency-Key. A
+    hash, so every client key (up to 200 characters) fits the 200-character column."""
+    return f"upload:{hashlib.sha256(key.encode()).hexdigest()}:{index}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +81,41 @@ def stage_stream(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return StagedFile(f"{job_id}/{target.name}", size, digest.hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class StagedUpload:
+    """One file of an upload, staged under its job's id, not yet queued."""
+
+    job_id: str
+    staged: StagedFile
+    filename: str
+    source_uri: str
+
+
+def request_fingerprint(
+    uploads: Sequence[StagedUpload], collection: str, metadata: Mapping[str, Any]
+) -> str:
+    """What an upload asked for: the same files (names and bytes), collection and
+    metadata give the same fingerprint."""
+    request = {
+        "files": [[u.filename, u.staged.sha256, u.staged.size] for u in uploads],
+        "collection": collection,
+        "metadata": metadata,
+    }
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def discard_staged(incoming_dir: Path, uploads: Sequence[StagedUpload]) -> None:
+    """Remove the staged bytes of uploads that will not be queued."""
+    root = incoming_dir.resolve()
+    for upload in uploads:
+        shutil.rmtree(root / upload.job_id, ignore_errors=True)
+
+
+class _KeyTaken(Exception):
+    """Inside the upload transaction: an earlier request owns the idempotency key."""
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -136,28 +188,76 @@ class Submitter:
             0,
         )
 
-    def submit_staged(
+    def submit_uploads(
         self,
-        staged: StagedFile,
+        uploads: Sequence[StagedUpload],
         *,
-        job_id: str,
-        source_uri: str,
-        filename: str,
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+    ) -> list[Job]:
+        """Queue every file of one upload in ONE transaction: all of them or none.
+        The staged bytes are removed unless their jobs commit. With an
+        idempotency key an earlier upload already used, the same request gets that
+        upload's jobs back and a different one is refused (IdempotencyKeyReused)."""
+        fingerprint = request_fingerprint(uploads, collection, metadata or {})
+        try:
+            with self.services.store.write() as conn:
+                jobs = [
+                    self._enqueue_upload(
+                        conn, upload, index, collection, metadata, idempotency_key, fingerprint
+                    )
+                    for index, upload in enumerate(uploads)
+                ]
+        except _KeyTaken:
+            discard_staged(self.services.settings.incoming_dir, uploads)
+            assert idempotency_key is not None
+            return self._earlier_upload(idempotency_key, len(uploads), fingerprint)
+        except BaseException:
+            discard_staged(self.services.settings.incoming_dir, uploads)
+            raise
+        for job in jobs:
+            self.doorbell.ring(job.queue, job.id)
+        return jobs
+
+    def _enqueue_upload(
+        self,
+        conn: sa.Connection,
+        upload: StagedUpload,
+        index: int,
+        collection: str,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        fingerprint: str,
     ) -> Job:
-        return self._commit(
-            {"staged": staged.relative},
-            staged,
-            source_uri,
-            filename,
+        key = upload_idempotency_key(idempotency_key, index) if idempotency_key else None
+        job = self._enqueue_in(
+            conn,
+            {"staged": upload.staged.relative, "request_fingerprint": fingerprint},
+            upload.staged,
+            upload.source_uri,
+            upload.filename,
             collection,
             metadata,
-            idempotency_key,
+            key,
             0,
-            job_id=job_id,
+            job_id=upload.job_id,
         )
+        if job.id != upload.job_id:
+            raise _KeyTaken()  # rolls back every row this upload wrote
+        return job
+
+    def _earlier_upload(self, idempotency_key: str, count: int, fingerprint: str) -> list[Job]:
+        keys = [upload_idempotency_key(idempotency_key, i) for i in range(count)]
+        jobs = self.services.ledger.by_idempotency_keys(keys)
+        if len(jobs) != count or any(
+            j.payload.get("request_fingerprint") != fingerprint for j in jobs
+        ):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a request with other files, "
+                "collection or metadata; use a new key for a new request"
+            )
+        return jobs
 
     def _commit(
         self,
@@ -172,6 +272,37 @@ class Submitter:
         *,
         job_id: str | None = None,
     ) -> Job:
+        with self.services.store.write() as conn:
+            job = self._enqueue_in(
+                conn,
+                location,
+                staged,
+                source_uri,
+                filename,
+                collection,
+                metadata,
+                idempotency_key,
+                priority,
+                job_id=job_id,
+            )
+        self.doorbell.ring(job.queue, job.id)
+        return job
+
+    def _enqueue_in(
+        self,
+        conn: sa.Connection,
+        location: dict[str, Any],
+        staged: StagedFile | None,
+        source_uri: str,
+        filename: str,
+        collection: str,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        priority: int,
+        *,
+        job_id: str | None = None,
+    ) -> Job:
+        """Document row (queued) + job (+ staged-file record) in the caller's transaction."""
         services = self.services
         meta = {"filename": filename, **(metadata or {})}
         payload = {
@@ -181,43 +312,36 @@ class Submitter:
             "filename": filename,
             "metadata": dict(metadata or {}),
         }
-        with services.store.write() as conn:
-            doc_id = services.store.ensure_document(
-                conn, collection=collection, source_uri=source_uri, metadata=meta
+        doc_id = services.store.ensure_document(
+            conn, collection=collection, source_uri=source_uri, metadata=meta
+        )
+        if staged is None and idempotency_key is None:
+            # `ingest add` run again after an interrupted run: follow the job
+            # still queued for this file rather than queue a second one.
+            twin = services.ledger.queued_twin(
+                conn, document_id=doc_id, kind=INGEST, payload=payload
             )
-            if staged is None and idempotency_key is None:
-                # `ingest add` run again after an interrupted run: follow the job
-                # still queued for this file rather than queue a second one.
-                twin = services.ledger.queued_twin(
-                    conn, document_id=doc_id, kind=INGEST, payload=payload
-                )
-                if twin is not None:
-                    return twin
-            job = services.ledger.enqueue(
+            if twin is not None:
+                return twin
+        job = services.ledger.enqueue(
+            conn,
+            NewJob(
+                kind=INGEST,
+                payload=payload,
+                queue="ingest",
+                priority=priority,
+                max_attempts=services.settings.max_attempts,
+                idempotency_key=idempotency_key,
+                document_id=doc_id,
+            ),
+            job_id=job_id,
+        )
+        if staged is not None and job.id == job_id:
+            services.ledger.record_staged_file(
                 conn,
-                NewJob(
-                    kind=INGEST,
-                    payload=payload,
-                    queue="ingest",
-                    priority=priority,
-                    max_attempts=services.settings.max_attempts,
-                    idempotency_key=idempotency_key,
-                    document_id=doc_id,
-                ),
-                job_id=job_id,
+                job_id=job.id,
+                path=staged.relative,
+                size=staged.size,
+                sha256=staged.sha256,
             )
-            if staged is not None and job.id == job_id:
-                services.ledger.record_staged_file(
-                    conn,
-                    job_id=job.id,
-                    path=staged.relative,
-                    size=staged.size,
-                    sha256=staged.sha256,
-                )
-        if staged is not None and job.id != job_id:
-            # The idempotency key matched an earlier job: these bytes are not needed.
-            shutil.rmtree(
-                services.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True
-            )
-        self.doorbell.ring(job.queue, job.id)
         return job
