@@ -296,11 +296,25 @@ def _hostile_requests(ids: dict[str, list[str]]) -> Iterator[tuple[str, str, dic
         headers = {"Content-Type": "application/json"}
         yield "POST", "/api/v1/search", {"data": raw.encode(), "headers": headers}
     yield "POST", "/api/v1/jobs/ingest", {"json": {"document_paths": ["a/" * 3000 + "b.txt"]}}
+    # Filters whose type is not the stored value's (the fixture document has these keys).
+    for filters in (
+        {"team": 1},
+        {"team": True},
+        {"year": "x"},
+        {"year": 10**30},
+        {"tags": 1},
+        {'a"b': 1},
+        {"\\": "x"},
+        {"$.team": "security"},
+    ):
+        yield "POST", "/api/v1/search", {"json": {"query": "keys", "filters": filters}}
     # The longest headers we document, and longer.
     for key in ("k" * 200, "k" * 201, "é" * 10, "a b"):
         files = [("files", ("idem.txt", b"some text", "text/plain"))]
         yield "POST", "/api/v1/documents", {"files": files, "headers": {"Idempotency-Key": key}}
     yield "GET", f"/api/v1/jobs/{job}", {"headers": {"X-Request-ID": "r" * 10_000}}
+    yield "GET", f"/api/v1/jobs/{job}", {"headers": {"Authorization": "Bearer " + "k" * 10_000}}
+    yield "GET", f"/api/v1/jobs/{job}", {"headers": {"X-API-Key": "k" * 10_000}}
 
 
 def test_hostile_values_never_get_a_server_error(fuzz_target: FuzzTarget) -> None:

@@ -191,10 +191,11 @@ def test_deeply_nested_metadata_is_refused(api: Api) -> None:
 
 
 def test_ingest_by_path_with_an_over_long_component_is_not_found(api: Api) -> None:
+    make_txt(api.ctx.settings.incoming_dir / "c", "real.txt", TEXT)  # paths resolve past it
     for path in ("a" * 300 + "/b.txt", "b" * 256 + ".txt", "c/" * 2000 + "d.txt"):
         response = api.post("/api/v1/jobs/ingest", "editor", json={"document_paths": [path]})
         assert_problem(response, 404, "file-not-found")
-    nothing_stored(api)
+    assert api.get("/api/v1/jobs", params={"kind": "ingest"}).json()["jobs"] == []
 
 
 # --- defect 7: a multi-file upload is accepted whole or not at all ------------------------
