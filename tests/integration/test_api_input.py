@@ -92,6 +92,13 @@ def test_nul_characters_are_refused_in_every_string(api: Api) -> None:
     nul_value = api.post("/api/v1/search", json={"query": "x", "filters": {"team": "\x00"}})
     assert_problem(nul_value, 422, "validation-error")
     nothing_stored(api)
+    # A refused mutating call is still audited, NUL and all.
+    assert_problem(api.delete("/api/v1/documents/a%00b", "editor"), 422, "validation-error")
+    entries = api.get("/api/v1/audit").json()["entries"]
+    deletes = [e for e in entries if e["action"] == "DELETE /api/v1/documents/{document_id}"]
+    assert [(e["status_code"], e["outcome"], e["target"]) for e in deletes] == [
+        (422, "error", "a\ufffdb")
+    ]
 
 
 def test_metadata_filtered_search_keeps_working_after_hostile_uploads(api: Api) -> None:

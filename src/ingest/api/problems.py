@@ -274,7 +274,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 # --- the OpenAPI document ----------------------------------------------------------
 
 _DESCRIPTIONS = {
-    400: "Bad request (see the problem's type)",
+    400: "Bad request: a body that does not parse (not UTF-8, broken multipart), a path "
+    "not allowed",
     401: "No API key, or an unknown or revoked one",
     403: "The API key's role is below this operation's",
     404: "No such record",

@@ -103,7 +103,7 @@ def _stage_all(
     status_code=202,
     response_model=UploadAccepted,
     summary="Upload documents",
-    responses=problem_responses(401, 403, 409, 413, 415, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
 )
 def upload_documents(
     services: ServicesDep,
