@@ -15,7 +15,7 @@ from starlette.types import Scope
 from ingest import __version__
 from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from ingest.api.problems import install_problem_handlers
+from ingest.api.problems import install_openapi, install_problem_handlers
 from ingest.api.ratelimit import RateLimits
 from ingest.api.routes import admin, documents, jobs, query
 from ingest.api.services import Services
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     install_problem_handlers(app)
     for router in (documents.router, jobs.router, query.router, admin.router):
         app.include_router(router)
+    install_openapi(app)
 
     def upload_limit(scope: Scope) -> int:
         if (

@@ -86,10 +86,11 @@ def _audit(services: Any, scope: Scope, route: str, status: int, request_id: str
     client = scope.get("client")
     try:
         services.access.audit(
-            actor=f"{principal.name} ({principal.key_id})" if principal else None,
+            actor=f"{principal.name} ({principal.key_id})"[:200] if principal else None,
             source_ip=client[0] if client else None,
             action=f"{scope['method']} {route}",
-            target=target or None,
+            # A refused request's path may hold a NUL, which PostgreSQL cannot store.
+            target=target.replace("\x00", "\ufffd") if target else None,
             outcome=outcome,
             status_code=status,
             request_id=request_id,

@@ -1,7 +1,11 @@
 """API-key authentication, roles and per-key rate limits, as FastAPI dependencies.
 
 Keys arrive as `Authorization: Bearer KEY` (or `X-API-Key: KEY`). No key or an
-unknown key is 401; a known key without the needed role is 403."""
+unknown key is 401; a known key without the needed role is 403.
+
+These answers stay HTTP-level `ApiProblem`s rather than domain errors: credentials,
+roles and rate limits exist only at this transport (the CLI has none of them), and
+their answers carry HTTP headers (WWW-Authenticate, Retry-After)."""
 
 from __future__ import annotations
 
@@ -93,6 +97,8 @@ def require(role: str) -> Callable[..., Principal]:
             )
         return principal
 
+    # Read by the OpenAPI document (x-required-role) and the route auth test.
+    dependency.required_role = role  # type: ignore[attr-defined]
     return dependency
 
 

@@ -20,6 +20,7 @@ from ingest.errors import ConfigError, IngestError
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
+from ingest.models import HitOut
 from ingest.settings import load_settings
 from ingest.store import Job, Store
 
@@ -116,7 +117,7 @@ def search(
             mode=mode,  # type: ignore[arg-type]
         )
     if as_json:
-        print_json({"results": [h.as_dict() for h in hits]})
+        print_json({"results": [HitOut.from_hit(h).model_dump(mode="json") for h in hits]})
         return
     if not hits:
         out.print("no results")

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ingest.cli.common import err, fail, out, print_json, service_context
-from ingest.jobs.views import iso
+from ingest.models import ApiKeyOut
 from ingest.store.access import ROLES
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -73,17 +73,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Keys by id, role and prefix (never the secret)."""
     with service_context() as ctx:
         keys = ctx.store.access.list_keys()
-    rows = [
-        {
-            "id": k.id,
-            "name": k.name,
-            "role": k.role,
-            "prefix": k.prefix,
-            "created_at": iso(k.created_at),
-            "revoked_at": iso(k.revoked_at),
-        }
-        for k in keys
-    ]
+    rows = [ApiKeyOut.from_key(k).model_dump(mode="json") for k in keys]
     if as_json:
         print_json({"keys": rows})
         return

@@ -226,6 +226,13 @@ class Ledger:
                     found[job.id] = job
         return [found[j] for j in job_ids if j in found]
 
+    def by_idempotency_keys(self, keys: Sequence[str]) -> list[Job]:
+        """The jobs enqueued with these keys, in the keys' order (missing ones left out)."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(jobs).where(jobs.c.idempotency_key.in_(list(keys))))
+            by_key = {job.idempotency_key: job for job in map(to_job, rows)}
+        return [by_key[k] for k in keys if k in by_key]
+
     def list_jobs(
         self,
         *,
