@@ -535,7 +535,7 @@ def test_inline_server_paused_past_its_lease_keeps_its_jobs(
         api.close()
     assert all(j["attempt"] == 1 for j in finished.values()), finished
     assert db.store.counts()["by_status"] == {"ready": 2}
-    assert db.store.duplicate_chunk_count() == 0
+    assert duplicate_chunk_count(db.store) == 0
     log = server.log_text()
     assert "stopped responding" not in log
     assert "expired leases" not in log
