@@ -15,6 +15,7 @@ import pytest
 from httpx import Response
 from pydantic import SecretStr
 
+from ingest.models import HitOut
 from ingest.settings import Settings
 from ingest.store import NewJob
 from tests.conftest import CountingEmbedder
@@ -141,7 +142,8 @@ def test_upload_poll_list_search_and_delete(api: Api, tmp_path: Path) -> None:
     assert results[0]["document_id"] == ids["keys.txt"]
     assert results[0]["source"] == "upload://handbook/keys.txt"
     assert "signing keys" in results[0]["text"]
-    cli_hits = [h.as_dict() for h in api.ctx.searcher.search(query, k=3, collection="handbook")]
+    found = api.ctx.searcher.search(query, k=3, collection="handbook")
+    cli_hits = [HitOut.from_hit(h).model_dump(mode="json") for h in found]
     assert [h["chunk_id"] for h in results] == [h["chunk_id"] for h in cli_hits]
     assert [set(h) for h in cli_hits] == [HIT_KEYS] * len(cli_hits)
 
