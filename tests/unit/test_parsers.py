@@ -16,6 +16,7 @@ from ingest.errors import (
     UnsupportedFormat,
 )
 from ingest.pipeline.parsers import PARSER_VERSION, SUPPORTED_EXTENSIONS, parse_document
+from ingest.pipeline.parsers.code import SOURCE_LANGUAGES
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import (
@@ -65,7 +66,18 @@ def test_supported_extensions_are_the_documented_set() -> None:
         ".csv",
         ".json",
         ".eml",
-    } == SUPPORTED_EXTENSIONS
+        # formats beyond the Office/PDF/HTML core (parser version 3)
+        ".mdx",
+        ".rst",
+        ".xml",
+        ".rtf",
+        ".odt",
+        ".ods",
+        ".odp",
+        ".epub",
+        ".tsv",
+        ".msg",
+    } | set(SOURCE_LANGUAGES) == SUPPORTED_EXTENSIONS
 
 
 def test_parser_version_is_a_non_empty_string() -> None:
@@ -579,7 +591,9 @@ def test_extension_match_ignores_case(tmp_path: Path) -> None:
     assert full_text(parse(path)) == "upper-case extension"
 
 
-@pytest.mark.parametrize("extension", [".pdf", ".docx", ".pptx", ".xlsx"])
+@pytest.mark.parametrize(
+    "extension", [".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub", ".msg"]
+)
 def test_random_bytes_in_binary_formats_are_corrupt(tmp_path: Path, extension: str) -> None:
     path = make_binary_txt(tmp_path, f"noise{extension}")
 

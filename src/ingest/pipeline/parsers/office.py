@@ -18,6 +18,7 @@ from docx.text.paragraph import Paragraph
 
 from ingest.errors import CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers.budget import _TextBudget
+from ingest.pipeline.parsers.strict_ooxml import as_transitional
 from ingest.pipeline.parsers.text import _SectionCollector
 from ingest.pipeline.segments import Segment
 
@@ -56,7 +57,7 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 
 def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "DOCX (Word)", ".doc")
-    document = docx.Document(io.BytesIO(data))
+    document = docx.Document(io.BytesIO(as_transitional(data)))
     sections = _SectionCollector()
     # Walk the body in order: `document.paragraphs` would skip every table.
     # Headers and footers are left out on purpose: they repeat boilerplate.
@@ -116,7 +117,7 @@ def _docx_table_lines(table: Table) -> Iterator[str]:
 
 def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "PPTX (PowerPoint)", ".ppt")
-    presentation = pptx.Presentation(io.BytesIO(data))
+    presentation = pptx.Presentation(io.BytesIO(as_transitional(data)))
     budget.check_pages(len(presentation.slides), "slides")
     segments = []
     for number, slide in enumerate(presentation.slides, start=1):
@@ -165,7 +166,8 @@ def _parse_xlsx(data: bytes, budget: _TextBudget) -> list[Segment]:
         # "Workbook contains no default style" or "Data Validation extension is not
         # supported": harmless for text extraction, fatal under `-W error`.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl(\.|$)")
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        package = io.BytesIO(as_transitional(data))
+        workbook = openpyxl.load_workbook(package, read_only=True, data_only=True)
         try:
             return [
                 segment

@@ -1,0 +1,187 @@
+"""Generators for the formats beyond the Office/PDF/HTML core, written into a test's directory.
+
+Like tests/fixtures_docs.py: real files, built with the libraries a user's tools
+would use (odfpy writes OpenDocument files, python-docx the Word file we turn
+into Strict Open XML) or, for the simple containers (EPUB, RTF), byte for byte
+as the specifications lay them out.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import docx
+from odf.draw import Frame, Page, TextBox
+from odf.namespaces import PRESENTATIONNS
+from odf.office import Annotation
+from odf.opendocument import (
+    OpenDocumentPresentation,
+    OpenDocumentSpreadsheet,
+    OpenDocumentText,
+)
+from odf.presentation import Notes
+from odf.style import MasterPage, PageLayout
+from odf.table import Table, TableCell, TableColumn, TableRow
+from odf.text import H, P
+
+
+def _target(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
+
+
+def make_odt(directory: Path, name: str) -> Path:
+    """Chapter 2 > Pricing with a paragraph carrying a comment, and a 2x2 table."""
+    document = OpenDocumentText()
+    document.text.addElement(H(outlinelevel=1, text="Chapter 2"))
+    document.text.addElement(P(text="Prices are reviewed every spring."))
+    document.text.addElement(H(outlinelevel=2, text="Pricing"))
+    paragraph = P(text="The basic plan costs nine euros.")
+    annotation = Annotation()
+    annotation.addElement(P(text="Check this with finance"))
+    paragraph.addElement(annotation)
+    document.text.addElement(paragraph)
+    table = Table(name="Plans")
+    table.addElement(TableColumn(numbercolumnsrepeated=2))
+    for cells in (("Plan", "Price"), ("Basic", "9 EUR")):
+        row = TableRow()
+        for value in cells:
+            cell = TableCell()
+            cell.addElement(P(text=value))
+            row.addElement(cell)
+        table.addElement(row)
+    document.text.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> Path:
+    document = OpenDocumentSpreadsheet()
+    for sheet_name, rows in sheets.items():
+        table = Table(name=sheet_name)
+        for values in rows:
+            row = TableRow()
+            for value in values:
+                cell = TableCell(valuetype="string")
+                cell.addElement(P(text=value))
+                row.addElement(cell)
+            table.addElement(row)
+        document.spreadsheet.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_odp(directory: Path, name: str, slides: list[tuple[str, str, str]]) -> Path:
+    """One page per (title, body, speaker notes)."""
+    document = OpenDocumentPresentation()
+    layout = PageLayout(name="layout")
+    document.automaticstyles.addElement(layout)
+    master = MasterPage(name="master", pagelayoutname=layout)
+    document.masterstyles.addElement(master)
+    for number, (title, body, notes) in enumerate(slides, start=1):
+        page = Page(name=f"page{number}", masterpagename=master)
+        for text, cls in ((title, "title"), (body, "outline")):
+            frame = _frame(cls)
+            box = TextBox()
+            box.addElement(P(text=text))
+            frame.addElement(box)
+            page.addElement(frame)
+        notes_element = Notes()
+        frame = _frame("notes")
+        box = TextBox()
+        box.addElement(P(text=notes))
+        frame.addElement(box)
+        notes_element.addElement(frame)
+        page.addElement(notes_element)
+        document.presentation.addElement(page)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def _frame(presentation_class: str) -> Frame:
+    frame = Frame(width="20cm", height="3cm", x="1cm", y="1cm")
+    frame.setAttrNS(PRESENTATIONNS, "class", presentation_class)
+    return frame
+
+
+_XHTML = """<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>{title}</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+
+def make_epub(directory: Path, name: str, chapters: list[tuple[str, str]]) -> Path:
+    """An EPUB 3 package; the spine lists the chapters in the reverse of their file order,
+    so a reader that follows the spine is told apart from one that follows the zip."""
+    items = "\n".join(
+        f'<item id="c{i}" href="text/ch{i}.xhtml" media-type="application/xhtml+xml"/>'
+        for i in range(len(chapters))
+    )
+    spine = "\n".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
+    opf = f"""<?xml version="1.0" encoding="utf-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Book</dc:title></metadata>
+<manifest>{items}</manifest><spine>{spine}</spine></package>"""
+    container = """<?xml version="1.0"?>
+<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+<rootfiles><rootfile full-path="OEBPS/content.opf"
+ media-type="application/oebps-package+xml"/></rootfiles></container>"""
+    path = _target(directory, name)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/container.xml", container)
+        for i in reversed(range(len(chapters))):
+            title, text = chapters[i]
+            archive.writestr(f"OEBPS/text/ch{i}.xhtml", _XHTML.format(title=title, text=text))
+        archive.writestr("OEBPS/content.opf", opf)
+    return path
+
+
+def make_strict_docx(directory: Path, name: str, heading: str, text: str) -> Path:
+    """A Word file saved as "Strict Open XML": Transitional parts under the Strict URIs."""
+    document = docx.Document()
+    document.add_heading(heading, level=1)
+    document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    path = _target(directory, name)
+    path.write_bytes(_to_strict(buffer.getvalue()))
+    return path
+
+
+_TRANSITIONAL = re.compile(
+    rb"http://schemas\.openxmlformats\.org/"
+    rb"(wordprocessingml|spreadsheetml|presentationml|drawingml|officeDocument)/2006/"
+)
+
+
+def _to_strict(package: bytes) -> bytes:
+    output = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(package)) as source,
+        zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as strict,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith((".xml", ".rels")):
+                content = content.replace(
+                    b"officeDocument/2006/extended-properties",
+                    b"officeDocument/extendedProperties",
+                )
+                content = _TRANSITIONAL.sub(rb"http://purl.oclc.org/ooxml/\1/", content)
+            strict.writestr(info, content)
+    return output.getvalue()
+
+
+RTF_SAMPLE = (
+    rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0 Times New Roman;}}"
+    rb"\f0\fs24 The caf\'e9 opens at nine.\par"
+    rb"{\b Bold} words stay words.\par}"
+)
