@@ -185,3 +185,68 @@ RTF_SAMPLE = (
     rb"\f0\fs24 The caf\'e9 opens at nine.\par"
     rb"{\b Bold} words stay words.\par}"
 )
+
+
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_M_NS = "http://schemas.openxmlformats.org/officeDocument/2006/math"
+_CHART_TYPE = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+_CHART_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chart"
+
+
+def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
+    """Text python-docx's own views miss: a block content control, an inline one,
+    a comment, an equation and a chart title, each with its own words."""
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    body = document.element.body
+    sectpr = body[-1]
+    sectpr.addprevious(
+        parse_xml(
+            f'<w:sdt xmlns:w="{_W_NS}"><w:sdtPr><w:alias w:val="Client"/></w:sdtPr>'
+            "<w:sdtContent><w:p><w:r><w:t>Client: Okapi Holdings</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        )
+    )
+    paragraph = document.add_paragraph("Signed on ")
+    paragraph._p.append(
+        parse_xml(
+            f'<w:sdt xmlns:w="{_W_NS}"><w:sdtContent><w:r><w:t>12 March 2026</w:t></w:r>'
+            "</w:sdtContent></w:sdt>"
+        )
+    )
+    commented = document.add_paragraph().add_run("The fee is fixed.")
+    document.add_comment(commented, text="Ask legal about indexation", author="Rev")
+    equation = document.add_paragraph("Energy: ")
+    equation._p.append(
+        parse_xml(
+            f'<m:oMath xmlns:m="{_M_NS}"><m:r><m:t>E=m</m:t></m:r><m:sSup><m:e><m:r>'
+            "<m:t>c</m:t></m:r></m:e><m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup></m:oMath>"
+        )
+    )
+    chart_xml = (
+        b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+        b'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><c:chart><c:title>'
+        b"<c:tx><c:rich><a:p><a:r><a:t>Sales by region</a:t></a:r></a:p></c:rich></c:tx>"
+        b"</c:title></c:chart></c:chartSpace>"
+    )
+    part = document.part
+    chart = Part(PackURI("/word/charts/chart1.xml"), _CHART_TYPE, chart_xml, part.package)
+    rid = part.relate_to(chart, _CHART_REL)
+    document.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:r xmlns:w="{_W_NS}" '
+            'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            'xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            '<w:drawing><wp:inline><wp:extent cx="1" cy="1"/><wp:docPr id="1" name="Chart"/>'
+            '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart">'
+            f'<c:chart r:id="{rid}"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
+        )
+    )
+    path = _target(directory, name)
+    document.save(str(path))
+    return path

@@ -240,7 +240,8 @@ def test_markdown_headings_become_segment_headings(tmp_path: Path) -> None:
 
     segments = parse(path)
 
-    assert [s.heading for s in segments] == [None, "Installing", "Configuring"]
+    # A subsection is headed by its path of headings.
+    assert [s.heading for s in segments] == [None, "Installing", "Installing > Configuring"]
     assert segments[1].text.startswith("# Installing")
     assert "# not a heading: a shell comment" in segments[1].text
     assert "flamingo" in segments[2].text
@@ -353,8 +354,10 @@ def test_docx_keeps_table_text_and_heading(tmp_path: Path) -> None:
 
     assert "narwhal survey" in extracted
     # Words that exist only inside the table.
-    assert "Hydrophone | 1200" in extracted
-    assert "Kayak rental | 300" in extracted
+    # The table is a Markdown table: rows and columns survive into the chunk text.
+    assert (
+        "| Item | Cost |\n| --- | --- |\n| Hydrophone | 1200 |\n| Kayak rental | 300 |" in extracted
+    )
     assert segments[0].heading == "Survey plan"
     assert segments[0].text.startswith("Survey plan")
 
@@ -370,7 +373,7 @@ def test_docx_headings_split_segments(tmp_path: Path) -> None:
 
     segments = parse(document_path)
 
-    assert [s.heading for s in segments] == ["Project overview", "Results"]
+    assert [s.heading for s in segments] == ["Project overview", "Project overview > Results"]
     assert "lemur" in segments[1].text
 
 

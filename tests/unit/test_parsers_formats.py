@@ -13,6 +13,7 @@ from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import make_md, make_txt
 from tests.fixtures_formats import (
     RTF_SAMPLE,
+    make_docx_with_hidden_text,
     make_epub,
     make_odp,
     make_ods,
@@ -223,3 +224,31 @@ def test_upload_of_a_new_format_with_contradicting_bytes_is_a_mismatch(
 ) -> None:
     with pytest.raises(ContentMismatch):
         check_upload(filename, head)
+
+
+# --- nothing silently dropped: DOCX ---------------------------------------------------
+
+
+@pytest.fixture
+def hidden_docx_text(tmp_path: Path) -> str:
+    return full_text(parse(make_docx_with_hidden_text(tmp_path, "hidden.docx")))
+
+
+def test_docx_block_content_control_text_is_kept(hidden_docx_text: str) -> None:
+    assert "Client: Okapi Holdings" in hidden_docx_text
+
+
+def test_docx_inline_content_control_text_is_kept(hidden_docx_text: str) -> None:
+    assert "Signed on 12 March 2026" in hidden_docx_text
+
+
+def test_docx_comment_is_kept_as_marked_text(hidden_docx_text: str) -> None:
+    assert "The fee is fixed. [Comment: Ask legal about indexation]" in hidden_docx_text
+
+
+def test_docx_equation_is_kept_as_linear_text(hidden_docx_text: str) -> None:
+    assert "Energy: E=mc^(2)" in hidden_docx_text
+
+
+def test_docx_chart_title_is_kept(hidden_docx_text: str) -> None:
+    assert "[Chart: Sales by region]" in hidden_docx_text

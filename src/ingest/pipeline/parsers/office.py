@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -12,14 +11,12 @@ from typing import Any
 import docx
 import openpyxl
 import pptx
-from docx.oxml.ns import qn
-from docx.table import Table
-from docx.text.paragraph import Paragraph
 
 from ingest.errors import CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers.budget import _TextBudget
+from ingest.pipeline.parsers.docx_body import DocxBody
 from ingest.pipeline.parsers.strict_ooxml import as_transitional
-from ingest.pipeline.parsers.text import _SectionCollector
+from ingest.pipeline.parsers.text import HeadingPath
 from ingest.pipeline.segments import Segment
 
 # Office files are zip archives; refuse ones that would inflate past this, so a
@@ -47,69 +44,17 @@ def _check_office_container(data: bytes, kind: str, legacy_ext: str) -> None:
 
 # --- DOCX ---------------------------------------------------------------------
 
-_HEADING_STYLE = re.compile(r"(heading [1-9]|title)", re.I)
-_TEXTBOX = qn("w:txbxContent")
-_PARAGRAPH = qn("w:p")
-_TABLE = qn("w:tbl")
-# Word stores each text box twice: DrawingML (mc:Choice) and a VML copy (mc:Fallback).
-_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
-
 
 def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "DOCX (Word)", ".doc")
     document = docx.Document(io.BytesIO(as_transitional(data)))
-    sections = _SectionCollector()
-    # Walk the body in order: `document.paragraphs` would skip every table.
-    # Headers and footers are left out on purpose: they repeat boilerplate.
-    for block in document.iter_inner_content():
-        if isinstance(block, Paragraph):
-            text = budget.take(_docx_paragraph_text(block))
-            if _is_docx_heading(block):
-                sections.start_section(text.strip() or None)
-            sections.add(text)
-        else:
-            for line in _docx_table_lines(block):
-                sections.add(budget.take(line))
+    sections = HeadingPath()
+    for level, text in DocxBody(document).blocks():
+        text = budget.take(text)
+        if level is not None:
+            sections.start(level, text)
+        sections.add(text)
     return sections.segments()
-
-
-def _is_docx_heading(paragraph: Paragraph) -> bool:
-    style = paragraph.style
-    name = style.name if style is not None else None
-    return bool(name and _HEADING_STYLE.fullmatch(name.strip()))
-
-
-def _docx_paragraph_text(paragraph: Paragraph) -> str:
-    """The paragraph's text plus that of any text box anchored in it (python-docx skips those)."""
-    lines = [paragraph.text]
-    for box in paragraph._p.iter(_TEXTBOX):
-        if any(ancestor.tag == _MC_FALLBACK for ancestor in box.iterancestors()):
-            continue
-        for element in box.iter(_PARAGRAPH):
-            lines.append(Paragraph(element, paragraph._parent).text)
-    return "\n".join(line for line in lines if line.strip())
-
-
-def _docx_table_lines(table: Table) -> Iterator[str]:
-    """One line per row, cells joined by " | "; nested tables follow their row.
-
-    Reads each row's <w:tc> elements rather than `row.cells`: that layout-grid view
-    repeats merged cells and raises on rows whose grid offsets do not add up
-    (tables Word itself opens fine).
-    """
-    for tr in table._tbl.tr_lst:
-        cells: list[str] = []
-        nested: list[Table] = []
-        for tc in tr.tc_lst:
-            texts = [Paragraph(p, table).text.strip() for p in tc.iterchildren(_PARAGRAPH)]
-            text = " ".join(t for t in texts if t)
-            if text:
-                cells.append(text)
-            nested.extend(Table(tbl, table) for tbl in tc.iterchildren(_TABLE))
-        if cells:
-            yield " | ".join(cells)
-        for inner in nested:
-            yield from _docx_table_lines(inner)
 
 
 # --- PPTX ---------------------------------------------------------------------

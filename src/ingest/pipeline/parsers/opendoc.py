@@ -18,6 +18,7 @@ from ingest.errors import CorruptDocument
 from ingest.pipeline.parsers.budget import _TextBudget
 from ingest.pipeline.parsers.office import _check_office_container
 from ingest.pipeline.parsers.tables import markdown_table
+from ingest.pipeline.parsers.text import HeadingPath
 from ingest.pipeline.segments import Segment
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -89,44 +90,13 @@ def _annotation_text(annotation: Element) -> str:
 
 def _parse_odt(data: bytes, budget: _TextBudget) -> list[Segment]:
     body = _odf_body(data, "ODT (OpenDocument text)", ".sxw", "text")
-    sections = _HeadingPath()
+    sections = HeadingPath()
     for kind, level, text in _odt_blocks(body):
         text = budget.take(text)
         if kind == "heading":
             sections.start(level, text)
         sections.add(text)
     return sections.segments()
-
-
-class _HeadingPath:
-    """Sections headed by their path of titles: "Chapter 2 > Pricing"."""
-
-    def __init__(self) -> None:
-        self._path: list[tuple[int, str]] = []
-        self._lines: list[str] = []
-        self._segments: list[Segment] = []
-
-    def start(self, level: int, title: str) -> None:
-        self._flush()
-        while self._path and self._path[-1][0] >= level:
-            self._path.pop()
-        title = " ".join(title.split())
-        if title:
-            self._path.append((level, title))
-
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-
-    def segments(self) -> list[Segment]:
-        self._flush()
-        return self._segments
-
-    def _flush(self) -> None:
-        text = "\n".join(self._lines).strip()
-        if text:
-            heading = " > ".join(title for _, title in self._path) or None
-            self._segments.append(Segment(text=text, heading=heading))
-        self._lines = []
 
 
 def _odt_blocks(container: Element) -> Iterator[tuple[str, int, str]]:
