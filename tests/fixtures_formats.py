@@ -250,3 +250,46 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     path = _target(directory, name)
     document.save(str(path))
     return path
+
+
+def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
+    """One slide titled "Results" with a 2x2 table and a column chart titled "Sales by region"."""
+    import pptx
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Results"
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for r, row in enumerate((("Region", "Sales"), ("North", "120"))):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    data = CategoryChartData()
+    data.categories = ["North", "South"]
+    data.add_series("Sales", (120, 80))
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(4), Inches(4), Inches(3), data
+    ).chart
+    chart.has_title = True
+    chart.chart_title.text_frame.text = "Sales by region"
+    path = _target(directory, name)
+    presentation.save(str(path))
+    return path
+
+
+def make_xlsx_with_comment(directory: Path, name: str) -> Path:
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Prices"
+    sheet.append(["Item", "Price"])
+    sheet.append(["Tea", 3])
+    sheet["B2"].comment = Comment("Raised in May", "Ann")
+    path = _target(directory, name)
+    workbook.save(str(path))
+    return path

@@ -409,7 +409,7 @@ def test_pptx_has_one_segment_per_slide_with_title_and_notes(tmp_path: Path) -> 
     assert [(s.page, s.heading) for s in segments] == [(1, "Opening"), (2, "Findings")]
     assert "axolotl briefing" in segments[0].text
     assert "Salamanders thrive" in segments[1].text
-    assert "wetland permit" in segments[1].text
+    assert "Notes: Mention the wetland permit" in segments[1].text
 
 
 # --- XLSX ---------------------------------------------------------------------
@@ -426,8 +426,11 @@ def test_xlsx_has_one_segment_per_non_empty_sheet(tmp_path: Path) -> None:
     segments = parse(path)
 
     assert [s.heading for s in segments] == ["Inventory", "Suppliers"]
-    assert segments[0].text == "Part | Quantity\nSprocket | 12\nFlange | 3"
-    assert segments[1].text == "Globex | Springfield"
+    # Each sheet is a Markdown table: the columns survive into the chunk text.
+    assert segments[0].text == (
+        "| Part | Quantity |\n| --- | --- |\n| Sprocket | 12 |\n| Flange | 3 |"
+    )
+    assert segments[1].text == "| Globex |  | Springfield |\n| --- | --- | --- |"
 
 
 # --- CSV ----------------------------------------------------------------------

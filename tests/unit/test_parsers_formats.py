@@ -18,7 +18,9 @@ from tests.fixtures_formats import (
     make_odp,
     make_ods,
     make_odt,
+    make_pptx_with_table_and_chart,
     make_strict_docx,
+    make_xlsx_with_comment,
 )
 from tests.fixtures_msg import make_msg
 
@@ -252,3 +254,25 @@ def test_docx_equation_is_kept_as_linear_text(hidden_docx_text: str) -> None:
 
 def test_docx_chart_title_is_kept(hidden_docx_text: str) -> None:
     assert "[Chart: Sales by region]" in hidden_docx_text
+
+
+# --- PPTX and XLSX: tables, charts, comments ----------------------------------------
+
+
+def test_pptx_table_is_markdown_and_chart_title_is_kept(tmp_path: Path) -> None:
+    segments = parse(make_pptx_with_table_and_chart(tmp_path, "results.pptx"))
+
+    assert [s.heading for s in segments] == ["Results"]
+    assert "| Region | Sales |\n| --- | --- |\n| North | 120 |" in segments[0].text
+    assert "[Chart: Sales by region]" in segments[0].text
+
+
+def test_xlsx_cell_comment_is_kept_as_marked_text(tmp_path: Path) -> None:
+    segments = parse(make_xlsx_with_comment(tmp_path, "prices.xlsx"))
+
+    assert segments == [
+        Segment(
+            text="| Item | Price |\n| --- | --- |\n| Tea | 3 |\n[Comment B2: Raised in May]",
+            heading="Prices",
+        )
+    ]

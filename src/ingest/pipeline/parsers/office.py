@@ -16,7 +16,9 @@ from ingest.errors import CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers.budget import _TextBudget
 from ingest.pipeline.parsers.docx_body import DocxBody
 from ingest.pipeline.parsers.strict_ooxml import as_transitional
+from ingest.pipeline.parsers.tables import markdown_table
 from ingest.pipeline.parsers.text import HeadingPath
+from ingest.pipeline.parsers.xlsx_comments import xlsx_cell_comments
 from ingest.pipeline.segments import Segment
 
 # Office files are zip archives; refuse ones that would inflate past this, so a
@@ -87,18 +89,28 @@ def _pptx_shape_lines(shapes: Iterable[Any]) -> Iterator[str]:
         elif shape.has_text_frame:
             yield str(shape.text_frame.text)
         elif getattr(shape, "has_table", False) and shape.has_table:
-            for row in shape.table.rows:
-                cells = [str(cell.text).strip() for cell in row.cells]
-                if any(cells):
-                    yield " | ".join(cell for cell in cells if cell)
+            yield markdown_table(
+                [[str(cell.text) for cell in row.cells] for row in shape.table.rows]
+            )
+        elif getattr(shape, "has_chart", False) and shape.has_chart:
+            title = _pptx_chart_title(shape.chart)
+            if title:
+                yield f"[Chart: {title}]"
+
+
+def _pptx_chart_title(chart: Any) -> str:
+    if not chart.has_title:
+        return ""
+    title = chart.chart_title
+    return " ".join(str(title.text_frame.text).split()) if title.has_text_frame else ""
 
 
 def _pptx_notes_lines(slide: Any) -> Iterator[str]:
     if not slide.has_notes_slide:
         return
     frame = slide.notes_slide.notes_text_frame
-    if frame is not None:
-        yield str(frame.text)
+    if frame is not None and str(frame.text).strip():
+        yield f"Notes: {frame.text}"
 
 
 # --- XLSX ---------------------------------------------------------------------
@@ -106,33 +118,36 @@ def _pptx_notes_lines(slide: Any) -> Iterator[str]:
 
 def _parse_xlsx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "XLSX (Excel)", ".xls")
+    package = as_transitional(data)
+    comments = xlsx_cell_comments(package)
     with warnings.catch_warnings():
         # openpyxl warns (UserWarning) about features it drops while reading, e.g.
         # "Workbook contains no default style" or "Data Validation extension is not
         # supported": harmless for text extraction, fatal under `-W error`.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl(\.|$)")
-        package = io.BytesIO(as_transitional(data))
-        workbook = openpyxl.load_workbook(package, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(io.BytesIO(package), read_only=True, data_only=True)
         try:
-            return [
-                segment
-                for sheet in workbook.worksheets
-                if (segment := _xlsx_sheet_segment(sheet, budget)) is not None
-            ]
+            segments = []
+            for sheet in workbook.worksheets:
+                notes = comments.get(str(sheet.title), [])
+                segment = _xlsx_sheet_segment(sheet, notes, budget)
+                if segment is not None:
+                    segments.append(segment)
+            return segments
         finally:
             workbook.close()
 
 
-def _xlsx_sheet_segment(sheet: Any, budget: _TextBudget) -> Segment | None:
-    lines = []
-    for row in sheet.iter_rows(values_only=True):
-        cells = [_xlsx_cell_text(value) for value in row]
-        line = " | ".join(cell for cell in cells if cell)
-        if line:
-            lines.append(budget.take(line))
-    if not lines:
+def _xlsx_sheet_segment(sheet: Any, notes: list[str], budget: _TextBudget) -> Segment | None:
+    """The sheet as a Markdown table, headed by its name; cell comments follow, marked."""
+    rows = [[_xlsx_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+    for row in rows:
+        budget.take(" ".join(row))
+    lines = [markdown_table(rows), *notes]
+    text = "\n".join(line for line in lines if line)
+    if not text:
         return None
-    return Segment(text="\n".join(lines), heading=str(sheet.title))
+    return Segment(text=text, heading=str(sheet.title))
 
 
 def _xlsx_cell_text(value: object) -> str:

@@ -11,8 +11,8 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
     Empty rows are dropped, short rows padded; "|" and line breaks inside a cell
     are escaped so they cannot break the table's shape.
     """
-    cleaned = [[_cell(value) for value in row] for row in rows]
-    cleaned = [row for row in cleaned if any(row)]
+    cleaned = [_trimmed([_cell(value) for value in row]) for row in rows]
+    cleaned = [row for row in cleaned if row]
     if not cleaned:
         return ""
     width = max(len(row) for row in cleaned)
@@ -21,6 +21,13 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
     lines = [_row(header), _row(["---"] * width)]
     lines.extend(_row(row) for row in body)
     return "\n".join(lines)
+
+
+def _trimmed(row: list[str]) -> list[str]:
+    """Without trailing empty cells: a sheet's used range is often far wider than its data."""
+    while row and not row[-1]:
+        row.pop()
+    return row
 
 
 def _cell(value: str) -> str:
