@@ -12,6 +12,7 @@ import io
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import docx
 from odf.draw import Frame, Page, TextBox
@@ -292,4 +293,29 @@ def make_xlsx_with_comment(directory: Path, name: str) -> Path:
     sheet["B2"].comment = Comment("Raised in May", "Ann")
     path = _target(directory, name)
     workbook.save(str(path))
+    return path
+
+
+def _text_image(lines: list[str]) -> Any:
+    """A white page with black text in a large default font, as a scanner would see it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=40)
+    image = Image.new("L", (1400, 120 + 70 * len(lines)), color=255)
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((60, 60 + 70 * number), line, fill=0, font=font)
+    return image
+
+
+def make_text_png(directory: Path, name: str, lines: list[str]) -> Path:
+    path = _target(directory, name)
+    _text_image(lines).save(path, "PNG")
+    return path
+
+
+def make_scanned_pdf(directory: Path, name: str, lines: list[str]) -> Path:
+    """A one-page PDF that is only an image of text: no text layer (Pillow's PDF writer)."""
+    path = _target(directory, name)
+    _text_image(lines).save(path, "PDF", resolution=150)
     return path

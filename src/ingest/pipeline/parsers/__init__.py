@@ -24,6 +24,7 @@ from ingest.pipeline.parsers.ebook import _parse_epub
 from ingest.pipeline.parsers.email import _parse_eml
 from ingest.pipeline.parsers.html import _parse_html
 from ingest.pipeline.parsers.markup import _parse_rst, _parse_rtf, _parse_xml
+from ingest.pipeline.parsers.ocr import parse_image
 from ingest.pipeline.parsers.office import _parse_docx, _parse_pptx, _parse_xlsx
 from ingest.pipeline.parsers.opendoc import _parse_odp, _parse_ods, _parse_odt
 from ingest.pipeline.parsers.outlook import _parse_msg
@@ -60,7 +61,7 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
 
-    budget = _TextBudget(limits.max_text_chars, limits.max_pages)
+    budget = _TextBudget(limits.max_text_chars, limits.max_pages, limits.ocr)
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:
@@ -151,12 +152,7 @@ _FORMATS: dict[str, _Format] = {
     ".rtf": _Format("RTF", "not a valid RTF file", _parse_rtf),
     ".html": _Format("HTML", "not a valid HTML file", _parse_html),
     ".htm": _Format("HTML", "not a valid HTML file", _parse_html),
-    ".pdf": _Format(
-        "PDF",
-        "not a valid PDF",
-        _parse_pdf,
-        empty_hint=" (it may hold only scanned images; OCR is not supported)",
-    ),
+    ".pdf": _Format("PDF", "not a valid PDF", _parse_pdf),
     ".docx": _Format("DOCX (Word)", "not a valid DOCX (Word) file", _parse_docx),
     ".pptx": _Format("PPTX (PowerPoint)", "not a valid PPTX (PowerPoint) file", _parse_pptx),
     ".xlsx": _Format("XLSX (Excel)", "not a valid XLSX (Excel) file", _parse_xlsx),
@@ -170,6 +166,10 @@ _FORMATS: dict[str, _Format] = {
     ".eml": _Format("e-mail", "not a valid e-mail message", _parse_eml),
     ".msg": _Format("Outlook message", "not a valid Outlook message (.msg)", _parse_msg),
 }
+_FORMATS.update(
+    (ext, _Format("image", f"not a valid {ext[1:].upper()} image", parse_image))
+    for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+)
 _FORMATS.update(
     (ext, _Format(f"{language} source", f"not a valid {language} source file", source_parser(ext)))
     for ext, language in SOURCE_LANGUAGES.items()

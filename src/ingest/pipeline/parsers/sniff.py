@@ -24,6 +24,12 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".odp": _ZIP,
     ".epub": _ZIP,
     ".msg": _OLE,
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".tif": (b"II*\x00", b"MM\x00*"),
+    ".tiff": (b"II*\x00", b"MM\x00*"),
+    ".webp": (b"RIFF",),
 }
 _TEXT = {
     ".txt",
