@@ -17,20 +17,29 @@ _UNICODE = 0x001F
 
 # property id -> name: PidTagSubject, PidTagBody, PidTagMessageClass, sender fields
 _SUBJECT, _BODY, _CLASS, _SENDER_NAME, _SENDER_SMTP = 0x0037, 0x1000, 0x001A, 0x0C1A, 0x5D01
-_DISPLAY_NAME, _SMTP_ADDRESS = 0x3001, 0x39FE
+_DISPLAY_NAME, _SMTP_ADDRESS, _ATTACH_LONG_FILENAME = 0x3001, 0x39FE, 0x3707
 
 
-def make_msg(directory: Path, name: str, *, subject: str, body: str, sender: str, to: str) -> Path:
-    message = _property_storage(
-        {
-            _SUBJECT: subject,
-            _BODY: body,
-            _CLASS: "IPM.Note",
-            _SENDER_NAME: sender,
-            _SENDER_SMTP: sender,
-        },
-        header=struct.pack("<8x4I8x", 1, 0, 1, 0),
-    )
+def make_msg(
+    directory: Path,
+    name: str,
+    *,
+    subject: str,
+    body: str,
+    sender: str,
+    to: str,
+    attachments: tuple[str, ...] = (),
+) -> Path:
+    """A message; `attachments` are the file names of (empty) attachments."""
+    strings = {_SUBJECT: subject, _CLASS: "IPM.Note", _SENDER_NAME: sender, _SENDER_SMTP: sender}
+    if body:
+        strings[_BODY] = body
+    count = len(attachments)
+    message = _property_storage(strings, header=struct.pack("<8x4I8x", 1, count, 1, count))
+    for number, filename in enumerate(attachments):
+        message[f"__attach_version1.0_#{number:08X}"] = _property_storage(
+            {_ATTACH_LONG_FILENAME: filename}, header=bytes(8)
+        )
     message["__recip_version1.0_#00000000"] = _property_storage(
         {_DISPLAY_NAME: to, _SMTP_ADDRESS: to}, header=bytes(8)
     )
@@ -44,9 +53,12 @@ def _property_storage(strings: dict[int, str], header: bytes) -> dict[str, objec
     storage: dict[str, object] = {}
     entries = b""
     for pid, value in strings.items():
-        data = value.encode("utf-16-le") + b"\x00\x00"
+        if not value:
+            continue  # an absent property, not an empty stream
+        data = value.encode("utf-16-le")  # the stream holds no terminator...
         storage[f"__substg1.0_{pid:04X}{_UNICODE:04X}"] = data
-        entries += struct.pack("<HHIII", _UNICODE, pid, 0x6, len(data), 0)
+        # ...but the size recorded counts one ([MS-OXMSG] 2.1.2).
+        entries += struct.pack("<HHIII", _UNICODE, pid, 0x6, len(data) + 2, 0)
     storage["__properties_version1.0"] = header + entries
     return storage
 

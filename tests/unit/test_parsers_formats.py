@@ -276,3 +276,32 @@ def test_xlsx_cell_comment_is_kept_as_marked_text(tmp_path: Path) -> None:
             heading="Prices",
         )
     ]
+
+
+def test_html_table_is_markdown_and_subsections_carry_the_heading_path(tmp_path: Path) -> None:
+    page = (
+        "<html><body><article><h1>Prices</h1><p>Our prices for the coming season are listed "
+        "below and are valid for the whole year without exception.</p><table><tr><th>Plan</th>"
+        "<th>Price</th></tr><tr><td>Basic</td><td>9 EUR</td></tr></table><h2>Notes</h2><p>All "
+        "prices include tax and are payable monthly by card or bank transfer.</p></article>"
+        "</body></html>"
+    )
+    segments = parse(make_txt(tmp_path, "prices.html", page))
+
+    assert [s.heading for s in segments] == ["Prices", "Prices > Notes"]
+    assert "| Basic | 9 EUR |" in segments[0].text
+
+
+def test_encrypted_outlook_msg_fails_saying_so(tmp_path: Path) -> None:
+    path = make_msg(
+        tmp_path,
+        "secret.msg",
+        subject="",
+        body="",
+        sender="alice@example.com",
+        to="bob@example.com",
+        attachments=("ATT00001.pgp-encrypted", "ATT00002.bin"),
+    )
+
+    with pytest.raises(CorruptDocument, match=r"^the Outlook message is encrypted"):
+        parse(path)

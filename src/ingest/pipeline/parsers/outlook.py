@@ -24,5 +24,16 @@ def _parse_msg(data: bytes, budget: _TextBudget) -> list[Segment]:
     body = message.body or ""
     if not body.strip() and message.html_body:
         body = _html_to_markdown(message.html_body)
+    if not body.strip() and _is_encrypted(message):
+        raise CorruptDocument(
+            "the Outlook message is encrypted (S/MIME or PGP): its body cannot be read"
+        )
     text = f"{header_block}\n\n{body}".strip()
     return [Segment(text=budget.take(text), heading=subject or None)]
+
+
+def _is_encrypted(message: Message) -> bool:
+    if "SMIME" in message.message_class.upper():
+        return True
+    names = [(a.file_name or "").rstrip("\x00").lower() for a in message.attachments]
+    return any(name.endswith((".pgp-encrypted", ".p7m")) for name in names)
