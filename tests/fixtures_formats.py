@@ -66,15 +66,29 @@ def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> 
         table = Table(name=sheet_name)
         for values in rows:
             row = TableRow()
-            for value in values:
-                cell = TableCell(valuetype="string")
-                cell.addElement(P(text=value))
+            for value, run in _runs(values):
+                if value:
+                    cell = TableCell(valuetype="string")
+                    cell.addElement(P(text=value))
+                else:  # consecutive empty cells: one repeated cell, as LibreOffice writes them
+                    cell = TableCell(numbercolumnsrepeated=run)
                 row.addElement(cell)
             table.addElement(row)
         document.spreadsheet.addElement(table)
     path = _target(directory, name)
     document.save(str(path))
     return path
+
+
+def _runs(values: list[str]) -> list[tuple[str, int]]:
+    """Each value with 1, except a run of empty strings: ("", its length)."""
+    runs: list[tuple[str, int]] = []
+    for value in values:
+        if not value and runs and not runs[-1][0]:
+            runs[-1] = ("", runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
 
 
 def make_odp(directory: Path, name: str, slides: list[tuple[str, str, str]]) -> Path:
@@ -154,6 +168,12 @@ def make_strict_docx(directory: Path, name: str, heading: str, text: str) -> Pat
     document.save(buffer)
     path = _target(directory, name)
     path.write_bytes(_to_strict(buffer.getvalue()))
+    return path
+
+
+def to_strict(path: Path) -> Path:
+    """Rewrite a generated Office file in place as Strict Open XML."""
+    path.write_bytes(_to_strict(path.read_bytes()))
     return path
 
 

@@ -528,9 +528,7 @@ def test_upload_size_and_type_checks(settings: Settings, embedder: CountingEmbed
 
         too_big = assert_problem(upload("big.txt", b"word " * 1000), 413, "payload-too-large")
         assert "1,000" in too_big["detail"]
-        png = assert_problem(
-            upload("image.bmp", b"BM" + bytes(64)), 415, "unsupported-media-type"
-        )
+        png = assert_problem(upload("image.bmp", b"BM" + bytes(64)), 415, "unsupported-media-type")
         assert ".bmp" in png["detail"]
         assert_problem(upload("report.pdf", b"just some text, not a PDF"), 415, "content-mismatch")
         assert_problem(upload("sheet.xlsx", b"plain text"), 415, "content-mismatch")

@@ -10,7 +10,7 @@ from ingest.errors import ContentMismatch, CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
-from tests.fixtures_docs import make_md, make_txt
+from tests.fixtures_docs import make_md, make_pptx, make_txt, make_xlsx
 from tests.fixtures_formats import (
     RTF_SAMPLE,
     make_docx_with_hidden_text,
@@ -21,6 +21,7 @@ from tests.fixtures_formats import (
     make_pptx_with_table_and_chart,
     make_strict_docx,
     make_xlsx_with_comment,
+    to_strict,
 )
 from tests.fixtures_msg import make_msg
 
@@ -305,3 +306,23 @@ def test_encrypted_outlook_msg_fails_saying_so(tmp_path: Path) -> None:
 
     with pytest.raises(CorruptDocument, match=r"^the Outlook message is encrypted"):
         parse(path)
+
+
+def test_ods_repeated_empty_cells_keep_the_columns_aligned(tmp_path: Path) -> None:
+    path = make_ods(tmp_path, "gaps.ods", {"Gaps": [["A", "B", "C", "D"], ["x", "", "", "y"]]})
+
+    assert parse(path)[0].text == "| A | B | C | D |\n| --- | --- | --- | --- |\n| x |  |  | y |"
+
+
+def test_strict_open_xml_xlsx_is_read(tmp_path: Path) -> None:
+    path = to_strict(make_xlsx(tmp_path, "strict.xlsx", [["Part", "Qty"], ["Flange", 3]]))
+
+    assert parse(path) == [
+        Segment(text="| Part | Qty |\n| --- | --- |\n| Flange | 3 |", heading="Inventory")
+    ]
+
+
+def test_strict_open_xml_pptx_is_read(tmp_path: Path) -> None:
+    path = to_strict(make_pptx(tmp_path, "strict.pptx", [("Agenda", "Budget review")]))
+
+    assert parse(path) == [Segment(text="Agenda\nBudget review", page=1, heading="Agenda")]

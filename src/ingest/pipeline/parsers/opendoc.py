@@ -33,6 +33,7 @@ _ODT_CONTAINERS = {f"{_TEXT}{tag}" for tag in ("list", "list-item", "list-header
 # A repeated non-empty cell or row is expanded at most this often: a sheet may
 # declare a value repeated a million times across empty columns.
 _MAX_REPEAT = 100
+_MAX_EMPTY_REPEAT = 1_000
 
 
 def _odf_body(data: bytes, kind: str, legacy_ext: str, body_tag: str) -> Element:
@@ -146,7 +147,9 @@ def _odf_row_cells(row: Element) -> list[str]:
         paragraphs = [_odf_text(p).strip() for p in cell if p.tag in (f"{_TEXT}p", f"{_TEXT}h")]
         text = " ".join(p for p in paragraphs if p)
         repeat = int(cell.get(f"{_TABLE}number-columns-repeated", "1"))
-        cells.extend([text] * (min(repeat, _MAX_REPEAT) if text else min(repeat, 1)))
+        # Empty runs are expanded too, or the cells after them would shift columns;
+        # the trailing run (often 16,000+ columns) is trimmed below.
+        cells.extend([text] * min(repeat, _MAX_REPEAT if text else _MAX_EMPTY_REPEAT))
     while cells and not cells[-1]:
         cells.pop()
     return cells
