@@ -211,12 +211,13 @@ RTF_SAMPLE = (
 _W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _M_NS = "http://schemas.openxmlformats.org/officeDocument/2006/math"
 _CHART_TYPE = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+_FOOTNOTES_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footnotes"
 _CHART_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chart"
 
 
 def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     """Text python-docx's own views miss: a block content control, an inline one,
-    a comment, an equation and a chart title, each with its own words."""
+    a comment, an equation, a chart title and a footnote, each with its own words."""
     from docx.opc.packuri import PackURI
     from docx.opc.part import Part
     from docx.oxml import parse_xml
@@ -268,6 +269,16 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
             f'<c:chart r:id="{rid}"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
         )
     )
+    footnotes = Part(
+        PackURI("/word/footnotes.xml"),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml",
+        f'<w:footnotes xmlns:w="{_W_NS}"><w:footnote w:id="1"><w:p><w:r>'
+        "<w:t>Source: the 2025 census</w:t></w:r></w:p></w:footnote></w:footnotes>".encode(),
+        part.package,
+    )
+    part.relate_to(footnotes, _FOOTNOTES_REL)
+    noted = document.add_paragraph("Population grew.")
+    noted._p.append(parse_xml(f'<w:r xmlns:w="{_W_NS}"><w:footnoteReference w:id="1"/></w:r>'))
     path = _target(directory, name)
     document.save(str(path))
     return path

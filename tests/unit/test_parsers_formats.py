@@ -326,3 +326,7 @@ def test_strict_open_xml_pptx_is_read(tmp_path: Path) -> None:
     path = to_strict(make_pptx(tmp_path, "strict.pptx", [("Agenda", "Budget review")]))
 
     assert parse(path) == [Segment(text="Agenda\nBudget review", page=1, heading="Agenda")]
+
+
+def test_docx_footnote_is_kept_at_its_reference(hidden_docx_text: str) -> None:
+    assert "Population grew. [Footnote: Source: the 2025 census]" in hidden_docx_text

@@ -28,6 +28,7 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 _W = {name: qn(f"w:{name}") for name in (
     "p", "tbl", "tr", "tc", "sdt", "sdtContent", "sdtPr", "customXml", "t", "tab", "br",
     "cr", "delText", "instrText", "del", "txbxContent", "commentReference", "rPr", "pPr",
+    "footnoteReference", "endnoteReference", "footnote", "endnote",
 )}  # fmt: skip
 _HEADING_STYLE = re.compile(r"heading ([1-9])|(title)", re.I)
 
@@ -41,6 +42,10 @@ class DocxBody:
         self._document = document
         self._part = document.part
         self._comments = _comment_texts(document)
+        self._notes = {
+            "footnote": _note_texts(document.part, "footnotes", _W["footnote"]),
+            "endnote": _note_texts(document.part, "endnotes", _W["endnote"]),
+        }
 
     def blocks(self) -> Iterator[Block]:
         return self._blocks(self._document.element.body)
@@ -89,6 +94,11 @@ class DocxBody:
                 comment = self._comments.get(child.get(qn("w:id")), "")
                 if comment:
                     parts.append(f" [Comment: {comment}]")
+            elif tag in (_W["footnoteReference"], _W["endnoteReference"]):
+                kind = "footnote" if tag == _W["footnoteReference"] else "endnote"
+                note = self._notes[kind].get(child.get(qn("w:id")) or "", "")
+                if note:
+                    parts.append(f" [{kind.capitalize()}: {note}]")
             elif tag in (f"{_M}oMath", f"{_M}oMathPara"):
                 parts.append(omml_linear(child))
             elif tag == f"{_C}chart":
@@ -133,6 +143,24 @@ def _comment_texts(document: Any) -> dict[str, str]:
     return {
         str(comment.comment_id): " ".join(comment.text.split()) for comment in document.comments
     }
+
+
+def _note_texts(part: Any, kind: str, note_tag: str) -> dict[str, str]:
+    """Footnote or endnote id -> its text, from the part the document relates as `kind`."""
+    related = [
+        rel.target_part
+        for rel in part.rels.values()
+        if rel.reltype.endswith(f"/{kind}") and not rel.is_external
+    ]
+    if not related:
+        return {}
+    root = defusedxml.ElementTree.fromstring(related[0].blob, forbid_dtd=True)
+    notes = {}
+    for note in root.iter(note_tag):
+        text = " ".join("".join(t.text or "" for t in note.iter(_W["t"])).split())
+        if text:
+            notes[note.get(qn("w:id")) or ""] = text
+    return notes
 
 
 def chart_title(chart_xml: bytes) -> str:
