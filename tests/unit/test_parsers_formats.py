@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,25 @@ def test_strict_open_xml_pptx_is_read(tmp_path: Path) -> None:
 
 def test_docx_footnote_is_kept_at_its_reference(hidden_docx_text: str) -> None:
     assert "Population grew. [Footnote: Source: the 2025 census]" in hidden_docx_text
+
+
+def test_password_protected_odt_fails_saying_so(tmp_path: Path) -> None:
+    # What LibreOffice writes for a password: the manifest describes the encryption,
+    # content.xml holds ciphertext.
+    path = tmp_path / "secret.odt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        archive.writestr(
+            "META-INF/manifest.xml",
+            '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+            'manifest:1.0">'
+            '<manifest:file-entry manifest:full-path="content.xml"><manifest:encryption-data/>'
+            "</manifest:file-entry></manifest:manifest>",
+        )
+        archive.writestr("content.xml", bytes(range(256)))
+
+    with pytest.raises(
+        CorruptDocument,
+        match=r"^not a valid ODT \(OpenDocument text\) file: it is password-protected$",
+    ):
+        parse(path)

@@ -39,6 +39,8 @@ _MAX_EMPTY_REPEAT = 1_000
 def _odf_body(data: bytes, kind: str, legacy_ext: str, body_tag: str) -> Element:
     _check_office_container(data, kind, legacy_ext)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if _is_encrypted(archive):
+            raise CorruptDocument(f"not a valid {kind} file: it is password-protected")
         try:
             content = archive.read("content.xml")
         except KeyError:
@@ -48,6 +50,15 @@ def _odf_body(data: bytes, kind: str, legacy_ext: str, body_tag: str) -> Element
     if body is None:
         raise CorruptDocument(f"not a valid {kind} file: no {body_tag} body in content.xml")
     return body
+
+
+def _is_encrypted(archive: zipfile.ZipFile) -> bool:
+    """A password-protected ODF file is still a zip; its manifest describes the encryption."""
+    try:
+        manifest = archive.read("META-INF/manifest.xml")
+    except KeyError:
+        return False
+    return b"encryption-data" in manifest
 
 
 # --- text runs --------------------------------------------------------------------
