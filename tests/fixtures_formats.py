@@ -350,3 +350,22 @@ def make_scanned_pdf(directory: Path, name: str, lines: list[str]) -> Path:
     path = _target(directory, name)
     _text_image(lines).save(path, "PDF", resolution=150)
     return path
+
+
+def make_pdf_with_wrong_text_layer(
+    directory: Path, name: str, lines: list[str], layer: str
+) -> Path:
+    """A page that shows an image of `lines` but whose (invisible) text layer says `layer`:
+    what a badly OCRed scan looks like."""
+    from fpdf import FPDF
+    from fpdf.enums import TextMode
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(_text_image(lines), x=10, y=10, w=190)
+    pdf.set_font("Helvetica", size=12)
+    pdf.text_mode = TextMode.INVISIBLE
+    pdf.text(20, 200, layer)
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path

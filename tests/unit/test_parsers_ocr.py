@@ -11,7 +11,7 @@ from ingest.errors import DocumentRejected, EmptyDocument
 from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
-from tests.fixtures_formats import make_scanned_pdf, make_text_png
+from tests.fixtures_formats import make_pdf_with_wrong_text_layer, make_scanned_pdf, make_text_png
 
 LINES = ["The quick brown fox jumps", "over the lazy dog 2026"]
 
@@ -86,3 +86,11 @@ def test_ocr_runs_inside_the_isolated_parse_process(tmp_path: Path) -> None:
         parser.close()
 
     assert words(segments) == " ".join(LINES).split()
+
+
+@needs_tesseract
+def test_force_reads_what_the_page_shows_not_its_text_layer(tmp_path: Path) -> None:
+    path = make_pdf_with_wrong_text_layer(tmp_path, "bad-layer.pdf", LINES, "garbled layer")
+
+    assert words(parse(path)) == ["garbled", "layer"]
+    assert words(parse(path, ocr="force")) == " ".join(LINES).split()
