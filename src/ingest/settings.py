@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     auth_failure_rate_limit: str = "30/minute"
     sse_ping_seconds: float = Field(default=15.0, gt=0)
 
+    # Remote CLI: `ingest --server URL` (or this) sends add/search/status/jobs there.
+    server_url: str | None = None
+    api_key: SecretStr | None = None
+
     # Answers (chat)
     llm_url: str | None = None
     llm_model: str = "gpt-4o-mini"

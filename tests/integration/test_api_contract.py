@@ -39,6 +39,7 @@ ROLES = {
     ("POST", "/api/v1/search"): "viewer",
     ("POST", "/api/v1/chat"): "viewer",
     ("GET", "/api/v1/audit"): "admin",
+    ("GET", "/api/v1/status"): "viewer",
 }
 ROLE_BELOW = {"editor": "viewer", "admin": "editor"}
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -17,7 +17,7 @@ from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from ingest.api.problems import install_openapi, install_problem_handlers
 from ingest.api.ratelimit import RateLimits
-from ingest.api.routes import admin, documents, jobs, query
+from ingest.api.routes import admin, documents, jobs, query, status
 from ingest.api.services import Services
 from ingest.context import Context
 from ingest.jobs.scheduler import Scheduler
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for router in (documents.router, jobs.router, query.router, admin.router):
+    for router in (documents.router, jobs.router, query.router, admin.router, status.router):
         app.include_router(router)
     install_openapi(app)
 

@@ -40,6 +40,7 @@ from ingest.models import (
     QueuedUpload,
     ReadinessOut,
     SearchResponse,
+    StatusOut,
     UploadAccepted,
 )
 
@@ -115,6 +116,10 @@ class AsyncClient:
         if response.status_code not in (200, 503):
             raise_for_problem(response)
         return ReadinessOut.model_validate(response.json())
+
+    async def status(self) -> StatusOut:
+        """Documents by status, jobs by queue and status, workers, integrity."""
+        return StatusOut.model_validate(await self._json("GET", f"{API}/status"))
 
     async def upload(
         self,

@@ -39,6 +39,7 @@ from ingest.models import (
     QueuedUpload,
     ReadinessOut,
     SearchResponse,
+    StatusOut,
     UploadAccepted,
 )
 
@@ -126,6 +127,10 @@ class Client:
         if response.status_code not in (200, 503):
             raise_for_problem(response)
         return ReadinessOut.model_validate(response.json())
+
+    def status(self) -> StatusOut:
+        """Documents by status, jobs by queue and status, workers, integrity."""
+        return StatusOut.model_validate(self._json("GET", f"{API}/status"))
 
     def upload(
         self,
