@@ -241,3 +241,23 @@ class ServiceUnavailable(ApiError):
 
 class ServerError(ApiError):
     """500 or any other status the API does not document: a bug on the server."""
+
+
+# --- console: the operator pages of `ingest serve` ----------------------------------
+
+
+class ConsoleRedirect(IngestError):
+    """A console page asked for without a valid session: answered 303 to sign-in."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"sign in first: {location}")
+        self.location = location
+
+
+class ConsoleDenied(IngestError):
+    """A console request without the role (403), without a session (401) or without the
+    session's CSRF token (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     server_url: str | None = None
     api_key: SecretStr | None = None
 
+    # Operator console (/console): signs session cookies; unset, a random secret per
+    # process (sessions end on restart and are not shared between API processes).
+    console_secret: SecretStr | None = None
+    console_session_minutes: int = Field(default=480, ge=1, le=10_080)
+
     # Answers (chat)
     llm_url: str | None = None
     llm_model: str = "gpt-4o-mini"

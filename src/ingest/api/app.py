@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from ingest import __version__
+from ingest.api.console import install_console
 from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from ingest.api.problems import install_openapi, install_problem_handlers
@@ -123,10 +124,11 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     for router in (documents.router, jobs.router, query.router, admin.router, status.router):
         app.include_router(router)
     install_openapi(app)
+    install_console(app, settings)
 
     def upload_limit(scope: Scope) -> int:
         if (
-            scope.get("path", "").rstrip("/") == "/api/v1/documents"
+            scope.get("path", "").rstrip("/") in ("/api/v1/documents", "/console/upload")
             and scope.get("method") == "POST"
         ):
             return settings.max_upload_bytes * settings.max_files_per_upload + 1024 * 1024
