@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     auth_failure_rate_limit: str = "30/minute"
     sse_ping_seconds: float = Field(default=15.0, gt=0)
 
+    # Remote CLI: `ingest --server URL` (or this) sends add/search/status/jobs there.
+    server_url: str | None = None
+    api_key: SecretStr | None = None
+
+    # Operator console (/console): signs session cookies; unset, a random secret per
+    # process (sessions end on restart and are not shared between API processes).
+    console_secret: SecretStr | None = None
+    console_session_minutes: int = Field(default=480, ge=1, le=10_080)
+
     # Answers (chat)
     llm_url: str | None = None
     llm_model: str = "gpt-4o-mini"

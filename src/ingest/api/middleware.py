@@ -62,7 +62,7 @@ class RequestContextMiddleware:
                 services.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
                 if (
                     scope["method"] in _MUTATING
-                    and route.startswith("/api/v1")
+                    and route.startswith(("/api/v1", "/console"))
                     and (route not in _READ_ONLY_ROUTES or status in (401, 403))
                 ):
                     _audit(services, scope, route, status, request_id)

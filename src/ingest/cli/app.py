@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from ingest.cli import remote
 from ingest.cli.common import err, out, parse_pairs, print_json, run_settings, service_context
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
@@ -31,6 +32,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of an `ingest serve`: add, search, status and jobs go through its "
+            "API with INGEST_API_KEY (default: INGEST_SERVER_URL, else the local database).",
+        ),
+    ] = None,
+) -> None:
+    """Durable document ingestion and hybrid search."""
+    remote.set_server(server)
 
 
 @app.command()
@@ -55,6 +71,16 @@ def add(
     from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
 
     metadata = parse_pairs(meta, "--meta")
+    if remote.server_url():
+        remote.add(
+            paths,
+            collection=collection,
+            metadata=metadata,
+            sync=sync,
+            no_wait=no_wait,
+            as_json=as_json,
+        )
+        return
     with service_context() as ctx:
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
         jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata)
@@ -108,6 +134,11 @@ def search(
     if mode not in ("hybrid", "vector", "keyword"):
         raise typer.BadParameter("must be hybrid, vector or keyword", param_hint="--mode")
     filters = parse_pairs(filter_, "--filter")
+    if remote.server_url():
+        remote.search(
+            query, k=k, collection=collection, filters=filters, mode=mode, as_json=as_json
+        )
+        return
     with service_context() as ctx:
         hits = ctx.searcher.search(
             query,
@@ -142,6 +173,9 @@ def status(
     """Documents (by status), chunks, jobs (by queue and status), workers, integrity."""
     from ingest.cli.status import print_status, status_report
 
+    if remote.server_url():
+        remote.status(as_json)
+        return
     with service_context() as ctx:
         report = status_report(ctx)
     if as_json:

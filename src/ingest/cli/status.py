@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from ingest.ingestion.maintenance import INTEGRITY
+from ingest.ingestion.overview import status_report
 
-if TYPE_CHECKING:
-    from ingest.context import Context
-
-
-def status_report(ctx: Context) -> dict[str, Any]:
-    report = ctx.store.counts()
-    report["jobs"] = ctx.ledger.counts()
-    workers = ctx.store.workers.list(stale_after=ctx.settings.worker_stale_seconds)
-    report["workers"] = [w.as_dict() for w in workers]
-    report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
-    integrity = ctx.ledger.latest_succeeded(INTEGRITY)
-    report["integrity"] = integrity.result if integrity else None
-    report["mode"] = ctx.settings.mode
-    return report
+__all__ = ["print_status", "status_report"]
 
 
 def print_status(out: Console, report: dict[str, Any]) -> None:
