@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 
 from ingest.cli import remote
-from ingest.cli.common import err, out, parse_pairs, print_json, run_settings, service_context
+from ingest.cli.common import (
+    err,
+    out,
+    parse_pairs,
+    print_json,
+    run_settings,
+    service_context,
+    use_settings,
+)
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
@@ -209,7 +217,8 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)  # one line, whatever the terminal width
         raise SystemExit(2) from None
     configure_logging(settings)
-    app(obj=settings)
+    use_settings(settings)
+    app()
 
 
 app.add_typer(jobs_app, name="jobs")

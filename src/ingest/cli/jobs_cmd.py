@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from ingest.cli import remote
-from ingest.cli.common import out, print_json, run_settings, service_context
+from ingest.cli.common import out, print_json, run_settings, service_context, use_settings
 from ingest.errors import ConfigError
 from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
@@ -189,4 +189,5 @@ def worker_main() -> None:
         raise SystemExit(2) from None
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command()(worker)
-    single(args=sys.argv[1:], prog_name="python -m ingest.worker", obj=settings)
+    use_settings(settings)
+    single(args=sys.argv[1:], prog_name="python -m ingest.worker")
