@@ -152,13 +152,16 @@ def upload_all(apis: list[str], key: str, folder: Path) -> list[str]:
 
 def busy_worker(ledger: Ledger, workers: list[Proc], stop: threading.Event) -> Proc | None:
     """A worker that holds a running job, waited for up to a minute: on a busy host a
-    fresh worker loads its model for tens of seconds, and killing it proves nothing."""
+    fresh worker loads its model for tens of seconds, and killing it proves nothing.
+    Only a worker whose jobs are on their first or second attempt: a job killed on
+    every attempt would be dead-lettered, as it should, and prove nothing either."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not stop.is_set():
-        owners = [j.lease_owner or "" for j in ledger.list_jobs(statuses=[JobStatus.RUNNING])]
-        busy = [w for w in workers if any(f":{w.pid}:" in owner for owner in owners)]
-        if busy:
-            return busy[0]
+        running = ledger.list_jobs(statuses=[JobStatus.RUNNING], limit=200)
+        for worker in workers:
+            held = [j for j in running if f":{worker.pid}:" in (j.lease_owner or "")]
+            if held and all(j.attempt <= 2 for j in held):
+                return worker
         stop.wait(0.2)  # the poll interval of a deadline-bounded poll
     return None
 
