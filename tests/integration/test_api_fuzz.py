@@ -26,7 +26,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from ingest.api.app import create_app
 from ingest.context import Context
-from ingest.embedding.local import LocalEmbedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.settings import Settings
 from ingest.store.access import Access
 from ingest.store.ledger import NewJob
@@ -45,7 +45,7 @@ class FuzzTarget:
 
 @pytest.fixture(scope="module")
 def fuzz_target(
-    tmp_path_factory: pytest.TempPathFactory, real_embedder: LocalEmbedder
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: OnnxEmbedder
 ) -> Iterator[FuzzTarget]:
     root = tmp_path_factory.mktemp("fuzz")
     settings = Settings(
