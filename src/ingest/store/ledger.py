@@ -209,6 +209,20 @@ class Ledger:
                     found[job.id] = job
         return [found[j] for j in job_ids if j in found]
 
+    def unfinished(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """The jobs among `job_ids` not yet terminal, with their status: two small
+        columns of the rows still moving, for a caller that follows a run."""
+        found: dict[str, JobStatus] = {}
+        not_terminal = [s for s in JobStatus if s not in TERMINAL]
+        with read_transaction(self.engine) as conn:
+            for start in range(0, len(job_ids), 500):
+                stmt = sa.select(jobs.c.id, jobs.c.status).where(
+                    jobs.c.id.in_(list(job_ids[start : start + 500])),
+                    jobs.c.status.in_(not_terminal),
+                )
+                found.update({row.id: JobStatus(row.status) for row in conn.execute(stmt)})
+        return found
+
     def list_jobs(
         self,
         *,
