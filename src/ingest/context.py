@@ -9,20 +9,16 @@ import threading
 import time
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.embedding import Embedder, build_embedder
 from ingest.errors import ConfigError
-from ingest.ingestion.handlers import INGEST, IngestHandler
-from ingest.ingestion.ingestor import Ingestor
 from ingest.ingestion.maintenance import TASKS, Maintenance
 from ingest.ingestion.submit import Submitter
 from ingest.jobs.doorbell import Doorbell, InProcessDoorbell, RedisDoorbell
 from ingest.jobs.handlers import NOOP, Handler, run_noop
 from ingest.jobs.runtime import Runtime
 from ingest.jobs.worker import Worker
-from ingest.pipeline.chunking import Chunker, load_tokenizer
-from ingest.pipeline.isolation import IsolatedParser
-from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import ParseLimits
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
@@ -30,7 +26,12 @@ from ingest.store import Store
 from ingest.store.ledger import Ledger
 from ingest.vocabulary import Queue
 
-log = logging.getLogger(__name__)
+# The pipeline (parser libraries, the chunker) and the parser pool are imported where
+# they are built: a one-shot `ingest search` or `ingest status` needs none of them.
+if TYPE_CHECKING:
+    from ingest.ingestion.ingestor import Ingestor
+    from ingest.pipeline.isolation import IsolatedParser
+    from ingest.pipeline.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def build_doorbell(settings: Settings) -> Doorbell:
 
 
 def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
+    from ingest.pipeline.chunking import Chunker, load_tokenizer
+    from ingest.pipeline.pipeline import Pipeline
+
     tokenizer_path = Path(settings.tokenizer) if settings.tokenizer else embedder.tokenizer_path
     max_tokens = min(settings.chunk_tokens, embedder.max_tokens)
     chunker = Chunker(
@@ -108,6 +112,8 @@ class Context:
         """Parsing in child processes with time and memory limits, one per job slot."""
         if not self.settings.isolate_parsing:
             return None
+        from ingest.pipeline.isolation import IsolatedParser
+
         s = self.settings
         return IsolatedParser(
             workers=s.concurrency,
@@ -118,6 +124,8 @@ class Context:
 
     @cached_property
     def ingestor(self) -> Ingestor:
+        from ingest.ingestion.ingestor import Ingestor
+
         parser = self.parser
         return Ingestor(
             self.store,
@@ -165,6 +173,8 @@ class Context:
     # --- the job runtime, with this application's job kinds --------------------------
 
     def handlers(self) -> dict[str, Handler]:
+        from ingest.ingestion.handlers import INGEST, IngestHandler
+
         maintenance = Maintenance(self.store, self.settings, lambda: self.embedder.model_id)
         # The ingestor (model, tokenizer, parser pool) is built at the first ingest job.
         ingest = IngestHandler(
