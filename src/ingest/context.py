@@ -100,8 +100,20 @@ class Context:
         # or the query would load a second copy of the model.
         with self._embedder_lock:
             if self._built_embedder is None:
-                self._built_embedder = self._embedder or build_embedder(self.settings)
+                self._built_embedder = self._embedder or self._build_embedder()
             return self._built_embedder
+
+    def _build_embedder(self) -> Embedder:
+        embedder = build_embedder(self.settings)
+        if self.settings.embedder != "local":
+            return embedder
+        # The local model: one executor for all of this process's job threads.
+        from ingest.embedding.batcher import SharedBatcher, available_cpus
+
+        runners = max(1, available_cpus() // self.settings.embedding_threads)
+        return SharedBatcher(
+            embedder, batch_size=self.settings.embedding_batch_size, runners=runners
+        )
 
     @cached_property
     def pipeline(self) -> Pipeline:

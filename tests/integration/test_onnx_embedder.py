@@ -264,3 +264,16 @@ def test_the_torch_runtime_without_torch_says_which_extra_to_install() -> None:
     embedder = build_embedder(Settings(embedding_runtime="torch"))
     with pytest.raises(ConfigError, match=r"pip install 'ingest\[torch\]'"):
         embedder.warm_up()
+
+
+@pytest.mark.slow
+def test_a_texts_vector_does_not_depend_on_what_it_is_embedded_with(
+    real_embedder: OnnxEmbedder,
+) -> None:
+    """Vectors are cached by text: int8 quantises activations per run, so a text
+    batched with longer ones would get another vector than alone."""
+    alone = real_embedder.embed(["Signing keys rotate every ninety days."])
+    with_others = real_embedder.embed(
+        ["Signing keys rotate every ninety days.", *(t * 5 for t in TEXTS)]
+    )
+    np.testing.assert_array_equal(with_others[0], alone[0])

@@ -40,11 +40,7 @@ def build_embedder(settings: Settings) -> OnnxEmbedder | LocalEmbedder | OpenAIE
     from ingest.embedding.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(
-        model,
-        cache_dir=cache_dir,
-        precision=settings.embedding_precision,
-        batch_size=batch_size,
-        threads=threads,
+        model, cache_dir=cache_dir, precision=settings.embedding_precision, threads=threads
     )
 
 
