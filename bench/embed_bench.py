@@ -4,6 +4,8 @@
         [--runtimes torch,onnx-fp32,onnx-int8] [--threads 1] [--batch 8] [--json PATH]
     .venv/bin/python bench/embed_bench.py quality --corpus ../shared/data/scifact \\
         --db /tmp/scifact-embed.db [--runtimes onnx-int8,onnx-fp32] [--json PATH]
+    .venv/bin/python bench/embed_bench.py executor --corpus ../shared/data/scifact \\
+        [--texts 192] [--callers 2] [--threads 1]
 
 speed: the first --texts chunks of the corpus (chunked by the product's own chunker,
 so they are the texts ingestion embeds), embedded by each runtime in a process of its
@@ -17,6 +19,11 @@ replayed as Searcher does it). The corpus is ingested once into --db through the
 product (add_paths) with the first runtime; every other runtime embeds the same
 chunk texts into the same store under its own model id, so all are scored on
 identical chunks and keyword rankings. The store is kept: a rerun only scores.
+
+executor: --callers threads (a worker's job threads) each embed their share of the
+chunks batch by batch, through the bare ONNX embedder (each caller runs the model
+itself: callers x threads threads at once) and through the process's shared
+executor (embedding/batcher.py: CPUs / threads runners), alternately, twice.
 """
 
 from __future__ import annotations
@@ -69,11 +76,12 @@ def settings_for(runtime: str, **extra: Any) -> Settings:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("command", choices=["speed", "quality", "_measure"])
+    p.add_argument("command", choices=["speed", "quality", "executor", "_measure"])
     p.add_argument("--corpus", type=Path, help="BEIR folder (corpus.jsonl, queries, qrels)")
     p.add_argument("--runtimes", default=",".join(RUNTIMES))
     p.add_argument("--texts", type=int, default=400, help="speed: how many chunks")
     p.add_argument("--threads", type=int, default=1, help="INGEST_EMBEDDING_THREADS")
+    p.add_argument("--callers", type=int, default=2, help="executor: concurrent job threads")
     p.add_argument("--batch", type=int, default=8, help="INGEST_EMBEDDING_BATCH_SIZE")
     p.add_argument("--db", type=Path, help="quality: SQLite store (created once, then reused)")
     p.add_argument("--json", type=Path)
@@ -186,6 +194,60 @@ def speed_table(r: dict[str, Any]) -> str:
     return format_table(rows, f"{r['texts']} chunks, {r['threads']} thread(s), batch {r['batch']}")
 
 
+# --- executor -------------------------------------------------------------------
+
+
+def run_executor(args: argparse.Namespace) -> dict[str, Any]:
+    import threading
+
+    from ingest.embedding.batcher import SharedBatcher, available_cpus
+
+    texts = chunk_texts(args.corpus, args.texts)
+    embedder = build_embedder(settings_for("onnx-int8", embedding_threads=args.threads))
+    embedder.warm_up()
+    runners = max(1, available_cpus() // args.threads)
+    shares = [texts[i :: args.callers] for i in range(args.callers)]
+    results: dict[str, Any] = {"texts": len(texts), "callers": args.callers}
+    results["threads"], results["runners"] = args.threads, runners
+
+    def timed_run(target: Any) -> dict[str, float]:
+        def caller(share: list[str]) -> None:
+            for start in range(0, len(share), args.batch):
+                target.embed(share[start : start + args.batch])
+
+        threads = [threading.Thread(target=caller, args=(s,)) for s in shares]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {
+            "sentences_per_s": len(texts) / wall,
+            "cpu_ms_per_sentence": 1000 * cpu / len(texts),
+        }
+
+    for round_ in (1, 2):
+        results[f"bare_{round_}"] = timed_run(embedder)
+        batcher = SharedBatcher(embedder, batch_size=args.batch, runners=runners)
+        results[f"executor_{round_}"] = timed_run(batcher)
+        batcher.close()
+        print(results, flush=True)
+    return results
+
+
+def executor_table(r: dict[str, Any]) -> str:
+    rows = [("path", "sent/s", "CPU ms/sent")]
+    for key in ("bare_1", "executor_1", "bare_2", "executor_2"):
+        f = r[key]
+        rows.append((key, f"{f['sentences_per_s']:.1f}", f"{f['cpu_ms_per_sentence']:.0f}"))
+    title = (
+        f"{r['texts']} chunks, {r['callers']} callers, {r['threads']} thread(s) per run, "
+        f"{r['runners']} runner(s)"
+    )
+    return format_table(rows, title)
+
+
 # --- quality --------------------------------------------------------------------
 
 
@@ -292,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "speed":
         figures = run_speed(args)
         report(figures, speed_table(figures), args.json)
+    elif args.command == "executor":
+        figures = run_executor(args)
+        report(figures, executor_table(figures), args.json)
     else:
         if args.db is None:
             raise SystemExit("quality needs --db PATH")

@@ -401,6 +401,10 @@ def subprocess_env(env: Mapping[str, str], cwd: Path) -> dict[str, str]:
     base.update({k: v for k, v in env.items() if k != "PATH"})
     base["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     base["HOME"] = str(cwd)
+    # The built model graph stays where this session's other processes find it.
+    from ingest.embedding.model_cache import default_cache_dir
+
+    base["INGEST_MODEL_CACHE_DIR"] = str(default_cache_dir())
     return base
 
 
