@@ -133,7 +133,11 @@ def measure_one(args: argparse.Namespace) -> None:
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     texts = chunk_texts(args.corpus, args.texts)
     print(f"{len(texts)} chunks of {args.corpus}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    with tempfile.TemporaryDirectory(prefix="embed-bench-") as tmp:
+        return _speed_in(Path(tmp), texts, args)
+
+
+def _speed_in(work: Path, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     (work / "texts.json").write_text(json.dumps(texts))
     results: dict[str, Any] = {"texts": len(texts), "threads": args.threads, "batch": args.batch}
     vectors: dict[str, np.ndarray[Any, Any]] = {}

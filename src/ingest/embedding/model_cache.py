@@ -46,6 +46,10 @@ def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); a cache may be shared by users.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -263,9 +263,9 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     quantised on the fly. Embeddings and LayerNorm stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # The quantiser logs a line per tensor on the root logger; this runs once.
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
+    # The quantiser logs a line per tensor (and advice) straight on the root logger.
+    quiet = _DropRecordsFrom(str(Path(quantize_dynamic.__code__.co_filename).parent))
+    logging.root.addFilter(quiet)
     try:
         quantize_dynamic(
             str(fp32),
@@ -275,4 +275,13 @@ def quantize_int8(fp32: Path, out: Path) -> None:
             op_types_to_quantize=["MatMul"],
         )
     finally:
-        logging.disable(previous)
+        logging.root.removeFilter(quiet)
+
+
+class _DropRecordsFrom(logging.Filter):
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.startswith(self.folder)
