@@ -125,9 +125,21 @@ def measure_one(args: argparse.Namespace) -> None:
         "load_s": load_s,
         "sentences_per_s": len(texts) / wall,
         "cpu_ms_per_sentence": 1000 * cpu / len(texts),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
     print("FIGURES " + json.dumps(figures), flush=True)
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ru_maxrss: Linux keeps that across execve, so
+    a child would report its parent's peak when that was higher."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
@@ -233,7 +245,7 @@ def run_executor(args: argparse.Namespace) -> dict[str, Any]:
 
     for round_ in (1, 2):
         results[f"bare_{round_}"] = timed_run(embedder)
-        batcher = SharedBatcher(embedder, batch_size=args.batch, runners=runners)
+        batcher = SharedBatcher(embedder, batch_size=1, runners=runners)  # as Context builds it
         results[f"executor_{round_}"] = timed_run(batcher)
         batcher.close()
         print(results, flush=True)

@@ -111,9 +111,11 @@ class Context:
         from ingest.embedding.batcher import SharedBatcher, available_cpus
 
         runners = max(1, available_cpus() // self.settings.embedding_threads)
-        return SharedBatcher(
-            embedder, batch_size=self.settings.embedding_batch_size, runners=runners
-        )
+        # ONNX runs one text at a time (faster here); runners taking one text each
+        # never wait for each other. PyTorch gains from batches.
+        onnx = self.settings.embedding_runtime == "onnx"
+        batch_size = 1 if onnx else self.settings.embedding_batch_size
+        return SharedBatcher(embedder, batch_size=batch_size, runners=runners)
 
     @cached_property
     def pipeline(self) -> Pipeline:
