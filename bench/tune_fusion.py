@@ -125,7 +125,7 @@ def rank_all(ctx: Context, queries: dict[str, str], depth: int) -> dict[str, Que
     store, embedder = ctx.store, ctx.embedder
     out = {}
     for qid, text in queries.items():
-        vector = to_blob(embedder.embed([text])[0])
+        vector = to_blob(embedder.embed_queries([text])[0])
         out[qid] = QueryRankings(
             vector=[pk for pk, _ in store.vector_search(embedder.model_id, vector, depth)],
             keyword=[pk for pk, _ in store.keyword_search(text, depth)],

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ingest.context import Context
-from ingest.embedding import Vectors
-from ingest.embedding.local import LocalEmbedder
+from ingest.embedding import Vectors, build_embedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.settings import Settings
 from ingest.store import Store
 from tests.support.postgres import PostgresServer
@@ -19,7 +19,7 @@ from tests.support.postgres import PostgresServer
 class CountingEmbedder:
     """The real embedder, with a count of the texts it was asked to embed."""
 
-    def __init__(self, inner: LocalEmbedder) -> None:
+    def __init__(self, inner: OnnxEmbedder) -> None:
         self.inner = inner
         self.texts_embedded = 0
 
@@ -43,18 +43,25 @@ class CountingEmbedder:
         self.texts_embedded += len(texts)
         return self.inner.embed(texts)
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        self.texts_embedded += len(texts)
+        return self.inner.embed_queries(texts)
+
     def warm_up(self) -> None:
         self.inner.warm_up()  # not counted: no document's text
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> LocalEmbedder:
-    """The offline all-MiniLM-L6-v2, loaded once per test session."""
-    return LocalEmbedder()
+def real_embedder() -> OnnxEmbedder:
+    """The default offline embedder (all-MiniLM-L6-v2 on ONNX Runtime, as a user gets
+    it with no settings), loaded once per test session."""
+    embedder = build_embedder(Settings())
+    assert isinstance(embedder, OnnxEmbedder)
+    return embedder
 
 
 @pytest.fixture
-def embedder(real_embedder: LocalEmbedder) -> CountingEmbedder:
+def embedder(real_embedder: OnnxEmbedder) -> CountingEmbedder:
     return CountingEmbedder(real_embedder)
 
 

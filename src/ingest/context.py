@@ -9,20 +9,16 @@ import threading
 import time
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.embedding import Embedder, build_embedder
 from ingest.errors import ConfigError
-from ingest.ingestion.handlers import INGEST, IngestHandler
-from ingest.ingestion.ingestor import Ingestor
 from ingest.ingestion.maintenance import TASKS, Maintenance
 from ingest.ingestion.submit import Submitter
 from ingest.jobs.doorbell import Doorbell, InProcessDoorbell, RedisDoorbell
 from ingest.jobs.handlers import NOOP, Handler, run_noop
 from ingest.jobs.runtime import Runtime
 from ingest.jobs.worker import Worker
-from ingest.pipeline.chunking import Chunker, load_tokenizer
-from ingest.pipeline.isolation import IsolatedParser
-from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import ParseLimits
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
@@ -30,7 +26,12 @@ from ingest.store import Store
 from ingest.store.ledger import Ledger
 from ingest.vocabulary import Queue
 
-log = logging.getLogger(__name__)
+# The pipeline (parser libraries, the chunker) and the parser pool are imported where
+# they are built: a one-shot `ingest search` or `ingest status` needs none of them.
+if TYPE_CHECKING:
+    from ingest.ingestion.ingestor import Ingestor
+    from ingest.pipeline.isolation import IsolatedParser
+    from ingest.pipeline.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def build_doorbell(settings: Settings) -> Doorbell:
 
 
 def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
+    from ingest.pipeline.chunking import Chunker, load_tokenizer
+    from ingest.pipeline.pipeline import Pipeline
+
     tokenizer_path = Path(settings.tokenizer) if settings.tokenizer else embedder.tokenizer_path
     max_tokens = min(settings.chunk_tokens, embedder.max_tokens)
     chunker = Chunker(
@@ -103,8 +107,22 @@ class Context:
         # or the query would load a second copy of the model.
         with self._embedder_lock:
             if self._built_embedder is None:
-                self._built_embedder = self._embedder or build_embedder(self.settings)
+                self._built_embedder = self._embedder or self._build_embedder()
             return self._built_embedder
+
+    def _build_embedder(self) -> Embedder:
+        embedder = build_embedder(self.settings)
+        if self.settings.embedder != "local":
+            return embedder
+        # The local model: one executor for all of this process's job threads.
+        from ingest.embedding.batcher import SharedBatcher, available_cpus
+
+        runners = max(1, available_cpus() // self.settings.embedding_threads)
+        # ONNX runs one text at a time (faster here); runners taking one text each
+        # never wait for each other. PyTorch gains from batches.
+        onnx = self.settings.embedding_runtime == "onnx"
+        batch_size = 1 if onnx else self.settings.embedding_batch_size
+        return SharedBatcher(embedder, batch_size=batch_size, runners=runners)
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -115,6 +133,8 @@ class Context:
         """Parsing in child processes with time and memory limits, one per job slot."""
         if not self.settings.isolate_parsing:
             return None
+        from ingest.pipeline.isolation import IsolatedParser
+
         s = self.settings
         return IsolatedParser(
             workers=s.concurrency,
@@ -125,6 +145,8 @@ class Context:
 
     @cached_property
     def ingestor(self) -> Ingestor:
+        from ingest.ingestion.ingestor import Ingestor
+
         parser = self.parser
         return Ingestor(
             self.store,
@@ -172,6 +194,8 @@ class Context:
     # --- the job runtime, with this application's job kinds --------------------------
 
     def handlers(self) -> dict[str, Handler]:
+        from ingest.ingestion.handlers import INGEST, IngestHandler
+
         maintenance = Maintenance(self.store, self.settings, lambda: self.embedder.model_id)
         # The ingestor (model, tokenizer, parser pool) is built at the first ingest job.
         ingest = IngestHandler(

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # Embedding
     embedder: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
+    # local: ONNX Runtime (default, no PyTorch) or sentence-transformers (ingest[torch]).
+    embedding_runtime: Literal["onnx", "torch"] = "onnx"
+    embedding_precision: Literal["int8", "fp32"] = "int8"
+    embedding_pooling: Literal["mean", "cls"] | None = None
+    embedding_query_prefix: str | None = None
+    embedding_document_prefix: str | None = None
+    # Built ONNX graphs and weight-hash verdicts. Unset: $XDG_CACHE_HOME/ingest or ~/.cache/ingest.
+    model_cache_dir: Path | None = None
     embedding_batch_size: int = Field(default=8, ge=1)
     embedding_threads: int = Field(default=1, ge=1, le=256)
     embedding_url: str | None = None

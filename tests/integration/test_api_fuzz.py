@@ -30,7 +30,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from ingest.api.app import create_app
 from ingest.context import Context
-from ingest.embedding.local import LocalEmbedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.settings import Settings
 from ingest.store import NewJob, Store
 from ingest.store.access import Access
@@ -66,7 +66,7 @@ def _database_url(backend: str, root: Path, request: pytest.FixtureRequest) -> s
 def fuzz_target(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    real_embedder: LocalEmbedder,
+    real_embedder: OnnxEmbedder,
 ) -> Iterator[FuzzTarget]:
     root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     settings = Settings(

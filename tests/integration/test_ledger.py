@@ -525,3 +525,16 @@ def test_cleanup_keeps_the_bytes_of_jobs_that_can_still_be_retried(ledger: Ledge
         conn.execute(sa.update(staged_files).values(created_at=now - 2 * 86400))
     expired = {path for _, path in staged.to_remove(retention_start)}
     assert expired == {"succeeded", "failed", "dead", "cancelled", "orphan"}
+
+
+def test_unfinished_lists_only_the_jobs_still_moving_with_their_status(ledger: Ledger) -> None:
+    queued, running, cancelled = (submit(ledger) for _ in range(3))
+    update(ledger, running.id, status=JobStatus.RUNNING)
+    ledger.cancel(cancelled.id)
+    ids = [queued.id, running.id, cancelled.id, "no-such-job"]
+    assert ledger.unfinished(ids) == {
+        queued.id: JobStatus.QUEUED,
+        running.id: JobStatus.RUNNING,
+    }
+    many = [submit(ledger).id for _ in range(501)]  # past one IN (...) batch
+    assert set(ledger.unfinished(many)) == set(many)

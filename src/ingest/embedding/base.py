@@ -27,7 +27,11 @@ class Embedder(Protocol):
         """The most tokens one chunk may hold for this model."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        """One row per text, L2-normalised."""
+        """Documents' chunks: one row per text, L2-normalised."""
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Search queries: as embed(), with the model's query prefix where it has one
+        (e5 and bge models embed questions and passages differently)."""
 
     def warm_up(self) -> None:
         """Load what the first embed() would (a local model), so that neither a job's

@@ -19,7 +19,7 @@ from tenacity import (
 )
 
 from ingest.embedding.base import Vectors, normalize
-from ingest.embedding.local import bundled_model_dir
+from ingest.embedding.model_files import bundled_model_dir
 from ingest.errors import EmbeddingError
 
 
@@ -80,6 +80,10 @@ class OpenAIEmbedder:
         # Nothing loads here; a call would only probe the endpoint, which each job
         # does anyway (and whose failures it retries).
         return None
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """The endpoint's model applies its own query handling, if any."""
+        return self.embed(texts)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

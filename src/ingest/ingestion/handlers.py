@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import DocumentRejected
-from ingest.ingestion.ingestor import Ingestor, Prepared
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
 from ingest.store import Store
+
+if TYPE_CHECKING:  # the ingestor pulls in every parser library: built at the first job
+    from ingest.ingestion.ingestor import Ingestor, Prepared
 
 INGEST = "ingest"
 

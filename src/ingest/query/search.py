@@ -68,7 +68,7 @@ class Searcher:
     def _vector_ranking(
         self, query: str, depth: int, collection: str | None, filters: MetadataFilter | None
     ) -> list[tuple[int, float]]:
-        vector = self.embedder.embed([query])[0]
+        vector = self.embedder.embed_queries([query])[0]
         return self.store.vector_search(
             self.embedder.model_id, to_blob(vector), depth, collection=collection, filters=filters
         )

@@ -233,6 +233,20 @@ class Ledger:
             by_key = {job.idempotency_key: job for job in map(to_job, rows)}
         return [by_key[k] for k in keys if k in by_key]
 
+    def unfinished(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """The jobs among `job_ids` not yet terminal, with their status: two small
+        columns of the rows still moving, for a caller that follows a run."""
+        found: dict[str, JobStatus] = {}
+        not_terminal = [s for s in JobStatus if s not in TERMINAL]
+        with read_transaction(self.engine) as conn:
+            for start in range(0, len(job_ids), 500):
+                stmt = sa.select(jobs.c.id, jobs.c.status).where(
+                    jobs.c.id.in_(list(job_ids[start : start + 500])),
+                    jobs.c.status.in_(not_terminal),
+                )
+                found.update({row.id: JobStatus(row.status) for row in conn.execute(stmt)})
+        return found
+
     def list_jobs(
         self,
         *,
