@@ -10,24 +10,29 @@ import pytest
 from semantic_text_splitter import TextSplitter
 from tokenizers import Tokenizer
 
-from ingest.embedding.local import LocalEmbedder
+from ingest.embedding import build_embedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.errors import DocumentRejected
 from ingest.pipeline.chunking import Chunker, load_tokenizer
 from ingest.pipeline.segments import Segment
+from ingest.settings import Settings
 from tests.fixtures_docs import prose
 
 
 @pytest.fixture(scope="module")
-def model() -> LocalEmbedder:
-    return LocalEmbedder()  # reads the folder only: the weights load on first embed
+def model() -> OnnxEmbedder:
+    # The default embedder; it reads the folder only: the model loads on first embed.
+    embedder = build_embedder(Settings())
+    assert isinstance(embedder, OnnxEmbedder)
+    return embedder
 
 
 @pytest.fixture(scope="module")
-def tokenizer(model: LocalEmbedder) -> Tokenizer:
+def tokenizer(model: OnnxEmbedder) -> Tokenizer:
     return load_tokenizer(model.tokenizer_path)
 
 
-def chunker(tokenizer: Tokenizer, model: LocalEmbedder, **options: int) -> Chunker:
+def chunker(tokenizer: Tokenizer, model: OnnxEmbedder, **options: int) -> Chunker:
     return Chunker(tokenizer, max_tokens=model.max_tokens, overlap_tokens=32, **options)
 
 
@@ -38,7 +43,7 @@ def run_without_whitespace(length: int, seed: int) -> str:
 
 
 def test_a_run_without_whitespace_becomes_chunks_the_model_can_read(
-    tokenizer: Tokenizer, model: LocalEmbedder
+    tokenizer: Tokenizer, model: OnnxEmbedder
 ) -> None:
     run = run_without_whitespace(6_000, seed=1)
     text = f"{prose(40, 2)} {run} {prose(40, 3)}"
@@ -58,7 +63,7 @@ def test_a_run_without_whitespace_becomes_chunks_the_model_can_read(
 
 
 def test_a_long_single_line_chunks_as_it_would_in_one_piece(
-    tokenizer: Tokenizer, model: LocalEmbedder
+    tokenizer: Tokenizer, model: OnnxEmbedder
 ) -> None:
     # Longer than the window the chunker works in, so several windows are stitched.
     line = prose(6_000, 4).replace("\n\n", " ")
@@ -75,7 +80,7 @@ def test_a_long_single_line_chunks_as_it_would_in_one_piece(
     assert windows[-1] == (len(line), len(line))
 
 
-def test_too_many_chunks_reject_the_document(tokenizer: Tokenizer, model: LocalEmbedder) -> None:
+def test_too_many_chunks_reject_the_document(tokenizer: Tokenizer, model: OnnxEmbedder) -> None:
     text = run_without_whitespace(2_000_000, seed=5)
     with pytest.raises(DocumentRejected, match="INGEST_MAX_CHUNKS_PER_DOCUMENT"):
         chunker(tokenizer, model, max_chunks=1_000).chunk([Segment(text)])
