@@ -181,3 +181,13 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
     assert len(lines) == 1, proc.stderr
     assert f"{variable}={value!r}" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_metadata_cannot_replace_the_recorded_filename(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    docs = make_corpus(tmp_path / "docs", count=1)
+    refused = run(cli_env, "add", str(docs), "--meta", "filename=forged.txt", check=False)
+    assert refused.returncode == 2
+    assert "filename" in refused.stderr
+    assert "forged.txt" not in run(cli_env, "status", "--json").stdout

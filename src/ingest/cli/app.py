@@ -29,7 +29,7 @@ from ingest.errors import ConfigError, IngestError
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
-from ingest.models import HitOut
+from ingest.models import RESERVED_METADATA_KEYS, HitOut
 from ingest.settings import load_settings
 from ingest.store import Job, Store
 
@@ -79,6 +79,11 @@ def add(
     from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
 
     metadata = parse_pairs(meta, "--meta")
+    if reserved := sorted(RESERVED_METADATA_KEYS & metadata.keys()):
+        raise typer.BadParameter(
+            f"{', '.join(reserved)} is recorded by ingest itself and cannot be set",
+            param_hint="--meta",
+        )
     if remote.server_url():
         remote.add(
             paths,

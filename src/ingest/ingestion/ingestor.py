@@ -121,7 +121,7 @@ class Ingestor:
         """Bring one document up to date, up to the write: what changed, computed."""
         source = source_uri or str(path.resolve())
         name = filename or path.name
-        meta = {"filename": name, **(metadata or {})}
+        meta = {**(metadata or {}), "filename": name}  # ours: a user cannot replace it
         doc_id = document_id_for(collection, source)
         previous = self.store.get_document(doc_id)
         try:
@@ -167,7 +167,7 @@ class Ingestor:
             digest = content_hash(self._read(path))
         except DocumentRejected:
             return False
-        meta = {"filename": path.name, **(metadata or {})}
+        meta = {**(metadata or {}), "filename": path.name}
         return self._same_input(previous, digest) and previous.metadata == meta
 
     def _read(self, path: Path) -> bytes:

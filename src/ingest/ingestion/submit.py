@@ -362,7 +362,7 @@ class Submitter:
         job_id: str | None = None,
     ) -> Job:
         """Document row (queued) + job (+ staged-file record) in the caller's transaction."""
-        meta = {"filename": filename, **(metadata or {})}
+        meta = {**(metadata or {}), "filename": filename}  # ours: a user cannot replace it
         payload = {
             **location,
             "collection": collection,
