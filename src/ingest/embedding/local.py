@@ -111,7 +111,7 @@ class LocalEmbedder:
         # batch takes 20-30x longer (measured); one thread per process degrades gently.
         torch.set_num_threads(self._threads)
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()
         return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
 
     def warm_up(self) -> None:
