@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from ingest.cli.common import err, out, parse_pairs, print_json, run_settings, service_context
 from ingest.cli.health_cmd import health_app
@@ -22,6 +23,9 @@ from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
 from ingest.store import Job, Store
+
+if TYPE_CHECKING:
+    from ingest.cli.follow import IngestionPlan
 
 app = typer.Typer(
     name="ingest",
@@ -50,7 +54,9 @@ def add(
     """Ingest files through the job ledger; unchanged files are skipped at once.
 
     Inline mode (the default) runs the jobs in this process; queue mode stages the
-    files in INGEST_INCOMING_DIR for the workers and follows the jobs."""
+    files in INGEST_INCOMING_DIR for the workers and follows the jobs. Files rejected
+    before and unchanged since are known failures: listed, not tried again. Exit 1
+    when a document failed in this run, else 0."""
     from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
 
     metadata = parse_pairs(meta, "--meta")
@@ -58,7 +64,7 @@ def add(
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
         jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata)
         if no_wait:
-            _print_submitted(jobs, plan.skipped, as_json)
+            _print_submitted(jobs, plan, as_json)
             return
         show_bar = not as_json and err.is_terminal
         report = finish_add(
@@ -67,26 +73,61 @@ def add(
     if as_json:
         print_json(report.as_dict())
     else:
+        _print_known_failures(report.known_failures)
         for error in report.errors:
-            err.print(f"[red]failed[/] {error['source']}: {error['reason']}")
+            err.print(
+                f"[red]failed[/] {escape(error['source'])}: {escape(error['reason'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
         _print_report(report)
+    # Exit 1 only for failures new in this run: a re-run over files rejected before
+    # (and unchanged since) succeeds, and still lists them.
     if report.failed:
         raise typer.Exit(1)
 
 
-def _print_submitted(jobs: list[Job], skipped: list[Path], as_json: bool) -> None:
+def _print_submitted(jobs: list[Job], plan: IngestionPlan, as_json: bool) -> None:
     if as_json:
-        print_json({"jobs": [job_view(j) for j in jobs], "skipped": len(skipped)})
+        print_json(
+            {
+                "jobs": [job_view(j) for j in jobs],
+                "skipped": len(plan.skipped),
+                "known_failures": plan.known_failures,
+            }
+        )
         return
     for job in jobs:
         out.print(job.id)
-    err.print(f"{len(jobs)} job(s) queued, {len(skipped)} file(s) unchanged")
+    _print_known_failures(plan.known_failures)
+    err.print(
+        f"{len(jobs)} job(s) queued, {len(plan.skipped)} file(s) unchanged, "
+        f"{len(plan.known_failures)} known failure(s)",
+        highlight=False,
+    )
+
+
+_KNOWN_FAILURES_SHOWN = 10
+
+
+def _print_known_failures(known: list[dict[str, str]]) -> None:
+    """One line each (the first few): rejected before, not tried again until changed."""
+    for failure in known[:_KNOWN_FAILURES_SHOWN]:
+        err.print(
+            f"[yellow]known failure[/] {escape(failure['source'])}: {escape(failure['reason'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if len(known) > _KNOWN_FAILURES_SHOWN:
+        more = len(known) - _KNOWN_FAILURES_SHOWN
+        err.print(f"... and {more} more known failure(s) (--json lists them all)")
 
 
 def _print_report(report: IngestReport) -> None:
     out.print(
         f"added {report.added}, updated {report.updated}, skipped {report.skipped}, "
-        f"deleted {report.deleted}, failed {report.failed} "
+        f"deleted {report.deleted}, failed {report.failed}, "
+        f"known failures {len(report.known_failures)} "
         f"({report.chunks} chunks written, {report.embedded} embedded)"
     )
 

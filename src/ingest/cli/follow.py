@@ -19,6 +19,7 @@ from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
 from ingest.ingestion.results import FileResult, IngestReport
 from ingest.store import Job
+from ingest.vocabulary import DocumentStatus
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
@@ -29,18 +30,25 @@ class IngestionPlan:
     all_files: list[Path]
     to_submit: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    # {"source", "reason"} of files rejected before and unchanged since.
+    known_failures: list[dict[str, str]] = field(default_factory=list)
 
 
 def plan_ingestion(
     ctx: Context, paths: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
 ) -> IngestionPlan:
-    """Files whose bytes, pipeline and metadata match what is indexed need no job."""
+    """Files whose bytes, pipeline and metadata match what is recorded need no job:
+    skipped when indexed, a known failure when rejected for good before."""
     plan = IngestionPlan(all_files=discover_files(paths))
     for path in plan.all_files:
-        if ctx.ingestor.is_unchanged(path, collection=collection, metadata=metadata):
-            plan.skipped.append(path)
-        else:
+        record = ctx.ingestor.unchanged_record(path, collection=collection, metadata=metadata)
+        if record is None:
             plan.to_submit.append(path)
+        elif record.status == DocumentStatus.FAILED:
+            reason = record.error or "rejected"
+            plan.known_failures.append({"source": record.source_uri, "reason": reason})
+        else:
+            plan.skipped.append(path)
     return plan
 
 
@@ -69,6 +77,7 @@ def finish_add(
     """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone."""
     finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=show_bar)
     report = report_from_jobs(finished, skipped=len(plan.skipped))
+    report.known_failures = list(plan.known_failures)
     if sync:
         seen = {str(p) for p in plan.all_files}
         report.deleted = actions.delete_missing(ctx.store, roots, collection, seen)

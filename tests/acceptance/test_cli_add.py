@@ -1,0 +1,55 @@
+"""`ingest add` as a user runs it again and again: real processes, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.acceptance.test_cli import make_corpus, run, run_json
+from tests.fixtures_docs import make_corrupt_pdf, make_empty
+
+
+def _job_count(env: dict[str, str]) -> int:
+    jobs = run_json(env, "jobs", "list", "--limit", "1000")["jobs"]
+    assert isinstance(jobs, list)
+    return len(jobs)
+
+
+def test_a_rerun_skips_known_failures_until_the_file_changes(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    docs = make_corpus(tmp_path / "docs", count=2)
+    make_corrupt_pdf(docs, "broken.pdf")
+    make_empty(docs, "empty.txt")
+    (docs / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+    first = run(cli_env, "add", str(docs), "--json", check=False)
+    assert first.returncode == 1, first.stderr
+    assert json.loads(first.stdout)["failed"] == 3
+    jobs_after_first = _job_count(cli_env)
+
+    # Nothing changed: no job is queued again, the run succeeds, and says why each
+    # file is still not indexed.
+    second = run(cli_env, "add", str(docs), check=False)
+    assert second.returncode == 0, second.stderr
+    assert "failed 0, known failures 3" in second.stdout
+    for name in ("broken.pdf", "empty.txt", "picture.png"):
+        assert any(
+            line.startswith("known failure") and name in line for line in second.stderr.splitlines()
+        ), second.stderr
+    assert _job_count(cli_env) == jobs_after_first
+
+    report = run_json(cli_env, "add", str(docs))
+    assert (report["skipped"], report["failed"], report["errors"]) == (2, 0, [])
+    known = {Path(k["source"]).name: k["reason"] for k in report["known_failures"]}  # type: ignore[attr-defined]
+    assert set(known) == {"broken.pdf", "empty.txt", "picture.png"}
+    assert "PDF" in known["broken.pdf"]
+
+    # A changed file is tried again, and its failure is new in that run.
+    (docs / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x01" * 64)
+    third = run(cli_env, "add", str(docs), "--json", check=False)
+    assert third.returncode == 1
+    changed = json.loads(third.stdout)
+    assert changed["failed"] == 1
+    assert Path(changed["errors"][0]["source"]).name == "picture.png"
+    assert len(changed["known_failures"]) == 2
