@@ -170,9 +170,13 @@ def search(
             )
             if part
         )
-        out.print(f"[bold]{rank}.[/] {hit.source} [dim]{where} score {hit.score:.4f}[/]")
+        # Escaped: a document's "[text](link)" is not Rich markup.
+        out.print(
+            f"[bold]{rank}.[/] {escape(hit.source)} [dim]{escape(where)} score {hit.score:.4f}[/]"
+        )
         snippet = " ".join(hit.text.split())
-        out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+        cut = f"{snippet[:300]}{'…' if len(snippet) > 300 else ''}"
+        out.print(f"   {escape(cut)}", highlight=False)
 
 
 @app.command()

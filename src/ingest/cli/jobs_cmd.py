@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.cli.common import out, print_json, run_settings, service_context
@@ -43,7 +44,7 @@ def _print_jobs(jobs: list[Job], as_json: bool, *, traceback: bool = False) -> N
             job.status,
             f"{job.progress:.0%}",
             f"{job.attempt}/{job.max_attempts}",
-            (detail or "")[:80],
+            escape((detail or "")[:80]),  # an error or a path is not Rich markup
             job.id,
         )
     out.print(table)
@@ -55,7 +56,11 @@ def list_jobs(
         list[str] | None, typer.Option("--status", help=f"One of {', '.join(STATUSES)}.")
     ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="Only this kind (ingest, maintenance...).")
+        str | None,
+        typer.Option(
+            help="Only this kind or family: ingest, maintenance (all maintenance.* kinds), "
+            "maintenance.integrity..."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -66,7 +71,7 @@ def list_jobs(
             raise typer.BadParameter(f"unknown status {s!r}", param_hint="--status")
     with service_context() as ctx:
         jobs = ctx.ledger.list_jobs(
-            statuses=[JobStatus(s) for s in status or []], kind=kind, limit=limit
+            statuses=[JobStatus(s) for s in status or []], kind_family=kind, limit=limit
         )
     _print_jobs(jobs, as_json)
 
@@ -82,7 +87,7 @@ def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
     view = job_view(job, include_traceback=True)
     for key, value in view.items():
         if key != "stages":
-            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+            out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
     for stage in job.stages:
         took = stage["ended_at"] - stage["started_at"]
         out.print(f"  stage {stage['stage']}: {stage['current']}/{stage['total']} in {took:.2f} s")

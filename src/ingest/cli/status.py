@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.ingestion.maintenance import INTEGRITY
@@ -36,7 +37,8 @@ def print_status(out: Console, report: dict[str, Any]) -> None:
     table.add_row("collections", str(report["collections"]))
     for queue, by_status in sorted(report["jobs"].items()):
         summary = ", ".join(f"{s} {n}" for s, n in sorted(by_status.items()))
-        table.add_row(f"jobs [{queue}]", summary)
+        # Escaped: Rich would take "[ingest]" for markup and print a bare "jobs".
+        table.add_row(escape(f"jobs [{queue}]"), summary)
     table.add_row("workers live", str(report["live_workers"]))
     for w in report["workers"]:
         if w["live"]:
