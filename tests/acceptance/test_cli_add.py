@@ -53,3 +53,25 @@ def test_a_rerun_skips_known_failures_until_the_file_changes(
     assert changed["failed"] == 1
     assert Path(changed["errors"][0]["source"]).name == "picture.png"
     assert len(changed["known_failures"]) == 2
+
+
+def test_priority_orders_the_queue_and_is_range_checked(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "INGEST_CONCURRENCY": "1"}  # one job at a time: the order shows
+    docs = make_corpus(tmp_path / "docs", count=2)
+    low, high = docs / "note0.txt", docs / "note1.txt"
+    queued_low = run_json(env, "add", str(low), "--no-wait", "--priority", "-10")
+    queued_high = run_json(env, "add", str(high), "--no-wait", "--priority", "10")
+    assert [j["priority"] for j in queued_low["jobs"]] == [-10]  # type: ignore[index]
+    assert [j["priority"] for j in queued_high["jobs"]] == [10]  # type: ignore[index]
+
+    report = run_json(env, "add", str(docs))  # follows the two queued jobs
+    assert report["added"] == 2, report
+    jobs = run_json(env, "jobs", "list")["jobs"]
+    started = {j["priority"]: j["started_at"] for j in jobs}  # type: ignore[attr-defined]
+    assert started[10] < started[-10], jobs  # ISO 8601 in UTC sorts as time
+
+    too_high = run(env, "add", str(docs), "--priority", "101", check=False)
+    assert too_high.returncode == 2
+    assert "--priority" in too_high.stderr

@@ -23,6 +23,7 @@ from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
 from ingest.store import Job, Store
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from ingest.cli.follow import IngestionPlan
@@ -49,6 +50,14 @@ def add(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Submit the jobs and print their ids.")
     ] = False,
+    priority: Annotated[
+        int,
+        typer.Option(
+            min=MIN_PRIORITY,
+            max=MAX_PRIORITY,
+            help="Job priority: higher runs first, ahead of older jobs of lower priority.",
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Ingest files through the job ledger; unchanged files are skipped at once.
@@ -62,7 +71,7 @@ def add(
     metadata = parse_pairs(meta, "--meta")
     with service_context() as ctx:
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
-        jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata)
+        jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata, priority=priority)
         if no_wait:
             _print_submitted(jobs, plan, as_json)
             return

@@ -53,12 +53,21 @@ def plan_ingestion(
 
 
 def submit_plan(
-    ctx: Context, plan: IngestionPlan, *, collection: str, metadata: Mapping[str, Any]
+    ctx: Context,
+    plan: IngestionPlan,
+    *,
+    collection: str,
+    metadata: Mapping[str, Any],
+    priority: int = 0,
 ) -> list[Job]:
     """Queue a job per file to (re)ingest; queue mode stages the bytes for the workers."""
     return [
         ctx.submitter.submit_path(
-            path, collection=collection, metadata=metadata, stage=ctx.settings.mode == "queue"
+            path,
+            collection=collection,
+            metadata=metadata,
+            stage=ctx.settings.mode == "queue",
+            priority=priority,
         )
         for path in plan.to_submit
     ]

@@ -13,14 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.errors import FileTooLarge
+from ingest.errors import FileTooLarge, InvalidRequest
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
 from ingest.settings import Settings
 from ingest.store import Job, NewJob, Store, new_job_id
-from ingest.vocabulary import Queue
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def check_priority(priority: int) -> int:
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidRequest(
+            f"priority {priority} is out of range: {MIN_PRIORITY}..{MAX_PRIORITY} "
+            "(higher runs first)"
+        )
+    return priority
 
 
 def sanitize_filename(name: str) -> str:
@@ -122,7 +131,12 @@ class Submitter:
         )
 
     def submit_incoming(
-        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> Job:
         """Queue a file a client already placed in INGEST_INCOMING_DIR. It is the
         client's file, so maintenance never deletes it (no staged-file record)."""
@@ -136,7 +150,7 @@ class Submitter:
             collection,
             metadata,
             None,
-            0,
+            priority,
         )
 
     def submit_staged(
@@ -149,6 +163,7 @@ class Submitter:
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> Job:
         return self._commit(
             {"staged": staged.relative},
@@ -158,7 +173,7 @@ class Submitter:
             collection,
             metadata,
             idempotency_key,
-            0,
+            priority,
             job_id=job_id,
         )
 
@@ -175,6 +190,7 @@ class Submitter:
         *,
         job_id: str | None = None,
     ) -> Job:
+        check_priority(priority)
         meta = {"filename": filename, **(metadata or {})}
         payload = {
             **location,

@@ -17,7 +17,7 @@ from ingest.ingestion.submit import sanitize_filename, stage_stream
 from ingest.jobs.views import iso, job_view
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.store import DocumentRecord, new_job_id
-from ingest.vocabulary import DocumentStatus
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, DocumentStatus
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -123,6 +123,10 @@ def upload_documents(
     files: Annotated[list[UploadFile], File(description="One or more files")],
     collection: Annotated[str, Form(min_length=1, max_length=200)] = "default",
     metadata: Annotated[str | None, Form(description="A JSON object")] = None,
+    priority: Annotated[
+        int,
+        Form(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first (default 0)"),
+    ] = 0,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> UploadAccepted:
     """Stage each file (fsync'd) and queue its ingestion job in the same commit."""
@@ -161,6 +165,7 @@ def upload_documents(
             collection=collection,
             metadata=meta,
             idempotency_key=f"{idempotency_key}:{index}" if idempotency_key else None,
+            priority=priority,
         )
         accepted.append(
             QueuedUpload(

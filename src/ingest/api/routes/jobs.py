@@ -20,7 +20,7 @@ from ingest.errors import FileNotInIncoming, PathNotAllowed
 from ingest.ingestion import actions
 from ingest.jobs.views import job_view
 from ingest.store import Job
-from ingest.vocabulary import JobStatus
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, JobStatus
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -34,6 +34,9 @@ class IngestRequest(BaseModel):
     )
     collection: str = Field(default="default", min_length=1, max_length=200)
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    priority: int = Field(
+        default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first"
+    )
 
 
 class JobAccepted(BaseModel):
@@ -76,7 +79,7 @@ def submit_ingest(
     ensure_capacity(services)
     jobs = [
         services.ctx.submitter.submit_incoming(
-            path, collection=body.collection, metadata=body.metadata
+            path, collection=body.collection, metadata=body.metadata, priority=body.priority
         )
         for path in paths
     ]
