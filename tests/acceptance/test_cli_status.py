@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 from ingest.ingestion.maintenance import CLEANUP_STAGED, INTEGRITY
 from ingest.store import NewJob, Store
 from ingest.vocabulary import Queue
-from tests.acceptance.test_cli import run, run_json
+from tests.acceptance.test_cli import INGEST, run, run_json
 from tests.fixtures_docs import make_md
 
 
@@ -44,3 +46,35 @@ def test_status_names_each_queue_and_jobs_list_takes_a_kind_family(
     # A document's own brackets are text, not terminal markup.
     found = run(cli_env, "search", "escalation list relay", "--k", "1").stdout
     assert "[the escalation list]" in found
+
+
+def _run_in(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*INGEST, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_a_new_empty_database_is_named_and_said_to_be_empty(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Run from a folder with no ingest.db and no DATABASE_URL: the default
+    # ./ingest.db is created there, empty. That must not pass in silence.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in cli_env.items() if k != "DATABASE_URL"}
+    created = elsewhere / "ingest.db"
+
+    status = _run_in(elsewhere, env, "status")
+    assert f"created a new, empty database {created}" in status.stderr
+    assert "holds no documents" in status.stdout
+    assert str(created) in status.stdout
+
+    search = _run_in(elsewhere, env, "search", "rotate the keys", "--json")
+    assert json.loads(search.stdout) == {"results": []}
+    assert "created a new" not in search.stderr  # it exists now
+    assert f"the database {created} holds no documents" in search.stderr
+
+    report = json.loads(_run_in(elsewhere, env, "status", "--json").stdout)
+    assert report["database"] == str(created)

@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from ingest.cli.common import err, out, parse_pairs, print_json, run_settings, service_context
+from ingest.cli.common import (
+    database_label,
+    empty_database_note,
+    err,
+    fail,
+    out,
+    parse_pairs,
+    print_json,
+    run_settings,
+    say_if_created,
+    service_context,
+    sqlite_file_to_create,
+)
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
@@ -158,13 +170,23 @@ def search(
         raise typer.BadParameter("must be hybrid, vector or keyword", param_hint="--mode")
     filters = parse_pairs(filter_, "--filter")
     with service_context() as ctx:
-        hits = ctx.searcher.search(
-            query,
-            k=k,
-            collection=collection,
-            filters=filters,
-            mode=mode,  # type: ignore[arg-type]
+        # An empty database answers nothing: say so rather than load the model to
+        # find it out, and name the database (run from another folder, it is not
+        # the one the user filled).
+        empty = ctx.store.counts()["documents"] == 0
+        hits = (
+            []
+            if empty
+            else ctx.searcher.search(
+                query,
+                k=k,
+                collection=collection,
+                filters=filters,
+                mode=mode,  # type: ignore[arg-type]
+            )
         )
+        if empty:
+            err.print(empty_database_note(ctx.settings), highlight=False, soft_wrap=True)
     if as_json:
         print_json({"results": [h.as_dict() for h in hits]})
         return
@@ -197,16 +219,25 @@ def status(
 
     with service_context() as ctx:
         report = status_report(ctx)
+        report["database"] = database_label(ctx.settings)
+        note = empty_database_note(ctx.settings) if report["documents"] == 0 else None
     if as_json:
         print_json(report)
         return
     print_status(out, report)
+    if note:
+        out.print(note, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (run once per deployment)."""
-    store = Store.from_settings(run_settings(), light=True)
+    settings = run_settings()
+    try:
+        new_file = sqlite_file_to_create(settings)
+    except IngestError as exc:
+        raise fail(str(exc)) from exc
+    store = Store.from_settings(settings, light=True)
     try:
         before, after = store.migrate()
     except IngestError as exc:
@@ -214,6 +245,7 @@ def migrate() -> None:
         raise typer.Exit(2) from exc
     finally:
         store.close()
+    say_if_created(settings, new_file)
     if before == after:
         out.print(f"schema already at revision {after}")
     else:

@@ -6,13 +6,16 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import typer
 from rich.console import Console
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
-from ingest.errors import IngestError
+from ingest.errors import ConfigError, IngestError
 from ingest.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -45,15 +48,67 @@ def run_settings() -> Settings:
         raise fail(str(exc)) from exc
 
 
+def _database_url(settings: Settings) -> URL:
+    try:
+        return make_url(settings.database_url)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL={settings.database_url!r} is not a database URL: use "
+            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def database_label(settings: Settings) -> str:
+    """The database a command uses, as a user would recognise it: the SQLite file's
+    absolute path, or the URL without its password."""
+    url = _database_url(settings)
+    path = _sqlite_file(url)
+    return str(path) if path is not None else url.render_as_string(hide_password=True)
+
+
+def empty_database_note(settings: Settings) -> str:
+    return (
+        f"the database {database_label(settings)} holds no documents: "
+        "`ingest add PATH` adds some, or set DATABASE_URL to the database you meant"
+    )
+
+
+def sqlite_file_to_create(settings: Settings) -> Path | None:
+    """The SQLite file this run will create, if the settings name one that does not
+    exist yet."""
+    path = _sqlite_file(_database_url(settings))
+    return None if path is None or path.exists() else path
+
+
+def say_if_created(settings: Settings, path: Path | None) -> None:
+    """One stderr line when this command created the SQLite file: run from another
+    directory, the default ./ingest.db is a new, empty one, and should not pass silently."""
+    if path is not None and path.exists():
+        err.print(
+            f"created a new, empty database {path} (set DATABASE_URL to use another)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @contextmanager
 def service_context() -> Iterator[Context]:
     """Build the services from this run's settings; IngestErrors become a clean exit 2."""
     from ingest.context import Context  # the wiring: heavy, and not every command needs it
 
+    settings = run_settings()
     try:
-        ctx = Context(run_settings())
+        new_file = sqlite_file_to_create(settings)
+        ctx = Context(settings)
     except IngestError as exc:
         raise fail(str(exc)) from exc
+    say_if_created(settings, new_file)
     try:
         yield ctx
     except IngestError as exc:

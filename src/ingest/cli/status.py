@@ -28,6 +28,7 @@ def status_report(ctx: Context) -> dict[str, Any]:
 
 def print_status(out: Console, report: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
+    table.add_row("database", escape(report["database"]))
     table.add_row("mode", report["mode"])
     table.add_row("documents", str(report["documents"]))
     for name, n in sorted(report["by_status"].items()):
