@@ -75,3 +75,26 @@ def test_priority_orders_the_queue_and_is_range_checked(
     too_high = run(env, "add", str(docs), "--priority", "101", check=False)
     assert too_high.returncode == 2
     assert "--priority" in too_high.stderr
+
+
+def test_without_a_terminal_each_finished_document_gets_a_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Output piped (`ingest add ... 2>&1 | tee log`): no bar can show, so the run
+    # says what it finished as it goes.
+    docs = make_corpus(tmp_path / "docs", count=3)
+    make_corrupt_pdf(docs, "broken.pdf")
+    proc = run(cli_env, "add", str(docs), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    for name in ("note0.txt", "note1.txt", "note2.txt"):
+        assert any(line.startswith("[") and "] added " in line and name in line for line in lines)
+    assert any("] failed " in line and "broken.pdf" in line for line in lines), proc.stderr
+    counters = sorted(line.split("]")[0] for line in lines if line.startswith("["))
+    assert counters == ["[1/4", "[2/4", "[3/4", "[4/4"]
+
+    (docs / "broken.pdf").unlink()
+    (docs / "note3.txt").write_text("The relay restarts at noon on Sundays.")
+    quiet = run(cli_env, "add", str(docs), "--quiet")
+    assert "] added " not in quiet.stderr
+    assert "added 1, updated 0, skipped 3" in quiet.stdout

@@ -70,6 +70,12 @@ def add(
             help="Job priority: higher runs first, ahead of older jobs of lower priority.",
         ),
     ] = 0,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress bar or lines; the summary and failures still print."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Ingest files through the job ledger; unchanged files are skipped at once.
@@ -87,9 +93,17 @@ def add(
         if no_wait:
             _print_submitted(jobs, plan, as_json)
             return
-        show_bar = not as_json and err.is_terminal
+        # A bar on a terminal; without one (a pipe, a log file), a line per document.
+        terminal = err.is_terminal
         report = finish_add(
-            ctx, plan, jobs, paths, collection=collection, sync=sync, show_bar=show_bar
+            ctx,
+            plan,
+            jobs,
+            paths,
+            collection=collection,
+            sync=sync,
+            show_bar=terminal and not as_json and not quiet,
+            show_lines=not terminal and not quiet,
         )
     if as_json:
         print_json(report.as_dict())

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ingest.cli.watch import RunWatcher
 from ingest.context import Context
 from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
@@ -82,9 +83,13 @@ def finish_add(
     collection: str,
     sync: bool,
     show_bar: bool = False,
+    show_lines: bool = False,
 ) -> IngestReport:
-    """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone."""
-    finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=show_bar)
+    """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone.
+    `show_lines`: a line per finished document on stderr (for output without a terminal)."""
+    job_ids = [j.id for j in jobs]
+    with RunWatcher(ctx, job_ids, err, lines=show_lines):
+        finished = follow_jobs(ctx, job_ids, show_bar=show_bar)
     report = report_from_jobs(finished, skipped=len(plan.skipped))
     report.known_failures = list(plan.known_failures)
     if sync:
