@@ -17,6 +17,7 @@ from ingest.cli.common import (
     database_label,
     empty_database_note,
     err,
+    exit_now,
     fail,
     out,
     parse_pairs,
@@ -29,16 +30,17 @@ from ingest.cli.common import (
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.serve_cmd import keys_app, serve
-from ingest.errors import ConfigError, IngestError
+from ingest.errors import ConfigError, IngestError, RunInterrupted
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
 from ingest.store import Job, Store
-from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, JobStatus
 
 if TYPE_CHECKING:
     from ingest.cli.follow import IngestionPlan
+    from ingest.context import Context
 
 app = typer.Typer(
     name="ingest",
@@ -85,6 +87,7 @@ def add(
     before and unchanged since are known failures: listed, not tried again. Exit 1
     when a document failed in this run, else 0."""
     from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
+    from ingest.cli.watch import live_ingest_workers, no_worker_message
 
     metadata = parse_pairs(meta, "--meta")
     with service_context() as ctx:
@@ -92,19 +95,33 @@ def add(
         jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata, priority=priority)
         if no_wait:
             _print_submitted(jobs, plan, as_json)
+            if jobs and ctx.settings.mode == "queue" and not live_ingest_workers(ctx):
+                err.print(no_worker_message(len(jobs)), highlight=False, soft_wrap=True)
             return
         # A bar on a terminal; without one (a pipe, a log file), a line per document.
         terminal = err.is_terminal
-        report = finish_add(
-            ctx,
-            plan,
-            jobs,
-            paths,
-            collection=collection,
-            sync=sync,
-            show_bar=terminal and not as_json and not quiet,
-            show_lines=not terminal and not quiet,
-        )
+        handed_back: list[str] = []
+        try:
+            report = finish_add(
+                ctx,
+                plan,
+                jobs,
+                paths,
+                collection=collection,
+                sync=sync,
+                show_bar=terminal and not as_json and not quiet,
+                show_lines=not terminal and not quiet,
+                warn_no_worker=True,
+            )
+        except (KeyboardInterrupt, RunInterrupted) as stop:
+            if isinstance(stop, RunInterrupted):
+                handed_back = stop.handed_back
+            _say_interrupted(ctx, jobs, handed_back)
+            report = None
+    if report is None:  # Ctrl-C
+        if handed_back:
+            exit_now(130)  # the threads of the handed-back attempts are not waited for
+        raise typer.Exit(130)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -120,6 +137,36 @@ def add(
     # (and unchanged since) succeeds, and still lists them.
     if report.failed:
         raise typer.Exit(1)
+
+
+def _say_interrupted(ctx: Context, jobs: list[Job], handed_back: list[str]) -> None:
+    """Ctrl-C: say where every job of the run stands."""
+    current = ctx.ledger.get_many([j.id for j in jobs])
+    waiting = [j for j in current if not j.is_terminal]
+    finished = f"interrupted: {len(current) - len(waiting)} of {len(jobs)} job(s) finished"
+    if ctx.settings.mode == "inline":
+        err.print(
+            f"{finished}; {len(handed_back)} running job(s) handed back to the queue, "
+            f"{len(waiting)} in all wait queued. `ingest add` with the same paths runs "
+            "them (or `ingest worker`).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sources = {j.id: str(j.payload.get("source_uri", j.id)) for j in current}
+        for job_id in handed_back:
+            err.print(
+                f"  handed back {escape(sources.get(job_id, job_id))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    else:
+        running = sum(j.status == JobStatus.RUNNING for j in waiting)
+        err.print(
+            f"{finished}; the other {len(waiting)} ({running} running) stay in the queue "
+            "for the workers: `ingest jobs list` follows them.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_submitted(jobs: list[Job], plan: IngestionPlan, as_json: bool) -> None:
@@ -163,7 +210,8 @@ def _print_report(report: IngestReport) -> None:
         f"added {report.added}, updated {report.updated}, skipped {report.skipped}, "
         f"deleted {report.deleted}, failed {report.failed}, "
         f"known failures {len(report.known_failures)} "
-        f"({report.chunks} chunks written, {report.embedded} embedded)"
+        f"({report.chunks} chunks written, {report.embedded} embedded)",
+        soft_wrap=True,  # one line in a log file too, not wrapped at 80 columns
     )
 
 

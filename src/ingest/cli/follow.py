@@ -3,6 +3,7 @@ report. `add_paths` is the whole of it, for callers other than the command."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,11 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.cli.watch import RunWatcher
 from ingest.context import Context
+from ingest.errors import RunInterrupted
 from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
 from ingest.ingestion.results import FileResult, IngestReport
-from ingest.store import Job
-from ingest.vocabulary import DocumentStatus
+from ingest.store import Claim, Job
+from ingest.vocabulary import DocumentStatus, JobStatus
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
@@ -84,11 +86,14 @@ def finish_add(
     sync: bool,
     show_bar: bool = False,
     show_lines: bool = False,
+    warn_no_worker: bool = False,
 ) -> IngestReport:
     """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone.
-    `show_lines`: a line per finished document on stderr (for output without a terminal)."""
+    `show_lines`: a line per finished document on stderr (for output without a
+    terminal); `warn_no_worker`: in queue mode, say so while no live worker takes them."""
     job_ids = [j.id for j in jobs]
-    with RunWatcher(ctx, job_ids, err, lines=show_lines):
+    watch_workers = warn_no_worker and ctx.settings.mode == "queue"
+    with RunWatcher(ctx, job_ids, err, lines=show_lines, watch_workers=watch_workers):
         finished = follow_jobs(ctx, job_ids, show_bar=show_bar)
     report = report_from_jobs(finished, skipped=len(plan.skipped))
     report.known_failures = list(plan.known_failures)
@@ -136,11 +141,34 @@ def _inline_worker(ctx: Context) -> Iterator[None]:
     worker = ctx.worker(queues=["ingest"])
     thread = threading.Thread(target=worker.run, name="inline-worker", daemon=True)
     thread.start()
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:
+        # Ctrl-C: the user wants the prompt back now, not after the worker's grace
+        # period (INGEST_SHUTDOWN_GRACE_SECONDS) ends its running jobs.
+        interrupted = True
+        worker.stop()
+        raise RunInterrupted(hand_back_now(ctx, worker.id)) from None
     finally:
         worker.stop()
-        thread.join()
+        if not interrupted:
+            thread.join()
+
+
+def hand_back_now(ctx: Context, worker_id: str) -> list[str]:
+    """Return the jobs this process's worker is running to the queue at once, fenced
+    by their attempt: the abandoned attempts can no longer write anything, and the
+    attempt does not count. Their threads stop at their next checkpoint."""
+    running = ctx.ledger.list_jobs(statuses=[JobStatus.RUNNING], limit=10_000)
+    handed_back = [
+        job.id
+        for job in running
+        if job.lease_owner == worker_id and ctx.ledger.hand_back(Claim(job, worker_id))
+    ]
+    # Those threads will log that their lease was lost: expected now, not news.
+    logging.getLogger("ingest.jobs.worker").setLevel(logging.ERROR)
+    return handed_back
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 On a terminal the progress bar shows the run. Without one (`| tee log`, CI, cron) a
 bar prints nothing, so the watcher prints a line per finished document, and a line
-every so often while nothing finishes, so a long run is never silent.
+every so often while nothing finishes, so a long run is never silent. In queue mode
+it also says, within seconds, when no live worker takes the jobs: else the command
+would wait forever in silence.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ingest.store import Job
-from ingest.vocabulary import JobStatus
+from ingest.store.workers import WorkerInfo
+from ingest.vocabulary import JobStatus, Queue
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -36,6 +39,7 @@ class RunWatcher:
         console: Console,
         *,
         lines: bool,
+        watch_workers: bool = False,
         poll_s: float = POLL_S,
         still_working_every_s: float = STILL_WORKING_EVERY_S,
     ) -> None:
@@ -43,6 +47,8 @@ class RunWatcher:
         self.job_ids = list(job_ids)
         self.console = console
         self.lines = lines
+        self.watch_workers = watch_workers
+        self._worker_seen: bool | None = None  # unknown until the first look
         self.poll_s = poll_s
         self.still_working_every_s = still_working_every_s
         self._reported: set[str] = set()
@@ -52,7 +58,7 @@ class RunWatcher:
 
     @property
     def active(self) -> bool:
-        return self.lines and bool(self.job_ids)
+        return (self.lines or self.watch_workers) and bool(self.job_ids)
 
     def __enter__(self) -> RunWatcher:
         if self.active:
@@ -69,15 +75,29 @@ class RunWatcher:
             return
         self._stop.set()
         self._thread.join()
-        if exc_type is None:
+        if exc_type is None and self.lines:
             self._poll()  # the last documents of the run get their line too
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while True:
             try:
-                self._poll()
+                if self.watch_workers:
+                    self._check_workers()
+                if self.lines:
+                    self._poll()
             except Exception as exc:  # a busy database: say so, try again next tick
                 self._say(f"(could not read the jobs' progress: {exc})")
+            if self._stop.wait(self.poll_s):
+                return
+
+    def _check_workers(self) -> None:
+        """Say when no live worker takes the ingest queue, and when one comes."""
+        live = live_ingest_workers(self.ctx)
+        if live and self._worker_seen is False:
+            self._say(f"worker {live[0].id} is live; following the jobs")
+        elif not live and self._worker_seen is not False:
+            self._say(no_worker_message(len(self.job_ids)))
+        self._worker_seen = bool(live)
 
     def _poll(self) -> None:
         jobs = self.ctx.ledger.get_many(self.job_ids)
@@ -109,3 +129,21 @@ def still_working_line(jobs: Sequence[Job], total: int) -> str:
     job = running[0]
     name = job.payload.get("filename", job.id)
     return f"... {done}/{total} done; running {name}: {job.stage or 'starting'} {job.progress:.0%}"
+
+
+def live_ingest_workers(ctx: Context) -> list[WorkerInfo]:
+    stale_after = ctx.settings.worker_stale_seconds
+    return [
+        w
+        for w in ctx.store.workers.list(stale_after=stale_after)
+        if w.live and Queue.INGEST in w.queues
+    ]
+
+
+def no_worker_message(jobs: int) -> str:
+    return (
+        f"no live worker takes the ingest queue: {jobs} job(s) wait queued. Start one "
+        "where it sees this database, Redis and INGEST_INCOMING_DIR: "
+        "`python -m ingest.worker --queues ingest` (or `ingest worker`). "
+        "Ctrl-C stops waiting (the jobs stay queued); --no-wait does not wait."
+    )
