@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from ingest.ingestion.maintenance import CLEANUP_STAGED, INTEGRITY
+from ingest.ingestion.maintenance import CLEANUP_STAGED, INTEGRITY, TASKS
 from ingest.store import NewJob, Store
 from ingest.vocabulary import Queue
 from tests.acceptance.test_cli import INGEST, run, run_json
@@ -78,3 +78,29 @@ def test_a_new_empty_database_is_named_and_said_to_be_empty(
 
     report = json.loads(_run_in(elsewhere, env, "status", "--json").stdout)
     assert report["database"] == str(created)
+
+
+def test_maintenance_runs_now_and_status_says_when_integrity_was_checked(
+    cli_env: dict[str, str],
+) -> None:
+    # No scheduler runs in CLI-only use: the integrity check runs when asked.
+    assert "not checked yet" in run(cli_env, "status").stdout
+
+    checked = run(cli_env, "maintenance", "run", "integrity")
+    assert "maintenance.integrity succeeded: " in checked.stdout
+    assert "ok yes" in checked.stdout
+
+    report = run_json(cli_env, "status")
+    assert report["integrity"]["ok"] is True  # type: ignore[index]
+    assert isinstance(report["integrity_checked_at"], str)
+    shown = run(cli_env, "status").stdout
+    assert "not checked yet" not in shown
+    assert "min ago" in shown
+
+    everything = run_json(cli_env, "maintenance", "run")["jobs"]
+    assert sorted(j["kind"] for j in everything) == sorted(TASKS)  # type: ignore[attr-defined]
+    assert {j["status"] for j in everything} == {"succeeded"}  # type: ignore[attr-defined]
+
+    unknown = run(cli_env, "maintenance", "run", "vacuum", check=False)
+    assert unknown.returncode == 2
+    assert "no maintenance task 'vacuum'" in unknown.stderr

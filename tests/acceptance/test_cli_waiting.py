@@ -96,3 +96,15 @@ def test_ctrl_c_inline_hands_the_running_job_back_without_waiting_out_the_grace(
         assert store.counts()["chunks"] == 0
     finally:
         db.close()
+
+
+def test_maintenance_run_in_queue_mode_waits_for_a_maintenance_worker_and_says_so(
+    queue_env: dict[str, str], spawn: Spawner
+) -> None:
+    run_maintenance = spawn.ingest(queue_env, "maintenance", "run", "integrity", name="run")
+    _says(run_maintenance, "no live worker takes the maintenance queue")
+    assert "python -m ingest.worker --queues maintenance" in run_maintenance.log_text()
+
+    spawn.worker(queue_env, queues="maintenance")
+    assert run_maintenance.wait(timeout=240) == 0, run_maintenance.log_tail()
+    assert "maintenance.integrity succeeded" in run_maintenance.stdout_text()

@@ -29,6 +29,7 @@ from ingest.cli.common import (
 )
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
+from ingest.cli.maintenance_cmd import maintenance_app
 from ingest.cli.serve_cmd import keys_app, serve
 from ingest.errors import ConfigError, IngestError, RunInterrupted
 from ingest.ingestion.results import IngestReport
@@ -36,11 +37,10 @@ from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
 from ingest.settings import load_settings
 from ingest.store import Job, Store
-from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, JobStatus
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 if TYPE_CHECKING:
     from ingest.cli.follow import IngestionPlan
-    from ingest.context import Context
 
 app = typer.Typer(
     name="ingest",
@@ -87,7 +87,7 @@ def add(
     before and unchanged since are known failures: listed, not tried again. Exit 1
     when a document failed in this run, else 0."""
     from ingest.cli.follow import finish_add, plan_ingestion, submit_plan
-    from ingest.cli.watch import live_ingest_workers, no_worker_message
+    from ingest.cli.watch import live_workers, no_worker_message, say_interrupted
 
     metadata = parse_pairs(meta, "--meta")
     with service_context() as ctx:
@@ -95,8 +95,9 @@ def add(
         jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata, priority=priority)
         if no_wait:
             _print_submitted(jobs, plan, as_json)
-            if jobs and ctx.settings.mode == "queue" and not live_ingest_workers(ctx):
-                err.print(no_worker_message(len(jobs)), highlight=False, soft_wrap=True)
+            if jobs and ctx.settings.mode == "queue" and not live_workers(ctx, Queue.INGEST):
+                message = no_worker_message(len(jobs), Queue.INGEST)
+                err.print(message, highlight=False, soft_wrap=True)
             return
         # A bar on a terminal; without one (a pipe, a log file), a line per document.
         terminal = err.is_terminal
@@ -116,7 +117,7 @@ def add(
         except (KeyboardInterrupt, RunInterrupted) as stop:
             if isinstance(stop, RunInterrupted):
                 handed_back = stop.handed_back
-            _say_interrupted(ctx, jobs, handed_back)
+            say_interrupted(ctx, err, jobs, handed_back, rerun="`ingest add` with the same paths")
             report = None
     if report is None:  # Ctrl-C
         if handed_back:
@@ -137,36 +138,6 @@ def add(
     # (and unchanged since) succeeds, and still lists them.
     if report.failed:
         raise typer.Exit(1)
-
-
-def _say_interrupted(ctx: Context, jobs: list[Job], handed_back: list[str]) -> None:
-    """Ctrl-C: say where every job of the run stands."""
-    current = ctx.ledger.get_many([j.id for j in jobs])
-    waiting = [j for j in current if not j.is_terminal]
-    finished = f"interrupted: {len(current) - len(waiting)} of {len(jobs)} job(s) finished"
-    if ctx.settings.mode == "inline":
-        err.print(
-            f"{finished}; {len(handed_back)} running job(s) handed back to the queue, "
-            f"{len(waiting)} in all wait queued. `ingest add` with the same paths runs "
-            "them (or `ingest worker`).",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sources = {j.id: str(j.payload.get("source_uri", j.id)) for j in current}
-        for job_id in handed_back:
-            err.print(
-                f"  handed back {escape(sources.get(job_id, job_id))}",
-                highlight=False,
-                soft_wrap=True,
-            )
-    else:
-        running = sum(j.status == JobStatus.RUNNING for j in waiting)
-        err.print(
-            f"{finished}; the other {len(waiting)} ({running} running) stay in the queue "
-            "for the workers: `ingest jobs list` follows them.",
-            highlight=False,
-            soft_wrap=True,
-        )
 
 
 def _print_submitted(jobs: list[Job], plan: IngestionPlan, as_json: bool) -> None:
@@ -328,5 +299,6 @@ def main() -> None:
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(health_app, name="health")
+app.add_typer(maintenance_app, name="maintenance")
 app.command()(serve)
 register_processes(app)

@@ -22,7 +22,7 @@ from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
 from ingest.ingestion.results import FileResult, IngestReport
 from ingest.store import Claim, Job
-from ingest.vocabulary import DocumentStatus, JobStatus
+from ingest.vocabulary import DocumentStatus, JobStatus, Queue
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
@@ -133,12 +133,23 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
             time.sleep(_FOLLOW_POLL_S)
 
 
+def wait_for_jobs(ctx: Context, job_ids: Sequence[str], *, queue: str) -> list[Job]:
+    """Wait until every job is terminal, without output; inline mode runs them here,
+    with a worker on `queue` (for `ingest maintenance run`)."""
+    with _inline_worker(ctx, queue=queue):
+        while True:
+            jobs = ctx.ledger.get_many(list(job_ids))
+            if all(j.is_terminal for j in jobs):
+                return jobs
+            time.sleep(_FOLLOW_POLL_S)
+
+
 @contextmanager
-def _inline_worker(ctx: Context) -> Iterator[None]:
+def _inline_worker(ctx: Context, *, queue: str = Queue.INGEST) -> Iterator[None]:
     if ctx.settings.mode != "inline":
         yield
         return
-    worker = ctx.worker(queues=["ingest"])
+    worker = ctx.worker(queues=[queue])
     thread = threading.Thread(target=worker.run, name="inline-worker", daemon=True)
     thread.start()
     interrupted = False

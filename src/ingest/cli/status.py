@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -9,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingest.ingestion.maintenance import INTEGRITY
+from ingest.jobs.views import iso
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -22,6 +24,7 @@ def status_report(ctx: Context) -> dict[str, Any]:
     report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
     integrity = ctx.ledger.latest_succeeded(INTEGRITY)
     report["integrity"] = integrity.result if integrity else None
+    report["integrity_checked_at"] = iso(integrity.finished_at) if integrity else None
     report["mode"] = ctx.settings.mode
     return report
 
@@ -50,7 +53,7 @@ def print_status(out: Console, report: dict[str, Any]) -> None:
             )
     integrity = report["integrity"]
     if integrity is None:
-        table.add_row("integrity", "not checked yet")
+        table.add_row("integrity", f"not checked yet ({_CHECK_NOW})")
     else:
         verdict = "ok" if integrity.get("ok") else "PROBLEMS"
         table.add_row(
@@ -59,4 +62,18 @@ def print_status(out: Console, report: dict[str, Any]) -> None:
             f"{integrity['chunks_without_vectors']} chunks without vectors, "
             f"{integrity['staged_files_missing']} staged files missing",
         )
+        table.add_row("  checked", _when(report["integrity_checked_at"]))
     out.print(table)
+
+
+# Only a scheduler runs the check periodically; CLI-only use runs it by hand.
+_CHECK_NOW = "`ingest maintenance run integrity` checks now"
+
+
+def _when(checked_at: str | None) -> str:
+    if checked_at is None:
+        return "unknown"
+    at = datetime.fromisoformat(checked_at)
+    minutes = int((datetime.now(UTC) - at).total_seconds() // 60)
+    ago = f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"
+    return f"{at:%Y-%m-%d %H:%M} UTC, {ago}"

@@ -40,6 +40,7 @@ class RunWatcher:
         *,
         lines: bool,
         watch_workers: bool = False,
+        queue: str = Queue.INGEST,
         poll_s: float = POLL_S,
         still_working_every_s: float = STILL_WORKING_EVERY_S,
     ) -> None:
@@ -48,6 +49,7 @@ class RunWatcher:
         self.console = console
         self.lines = lines
         self.watch_workers = watch_workers
+        self.queue = queue
         self._worker_seen: bool | None = None  # unknown until the first look
         self.poll_s = poll_s
         self.still_working_every_s = still_working_every_s
@@ -91,12 +93,12 @@ class RunWatcher:
                 return
 
     def _check_workers(self) -> None:
-        """Say when no live worker takes the ingest queue, and when one comes."""
-        live = live_ingest_workers(self.ctx)
+        """Say when no live worker takes the queue, and when one comes."""
+        live = live_workers(self.ctx, self.queue)
         if live and self._worker_seen is False:
             self._say(f"worker {live[0].id} is live; following the jobs")
         elif not live and self._worker_seen is not False:
-            self._say(no_worker_message(len(self.job_ids)))
+            self._say(no_worker_message(len(self.job_ids), self.queue))
         self._worker_seen = bool(live)
 
     def _poll(self) -> None:
@@ -131,19 +133,50 @@ def still_working_line(jobs: Sequence[Job], total: int) -> str:
     return f"... {done}/{total} done; running {name}: {job.stage or 'starting'} {job.progress:.0%}"
 
 
-def live_ingest_workers(ctx: Context) -> list[WorkerInfo]:
+def live_workers(ctx: Context, queue: str) -> list[WorkerInfo]:
     stale_after = ctx.settings.worker_stale_seconds
     return [
-        w
-        for w in ctx.store.workers.list(stale_after=stale_after)
-        if w.live and Queue.INGEST in w.queues
+        w for w in ctx.store.workers.list(stale_after=stale_after) if w.live and queue in w.queues
     ]
 
 
-def no_worker_message(jobs: int) -> str:
+def no_worker_message(jobs: int, queue: str) -> str:
     return (
-        f"no live worker takes the ingest queue: {jobs} job(s) wait queued. Start one "
+        f"no live worker takes the {queue} queue: {jobs} job(s) wait queued. Start one "
         "where it sees this database, Redis and INGEST_INCOMING_DIR: "
-        "`python -m ingest.worker --queues ingest` (or `ingest worker`). "
+        f"`python -m ingest.worker --queues {queue}` (or `ingest worker`). "
         "Ctrl-C stops waiting (the jobs stay queued); --no-wait does not wait."
     )
+
+
+def say_interrupted(
+    ctx: Context, console: Console, jobs: Sequence[Job], handed_back: Sequence[str], *, rerun: str
+) -> None:
+    """Ctrl-C: say where every job of the run stands. `rerun`: what runs them again."""
+    current = ctx.ledger.get_many([j.id for j in jobs])
+    waiting = [j for j in current if not j.is_terminal]
+    finished = f"interrupted: {len(current) - len(waiting)} of {len(jobs)} job(s) finished"
+    if ctx.settings.mode == "inline":
+        console.print(
+            escape(
+                f"{finished}; {len(handed_back)} running job(s) handed back to the queue, "
+                f"{len(waiting)} in all wait queued. {rerun} runs them (or `ingest worker`)."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        sources = {j.id: str(j.payload.get("source_uri", j.kind)) for j in current}
+        for job_id in handed_back:
+            console.print(
+                escape(f"  handed back {sources.get(job_id, job_id)}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+    else:
+        running = sum(j.status == JobStatus.RUNNING for j in waiting)
+        console.print(
+            f"{finished}; the other {len(waiting)} ({running} running) stay in the queue "
+            "for the workers: `ingest jobs list` follows them.",
+            highlight=False,
+            soft_wrap=True,
+        )
