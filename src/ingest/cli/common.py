@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import sys
@@ -135,3 +136,44 @@ def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
         parsed[key] = value
     return parsed
+
+
+def cli_actor() -> str:
+    """Who ran an admin command, for the audit log: `cli:<os user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container's uid with no name
+        return f"cli:uid {os.getuid()}"
+
+
+def audit_cli(
+    ctx: Context, action: str, target: str, *, outcome: str = "success", code: int = 0
+) -> None:
+    """Write an admin action of the CLI to the audit log, as the API does its calls:
+    actor `cli:<os user>`, source `cli`, and the exit code as its status."""
+    from ingest.store.access import Access
+
+    Access(ctx.store.engine).audit(
+        actor=cli_actor(),
+        source_ip="cli",
+        action=action,
+        target=target,
+        outcome=outcome,
+        status_code=code,
+        request_id=None,
+    )
+
+
+@contextmanager
+def audited(ctx: Context, action: str, target: str) -> Iterator[None]:
+    """Audit the action in the block: an error, or a success."""
+    try:
+        yield
+    except IngestError:
+        audit_cli(ctx, action, target, outcome="error", code=2)
+        raise
+    except typer.Exit as exc:
+        outcome = "error" if exc.exit_code else "success"
+        audit_cli(ctx, action, target, outcome=outcome, code=exc.exit_code)
+        raise
+    audit_cli(ctx, action, target)

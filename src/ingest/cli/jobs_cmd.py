@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.cli.common import out, print_json, run_settings, service_context
+from ingest.cli.common import audited, out, print_json, run_settings, service_context
 from ingest.errors import ConfigError
 from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
@@ -96,7 +96,7 @@ def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
 @jobs_app.command()
 def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Cancel: a queued job at once, a running one at its next checkpoint."""
-    with service_context() as ctx:
+    with service_context() as ctx, audited(ctx, "jobs cancel", job_id):
         job = actions.cancel_job(ctx.store, job_id)
     _print_jobs([job], as_json)
 
@@ -104,7 +104,7 @@ def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
 @jobs_app.command()
 def retry(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-queue a failed, dead or cancelled job for a fresh set of attempts."""
-    with service_context() as ctx:
+    with service_context() as ctx, audited(ctx, "jobs retry", job_id):
         job = actions.retry_job(ctx.store, ctx.settings, ctx.doorbell, job_id)
     _print_jobs([job], as_json)
 
