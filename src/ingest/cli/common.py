@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 import typer
 from rich.console import Console
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
-from ingest.errors import ConfigError, IngestError
+from ingest.errors import IngestError
 from ingest.settings import Settings, load_settings
+from ingest.store.engine import describe_database, sqlite_file_of
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -59,28 +58,10 @@ def run_settings() -> Settings:
         raise fail(str(exc)) from exc
 
 
-def _database_url(settings: Settings) -> URL:
-    try:
-        return make_url(settings.database_url)
-    except ArgumentError:
-        raise ConfigError(
-            f"DATABASE_URL={settings.database_url!r} is not a database URL: use "
-            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
-        ) from None
-
-
-def _sqlite_file(url: URL) -> Path | None:
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database).expanduser().resolve()
-
-
 def database_label(settings: Settings) -> str:
     """The database a command uses, as a user would recognise it: the SQLite file's
     absolute path, or the URL without its password."""
-    url = _database_url(settings)
-    path = _sqlite_file(url)
-    return str(path) if path is not None else url.render_as_string(hide_password=True)
+    return describe_database(settings.database_url)
 
 
 def empty_database_note(settings: Settings) -> str:
@@ -93,7 +74,7 @@ def empty_database_note(settings: Settings) -> str:
 def sqlite_file_to_create(settings: Settings) -> Path | None:
     """The SQLite file this run will create, if the settings name one that does not
     exist yet."""
-    path = _sqlite_file(_database_url(settings))
+    path = sqlite_file_of(settings.database_url)
     return None if path is None or path.exists() else path
 
 
