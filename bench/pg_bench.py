@@ -180,7 +180,9 @@ def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200)
         # Indexes are built once after the load, as a bulk import would do.
         conn.execute("DROP INDEX IF EXISTS ix_vectors_hnsw_384")
         conn.execute("DROP INDEX IF EXISTS ix_chunks_tsv")
-        conn.execute("INSERT INTO collections(name, created_at) VALUES ('scale', now())")
+        conn.execute(
+            "INSERT INTO collections(name, created_at) VALUES ('scale', extract(epoch FROM now()))"
+        )
         cid = conn.execute("SELECT id FROM collections WHERE name='scale'").fetchone()[0]  # type: ignore[index]
         words = " ".join(TOPICS).split()
         with conn.cursor().copy(
@@ -196,8 +198,8 @@ def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200)
                         "ready",
                         "{}",
                         50,
-                        "2026-01-01",
-                        "2026-01-01",
+                        "1767225600",  # 2026-01-01, epoch seconds
+                        "1767225600",  # 2026-01-01, epoch seconds
                     )
                 )
         with conn.cursor().copy(
@@ -217,7 +219,7 @@ def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200)
                 literals = io.StringIO()
                 np.savetxt(literals, vecs, fmt="%.5f", delimiter=",")
                 for j, literal in enumerate(literals.getvalue().splitlines()):
-                    copy.write(f"{model}\th{start + j:063d}\t{dim}\t[{literal}]\t2026-01-01\n")
+                    copy.write(f"{model}\th{start + j:063d}\t{dim}\t[{literal}]\t1767225600\n")
         conn.commit()
         started = time.perf_counter()
         conn.execute("CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)")
@@ -282,14 +284,17 @@ def keywords(args: argparse.Namespace) -> None:
         url = server.create_database()
         migrated(url)
         with psycopg.connect(url.replace("+psycopg", "")) as conn:
-            conn.execute("INSERT INTO collections(name, created_at) VALUES ('beir', now())")
+            conn.execute(
+                "INSERT INTO collections(name, created_at) "
+                "VALUES ('beir', extract(epoch FROM now()))"
+            )
             cid = conn.execute("SELECT id FROM collections").fetchone()[0]  # type: ignore[index]
             with conn.cursor().copy(
                 "COPY documents (id, collection_id, source_uri, status, metadata, chunk_count,"
                 " created_at, updated_at) FROM STDIN"
             ) as copy:
                 for i, doc in enumerate(corpus):
-                    day = "2026-01-01"
+                    day = "1767225600"  # 2026-01-01, epoch seconds
                     copy.write_row((f"d{i:031d}", cid, doc.id, "ready", "{}", 1, day, day))
             with conn.cursor().copy(
                 "COPY chunks (id, document_id, ordinal, text, text_hash, token_count) FROM STDIN"

@@ -52,13 +52,18 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
         load_tokenizer(tokenizer_path),
         max_tokens=max_tokens,
         overlap_tokens=min(settings.chunk_overlap_tokens, max_tokens // 2),
+        max_chunks=settings.max_chunks_per_document,
     )
     return Pipeline(
         embedder=embedder,
         chunker=chunker,
-        limits=ParseLimits(max_text_chars=settings.max_text_chars),
+        limits=parse_limits(settings),
         max_file_bytes=settings.max_file_bytes,
     )
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    return ParseLimits(max_text_chars=settings.max_text_chars, max_pages=settings.max_pages)
 
 
 class Context:
@@ -113,7 +118,7 @@ class Context:
             workers=s.concurrency,
             timeout_s=s.parse_timeout_seconds,
             memory_mb=s.parse_memory_mb,
-            limits=ParseLimits(max_text_chars=s.max_text_chars),
+            limits=parse_limits(s),
         )
 
     @cached_property

@@ -14,41 +14,8 @@ class ConfigError(IngestError):
     """A setting is missing, contradictory or points at something unusable."""
 
 
-# --- requests: what a caller asked for cannot be done -----------------------
-
-
 class NotFound(IngestError):
     """The requested record (job, document, key) does not exist."""
-
-
-class Conflict(IngestError):
-    """The record exists but is in a state that does not allow the action."""
-
-
-class JobFinished(Conflict):
-    """Cancelling a job that already ended."""
-
-
-class JobNotRetryable(Conflict):
-    """Retrying a job that is queued, running or succeeded."""
-
-
-class QueueFull(IngestError):
-    """More than INGEST_MAX_QUEUED jobs are waiting: back off and try again."""
-
-    retry_after_s = 30
-
-
-class InvalidRequest(IngestError):
-    """A value a caller sent is not acceptable (a path, a role, a metadata value)."""
-
-
-class PathNotAllowed(InvalidRequest):
-    """A client path that is absolute or resolves outside INGEST_INCOMING_DIR."""
-
-
-class FileNotInIncoming(NotFound):
-    """A client path that names no file inside INGEST_INCOMING_DIR."""
 
 
 # --- pipeline ---------------------------------------------------------------
@@ -154,3 +121,52 @@ class RunInterrupted(IngestError):
 
 class QueryError(IngestError):
     """A search request was invalid."""
+
+
+# --- requests: what a caller asked for cannot be done as asked ----------------
+
+
+class InvalidInput(IngestError):
+    """A value the caller sent breaks a rule the schema cannot express (a NUL
+    character, a non-finite number, metadata nested too deep...)."""
+
+    def __init__(self, message: str, *, field: str = "", location: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+        self.location = location
+
+
+class TooManyFiles(IngestError):
+    """An upload names more files than INGEST_MAX_FILES_PER_UPLOAD."""
+
+
+class PathNotAllowed(IngestError):
+    """A client path that is not a plain relative path inside INGEST_INCOMING_DIR."""
+
+
+class IncomingFileNotFound(NotFound):
+    """A relative path inside INGEST_INCOMING_DIR names no readable file."""
+
+
+class Conflict(IngestError):
+    """The request conflicts with the current state of a record."""
+
+
+class JobFinished(Conflict):
+    """Cancelling a job that already reached a terminal state."""
+
+
+class JobNotRetryable(Conflict):
+    """Retrying a job that is neither failed, dead nor cancelled."""
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key already used for a request with a different body."""
+
+
+class QueueFull(IngestError):
+    """Backpressure: INGEST_MAX_QUEUED jobs are already waiting."""
+
+    def __init__(self, message: str, *, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

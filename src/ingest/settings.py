@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # Input bounds
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_text_chars: int = Field(default=20_000_000, ge=1)
+    # 5,000 dense pages hold about the 20 M characters above; past it pages are sparse
+    # (a 16 MB PDF can hold 100,000 blank ones), each a chunk to embed.
+    max_pages: int = Field(default=5_000, ge=1)
+    # Prose within the text limit makes ~25,000 chunks; this bounds what pathological
+    # splitting makes (a run without spaces is one chunk per 100 characters).
+    max_chunks_per_document: int = Field(default=50_000, ge=1)
 
     # Chunking
     chunk_tokens: int = Field(default=254, ge=16)

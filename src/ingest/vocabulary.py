@@ -37,6 +37,10 @@ RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.DEAD, JobStatus.CANCELLED})
 WROTE_OUTCOME = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD})
 
 
+# The error type of a job whose input was refused (bad input: never retried).
+REJECTED = "rejected"
+
+
 class DocumentStatus(StrEnum):
     QUEUED = "queued"
     READY = "ready"

@@ -194,7 +194,7 @@ def test_queue_mode_upload_follow_events_search_and_chat(
     env = {**queue_env, "INGEST_RATE_LIMIT": UNLIMITED}
     docs = tmp_path / "docs"
     # The distinctive document is uploaded first, so it is among the first jobs claimed
-    # and still running while the worker loads the model: its stream shows "running".
+    # and still running while the worker starts its parser pool: its stream shows "running".
     special = make_md(docs, "axolotls.md", f"# Axolotl care\n\n{AXOLOTL}\n\n{prose(60, 999)}")
     paths = [special] + [
         make_txt(docs, f"note{i:02}.txt", prose(120, i))
@@ -535,7 +535,7 @@ def test_inline_server_paused_past_its_lease_keeps_its_jobs(
         api.close()
     assert all(j["attempt"] == 1 for j in finished.values()), finished
     assert db.store.counts()["by_status"] == {"ready": 2}
-    assert db.store.duplicate_chunk_count() == 0
+    assert duplicate_chunk_count(db.store) == 0
     log = server.log_text()
     assert "stopped responding" not in log
     assert "expired leases" not in log

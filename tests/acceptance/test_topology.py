@@ -201,8 +201,16 @@ def test_topology_survives_chaos(
     apis = [(spawn.serve(env, port), port) for port in ports]
     workers = [spawn.worker(env, queues="ingest,maintenance", concurrency=2) for _ in range(3)]
     schedulers = [spawn.ingest(env, "scheduler", name="scheduler") for _ in range(2)]
+    # As an orchestrator would: traffic once each API is ready (its model loaded), and
+    # chaos once the workers have loaded theirs, so that kills hit running jobs.
     for proc, port in apis:
-        wait_http_ok(f"http://127.0.0.1:{port}/health/live", 60, alive=[proc])
+        wait_http_ok(f"http://127.0.0.1:{port}/health/ready", 180, alive=[proc])
+    wait_until(
+        lambda: all("embedder ready" in w.log_text() for w in workers),
+        180,
+        message="the workers to load their model",
+        alive=workers,
+    )
 
     ledger = store.jobs
     stop = threading.Event()

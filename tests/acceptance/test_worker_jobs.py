@@ -346,7 +346,7 @@ def test_soft_time_limit_fails_the_job_and_the_worker_goes_on(
 ) -> None:
     # The limit must let the first job get through its cold start (the parser pool
     # spawns in ~2 s) to the embedding, and be far shorter than embedding the whole
-    # document (~20 s here, and with the model load more than 8 s on any machine).
+    # document (~20 s here; the model loads before the first claim, outside the job).
     env = {**queue_env, "INGEST_JOB_SOFT_TIMEOUT_SECONDS": "8"}
     docs = tmp_path / "docs"
     slow = submit_one(env, make_txt(docs, "large.txt", prose(2 * LARGE_DOC_WORDS, 21)))

@@ -8,29 +8,28 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import SecretStr
 
-from ingest.api.app import create_app
-from ingest.context import Context
 from ingest.settings import Settings
-from ingest.store.access import Access
-from ingest.store.ledger import NewJob
+from ingest.store import NewJob
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_md, make_pdf, make_txt
+from tests.support.api import (
+    TERMINAL,
+    Api,
+    api_settings,
+    assert_problem,
+    read_sse,
+    running_api,
+)
 from tests.support.fake_openai import API_KEY, FakeOpenAI
 from tests.support.processes import RedisServer
-from tests.support.sse import sse_events
 
-PROBLEM = "urn:ingest:problem:"
-TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
 HIT_KEYS = {
     "document_id",
     "chunk_id",
@@ -57,94 +56,10 @@ ONBOARDING = (
 )
 
 
-@dataclass
-class Api:
-    client: TestClient
-    ctx: Context
-    keys: dict[str, str]
-
-    def auth(self, role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
-
-    def get(self, url: str, role: str = "admin", **kwargs: Any) -> Response:
-        return self.client.get(url, headers=self.auth(role), **kwargs)
-
-    def post(self, url: str, role: str = "admin", **kwargs: Any) -> Response:
-        return self.client.post(url, headers=self.auth(role), **kwargs)
-
-    def delete(self, url: str, role: str = "admin") -> Response:
-        return self.client.delete(url, headers=self.auth(role))
-
-    def upload(
-        self,
-        paths: list[Path],
-        *,
-        collection: str = "handbook",
-        metadata: dict[str, Any] | None = None,
-        role: str = "editor",
-    ) -> Response:
-        files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
-        data = {"collection": collection, "metadata": json.dumps(metadata or {})}
-        return self.post("/api/v1/documents", role, files=files, data=data)
-
-    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Poll GET /api/v1/jobs/{id} until the job is terminal, within a deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = self.get(f"/api/v1/jobs/{job_id}")
-            assert response.status_code == 200, response.text
-            job: dict[str, Any] = response.json()
-            if job["status"] in TERMINAL:
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-            time.sleep(0.05)  # the poll interval of a deadline-bounded poll
-
-
-def wait_warm(ctx: Context, timeout: float = 120) -> None:
-    """Until the app's warm-up has the model loaded, /health/ready says "loading"."""
-    deadline = time.monotonic() + timeout
-    while not ctx.embedder_ready:
-        assert ctx.warm_up_error is None, ctx.warm_up_error
-        assert time.monotonic() < deadline, "the embedder never warmed up"
-        time.sleep(0.02)  # the poll interval of a deadline-bounded poll
-
-
-@contextmanager
-def running_api(settings: Settings, embedder: CountingEmbedder) -> Iterator[Api]:
-    ctx = Context(settings, embedder=embedder)
-    try:
-        access = Access(ctx.store.engine)
-        keys = {role: access.create_key(role)[0] for role in ("admin", "editor", "viewer")}
-        with TestClient(create_app(settings, context=ctx)) as client:
-            wait_warm(ctx)
-            yield Api(client, ctx, keys)
-    finally:
-        ctx.close()
-
-
-def _settings(settings: Settings, **changes: Any) -> Settings:
-    # Parsing in the worker thread keeps the suite fast; isolation has its own tests.
-    return settings.model_copy(update={"isolate_parsing": False, **changes})
-
-
 @pytest.fixture
 def api(settings: Settings, embedder: CountingEmbedder) -> Iterator[Api]:
-    with running_api(_settings(settings), embedder) as running:
+    with running_api(api_settings(settings), embedder) as running:
         yield running
-
-
-def assert_problem(response: Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"] == PROBLEM + slug, body
-    assert body["status"] == status
-    assert body["title"]
-    return body
-
-
-def read_sse(response: Response) -> list[tuple[str, str]]:
-    return list(sse_events(response))
 
 
 # --- documents: upload, poll, list, read, search, delete ---------------------------------
@@ -438,7 +353,7 @@ def test_chat_remembers_in_redis_and_still_answers_while_redis_is_down(
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     try:
-        with running_api(_settings(settings, redis_url=redis.url), embedder) as api:
+        with running_api(api_settings(settings, redis_url=redis.url), embedder) as api:
             queued = api.upload([make_txt(tmp_path / "src", "keys.txt", KEYS_ROTATION)])
             [job] = queued.json()["jobs"]
             assert api.wait_job(job["job_id"])["status"] == "succeeded"
@@ -469,7 +384,7 @@ def test_chat_streams_an_llm_answer_through_an_openai_compatible_endpoint(
 ) -> None:
     llm = FakeOpenAI()
     try:
-        configured = _settings(
+        configured = api_settings(
             settings, llm_url=llm.url, llm_model="fake-chat", llm_api_key=SecretStr(API_KEY)
         )
         with running_api(configured, embedder) as api:
@@ -564,7 +479,7 @@ def test_authentication_roles_and_audit_log(api: Api, tmp_path: Path) -> None:
 
 
 def test_rate_limit_per_key(settings: Settings, embedder: CountingEmbedder) -> None:
-    with running_api(_settings(settings, rate_limit="5/minute"), embedder) as api:
+    with running_api(api_settings(settings, rate_limit="5/minute"), embedder) as api:
         for _ in range(5):
             assert api.get("/api/v1/documents", "viewer").status_code == 200
         limited = api.get("/api/v1/documents", "viewer")
@@ -579,7 +494,7 @@ def test_rate_limit_per_key(settings: Settings, embedder: CountingEmbedder) -> N
 def test_backpressure_when_the_queue_is_full(
     settings: Settings, embedder: CountingEmbedder, tmp_path: Path
 ) -> None:
-    with running_api(_settings(settings, max_queued=1), embedder) as api:
+    with running_api(api_settings(settings, max_queued=1), embedder) as api:
         api.ctx.ledger.submit(NewJob(kind="noop", payload={}, not_before=time.time() + 3600))
         doc = make_txt(tmp_path / "src", "a.txt", ONBOARDING)
         full = api.upload([doc])
@@ -595,7 +510,7 @@ def test_backpressure_when_the_queue_is_full(
 
 
 def test_upload_size_and_type_checks(settings: Settings, embedder: CountingEmbedder) -> None:
-    with running_api(_settings(settings, max_upload_bytes=1000), embedder) as api:
+    with running_api(api_settings(settings, max_upload_bytes=1000), embedder) as api:
 
         def upload(name: str, content: bytes) -> Response:
             files = {"files": (name, content, "application/octet-stream")}
@@ -709,7 +624,7 @@ def _closed_port() -> int:
 def test_health_ready_fails_in_queue_mode_without_redis(
     settings: Settings, embedder: CountingEmbedder
 ) -> None:
-    queue = _settings(settings, mode="queue", redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    queue = api_settings(settings, mode="queue", redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
     with running_api(queue, embedder) as api:
         assert api.client.get("/health/live").status_code == 200
         ready = api.client.get("/health/ready")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
-from tests.integration.test_api import _settings, assert_problem, running_api
+from tests.support.api import api_settings, assert_problem, running_api
 
 
 def test_a_bad_key_is_limited_without_locking_out_good_keys(
     settings: Settings, embedder: CountingEmbedder
 ) -> None:
-    limited = _settings(settings, auth_failure_rate_limit="3/minute")
+    limited = api_settings(settings, auth_failure_rate_limit="3/minute")
     with running_api(limited, embedder) as api:
         client = api.client
         stuck = {"Authorization": "Bearer ingk_revokedkey_0123456789"}

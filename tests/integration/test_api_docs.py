@@ -6,13 +6,13 @@ import re
 
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
-from tests.integration.test_api import _settings, running_api
+from tests.support.api import api_settings, running_api
 
 
 def test_docs_page_and_its_assets_are_served_locally_and_root_leads_there(
     settings: Settings, embedder: CountingEmbedder
 ) -> None:
-    with running_api(_settings(settings), embedder) as api:
+    with running_api(api_settings(settings), embedder) as api:
         client = api.client
         page = client.get("/api/v1/docs")
         assert page.status_code == 200

@@ -8,13 +8,13 @@ from pathlib import Path
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_txt
-from tests.integration.test_api import _settings, assert_problem, running_api
+from tests.support.api import api_settings, assert_problem, running_api
 
 
 def test_uploads_and_ingest_by_path_take_a_priority(
     settings: Settings, embedder: CountingEmbedder, tmp_path: Path
 ) -> None:
-    with running_api(_settings(settings), embedder) as api:
+    with running_api(api_settings(settings), embedder) as api:
         doc = make_txt(tmp_path / "src", "a.txt", "Backups are copied to cold storage.")
         files = [("files", (doc.name, doc.read_bytes(), "text/plain"))]
 

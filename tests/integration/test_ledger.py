@@ -239,6 +239,40 @@ def test_reaping_requeues_an_expired_job_and_counts_the_attempt(ledger: Ledger) 
     assert again.attempt == c.attempt + 1 == 2
 
 
+def test_a_reaper_spares_the_attempts_its_own_worker_is_running(ledger: Ledger) -> None:
+    """A worker knows its running attempts are alive, however late their renewal:
+    its reaper leaves them, and still requeues another worker's lapsed job."""
+    mine_job, theirs_job = submit(ledger), submit(ledger)
+    mine = claim(ledger, owner="w1")
+    claim(ledger, owner="w2")
+    assert mine.job.id == mine_job.id
+    expire(ledger, mine_job.id)
+    expire(ledger, theirs_job.id)
+
+    assert ledger.reap_expired(spare=[mine]) == [theirs_job.id]
+    assert get(ledger, mine_job.id).status == "running"
+
+    lost = ledger.renew_leases([mine], LEASE)  # the late renewal still holds
+    assert lost == []
+    renewed = get(ledger, mine_job.id).lease_expires_at
+    assert renewed is not None
+    assert renewed > time.time() + LEASE / 2
+    assert ledger.reap_expired() == []
+
+
+def test_renewing_reports_the_leases_that_were_lost(ledger: Ledger) -> None:
+    kept_job, lost_job = submit(ledger), submit(ledger)
+    kept = claim(ledger)
+    lost = claim(ledger)
+    assert (kept.job.id, lost.job.id) == (kept_job.id, lost_job.id)
+    expire(ledger, lost_job.id)
+    assert ledger.reap_expired() == [lost_job.id]
+
+    assert ledger.renew_leases([kept, lost], LEASE) == [lost]
+    assert get(ledger, kept_job.id).status == "running"
+    assert get(ledger, lost_job.id).status == "queued"  # the lost one is not revived
+
+
 def test_a_job_is_dead_after_its_last_attempt_expires(ledger: Ledger) -> None:
     job = submit(ledger, max_attempts=2)
     for attempt in (1, 2):

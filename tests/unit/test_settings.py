@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.errors import ConfigError
 from ingest.settings import Settings, load_settings
 
 
@@ -34,7 +35,7 @@ def test_user_facing_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_invalid_values_are_rejected_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_MODE", "cluster")
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ConfigError, match="INGEST_MODE='cluster': must be one of"):
         load_settings()
 
 

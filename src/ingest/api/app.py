@@ -19,7 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 from ingest import __version__
 from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from ingest.api.problems import install_problem_handlers
+from ingest.api.problems import install_openapi, install_problem_handlers
 from ingest.api.ratelimit import RateLimits
 from ingest.api.routes import admin, documents, jobs, query
 from ingest.api.services import Services
@@ -27,7 +27,6 @@ from ingest.context import Context
 from ingest.jobs.scheduler import Scheduler
 from ingest.query.memory import ConversationMemory, RedisMemory, SqlMemory
 from ingest.settings import Settings, load_settings
-from ingest.store.access import Access
 
 log = logging.getLogger(__name__)
 _JSON_BODY_LIMIT = 1024 * 1024
@@ -38,12 +37,12 @@ def build_services(ctx: Context) -> Services:
     memory: ConversationMemory = (
         RedisMemory(s.redis_url, s.chat_history_messages)
         if s.redis_url
-        else SqlMemory(Access(ctx.store.engine), s.chat_history_messages)
+        else SqlMemory(ctx.store.access, s.chat_history_messages)
     )
     registry, latency = build_registry(ctx)
     return Services(
         ctx=ctx,
-        access=Access(ctx.store.engine),
+        access=ctx.store.access,
         rate_limits=RateLimits(
             per_key=s.rate_limit, auth_failures=s.auth_failure_rate_limit, redis_url=s.redis_url
         ),
@@ -156,6 +155,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     install_problem_handlers(app)
     for router in (documents.router, jobs.router, query.router, admin.router):
         app.include_router(router)
+    install_openapi(app)
     serve_docs_offline(app)
 
     def upload_limit(scope: Scope) -> int:

@@ -95,10 +95,11 @@ def _audit(services: Any, scope: Scope, route: str, status: int, request_id: str
         actor = f"unknown key {failed_key}"
     try:
         services.access.audit(
-            actor=actor,
+            actor=actor.replace("\x00", "\ufffd")[:200] if actor else None,
             source_ip=client[0] if client else None,
             action=f"{scope['method']} {route}",
-            target=target or None,
+            # A refused request's path may hold a NUL, which PostgreSQL cannot store.
+            target=target.replace("\x00", "\ufffd") if target else None,
             outcome=outcome,
             status_code=status,
             request_id=request_id,

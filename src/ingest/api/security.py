@@ -3,7 +3,11 @@
 Keys arrive as `Authorization: Bearer KEY` (or `X-API-Key: KEY`). No key or an
 unknown key is 401; a known key without the needed role is 403. Failed attempts are
 limited per (key prefix, client IP): a valid key is never refused because another
-key failed from the same address."""
+key failed from the same address.
+
+These answers stay HTTP-level `ApiProblem`s rather than domain errors: credentials,
+roles and rate limits exist only at this transport (the CLI has none of them), and
+their answers carry HTTP headers (WWW-Authenticate, Retry-After)."""
 
 from __future__ import annotations
 
@@ -99,6 +103,8 @@ def require(role: str) -> Callable[..., Principal]:
             )
         return principal
 
+    # Read by the OpenAPI document (x-required-role) and the route auth test.
+    dependency.required_role = role  # type: ignore[attr-defined]
     return dependency
 
 

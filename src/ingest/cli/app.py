@@ -35,6 +35,7 @@ from ingest.errors import ConfigError, IngestError, RunInterrupted
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
 from ingest.logs import configure_logging
+from ingest.models import HitOut
 from ingest.settings import load_settings
 from ingest.store import Job, Store
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
@@ -221,7 +222,7 @@ def search(
         if empty:
             err.print(empty_database_note(ctx.settings), highlight=False, soft_wrap=True)
     if as_json:
-        print_json({"results": [h.as_dict() for h in hits]})
+        print_json({"results": [HitOut.from_hit(h).model_dump(mode="json") for h in hits]})
         return
     if not hits:
         out.print("no results")

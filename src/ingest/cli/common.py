@@ -132,9 +132,7 @@ def audit_cli(
 ) -> None:
     """Write an admin action of the CLI to the audit log, as the API does its calls:
     actor `cli:<os user>`, source `cli`, and the exit code as its status."""
-    from ingest.store.access import Access
-
-    Access(ctx.store.engine).audit(
+    ctx.store.access.audit(
         actor=cli_actor(),
         source_ip="cli",
         action=action,

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from ingest.cli.common import audit_cli, audited, err, fail, out, print_json, service_context
-from ingest.jobs.views import iso
-from ingest.store.access import ROLES, Access
+from ingest.models import ApiKeyOut
+from ingest.store.access import ROLES
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -61,7 +61,7 @@ def create_key(
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     with service_context() as ctx:
-        secret, record = Access(ctx.store.engine).create_key(role, name)
+        secret, record = ctx.store.access.create_key(role, name)
         audit_cli(ctx, "keys create", f"{record.id} ({record.role})")
     if as_json:
         print_json({"key": secret, "role": record.role, "id": record.id, "name": record.name})
@@ -73,18 +73,8 @@ def create_key(
 def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Keys by id, role and prefix (never the secret)."""
     with service_context() as ctx:
-        keys = Access(ctx.store.engine).list_keys()
-    rows = [
-        {
-            "id": k.id,
-            "name": k.name,
-            "role": k.role,
-            "prefix": k.prefix,
-            "created_at": iso(k.created_at),
-            "revoked_at": iso(k.revoked_at),
-        }
-        for k in keys
-    ]
+        keys = ctx.store.access.list_keys()
+    rows = [ApiKeyOut.from_key(k).model_dump(mode="json") for k in keys]
     if as_json:
         print_json({"keys": rows})
         return
@@ -100,6 +90,6 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def revoke_key(key_id: str) -> None:
     """Revoke a key by id; requests with it get 401 from then on."""
     with service_context() as ctx, audited(ctx, "keys revoke", key_id):
-        if not Access(ctx.store.engine).revoke(key_id):
+        if not ctx.store.access.revoke(key_id):
             raise fail(f"no active key {key_id}")
     out.print(f"revoked {key_id}")

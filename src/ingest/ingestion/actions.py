@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.errors import InvalidRequest, JobFinished, JobNotRetryable, NotFound, QueueFull
+from ingest.errors import InvalidInput, JobFinished, JobNotRetryable, NotFound, QueueFull
 from ingest.ingestion.discovery import is_under_roots
 from ingest.ingestion.maintenance import TASKS
 from ingest.jobs.doorbell import Doorbell
@@ -70,7 +70,7 @@ def maintenance_kind(name: str) -> str:
     kind = name if name.startswith("maintenance.") else f"maintenance.{name}"
     if kind not in TASKS:
         short = ", ".join(t.removeprefix("maintenance.") for t in TASKS)
-        raise InvalidRequest(f"no maintenance task {name!r}; the tasks are {short}")
+        raise InvalidInput(f"no maintenance task {name!r}; the tasks are {short}", field="task")
     return kind
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from ingest.errors import DocumentRejected
 from ingest.ingestion.ingestor import Ingestor, Prepared
 from ingest.jobs.execution import JobExecution
+from ingest.jobs.progress import Progress
 from ingest.store import Store
 
 INGEST = "ingest"
@@ -54,9 +55,12 @@ class IngestHandler:
 
     def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
         result = prepared.result
+        if result.outcome in ("added", "updated"):
+            execution.progress(Progress("write", 0, 1, f"writing {result.chunks} chunks"))
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
         with self.store.transaction() as tx:
             # The document row first: on PostgreSQL its lock orders two writers.
+            tx.documents.lock([result.document_id])
             prepared.write(tx)
             # Two submissions of one document can run at once on two workers: the
             # older must not overwrite what the newer wrote (raising rolls back).
@@ -86,6 +90,8 @@ class IngestHandler:
             "superseded_by": newer_job_id,
         }
         with self.store.transaction() as tx:
+            if job.document_id is not None:
+                tx.documents.lock([job.document_id])
             execution.succeed_in(tx, result, document_id=job.document_id)
 
 

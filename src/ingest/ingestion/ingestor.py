@@ -25,7 +25,7 @@ from ingest.errors import (
 )
 from ingest.ingestion.results import FileResult, Outcome
 from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
-from ingest.pipeline.chunking import Chunk
+from ingest.pipeline.chunking import Chunk, ChunkProgress
 from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import Segment
 from ingest.store import ChunkRecord, DocumentRecord, Store, Transaction, document_id_for
@@ -142,11 +142,14 @@ class Ingestor:
         digest = content_hash(data)
         fingerprint = self.pipeline.fingerprint
         rejection = Rejection(collection, source, meta, "", digest, len(data), fingerprint)
+        # The document is queued (for this job): its error, set by a failure and
+        # cleared by a success, says how the last version processed ended.
         if previous is not None and self._same_input(previous, digest):
-            if previous.status == DocumentStatus.READY and previous.metadata == meta:
+            if previous.error is None and previous.metadata == meta:
                 return Prepared(FileResult(source, "skipped", doc_id))
-            if previous.status == DocumentStatus.FAILED:
-                # Rejected before with these very bytes and this pipeline: it would be again.
+            if previous.error is not None:
+                # Rejected before with these very bytes and this pipeline: it would be
+                # again. (Other failures forget the input: see store/documents.py.)
                 return _rejected(_with_reason(rejection, previous.error or "rejected"))
         existed = previous is not None and previous.content_hash is not None
         try:
@@ -201,8 +204,9 @@ class Ingestor:
         self.pipeline.check_size(len(data))
         segments = self.parse(data, filename)
         on_progress(Progress("parse", 1, 1, f"parsed {len(segments)} segments"))
-        chunks = self.pipeline.chunk(segments)
-        on_progress(Progress("chunk", len(chunks), len(chunks), f"{len(chunks)} chunks"))
+        chunks = self.pipeline.chunk(segments, _chunk_progress(on_progress))
+        chars = sum(len(segment.text) for segment in segments)
+        on_progress(Progress("chunk", chars, chars, f"{len(chunks)} chunks"))
         embedded = self._embed_missing(chunks, on_progress)
         doc_id = document_id_for(target.collection, target.source_uri)
         assert target.content_hash is not None
@@ -240,6 +244,15 @@ class Ingestor:
             done = start + len(batch)
             on_progress(Progress("embed", done, total, f"embedded {done}/{total} chunks"))
         return total
+
+
+def _chunk_progress(on_progress: ProgressCallback) -> ChunkProgress:
+    """Chunking reports after each window: a checkpoint (cancel, soft time limit)."""
+
+    def report(done: int, total: int) -> None:
+        on_progress(Progress("chunk", done, total, f"chunked {done:,} of {total:,} characters"))
+
+    return report
 
 
 def _is_permanent(exc: DocumentRejected) -> bool:

@@ -1,42 +1,62 @@
 """Submitting ingestion jobs: stage the bytes, then commit document row + job (+ staged
-file record) in one transaction, then ring the doorbell."""
+file record) in one transaction, then ring the doorbell. The one way work gets into
+the ledger: uploads, `ingest add` and files placed in the incoming folder alike."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.errors import FileTooLarge, InvalidRequest
+from ingest.errors import FileTooLarge, IdempotencyKeyReused, InvalidInput
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
+from ingest.pipeline.parsers.sniff import check_upload
 from ingest.settings import Settings
-from ingest.store import Job, NewJob, Store, new_job_id
+from ingest.store import Job, NewJob, Store, Transaction, new_job_id
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_FILENAME_CHARS = 200
+_MAX_SUFFIX_CHARS = 16
+# The first bytes of an upload, checked against the type its name claims.
+_SNIFF_BYTES = 8192
 
 
 def check_priority(priority: int) -> int:
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise InvalidRequest(
+        raise InvalidInput(
             f"priority {priority} is out of range: {MIN_PRIORITY}..{MAX_PRIORITY} "
-            "(higher runs first)"
+            "(higher runs first)",
+            field="priority",
         )
     return priority
 
 
 def sanitize_filename(name: str) -> str:
-    """A client's filename made safe to use as one path component."""
+    """A client's filename made safe to use as one path component (ASCII, at most
+    MAX_FILENAME_CHARS); a long name is shortened before its extension."""
     base = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
-    return (base or "upload")[:200]
+    base = _UNSAFE.sub("_", base).strip(" .") or "upload"
+    if len(base) <= MAX_FILENAME_CHARS:
+        return base
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or len(suffix) > _MAX_SUFFIX_CHARS:
+        return base[:MAX_FILENAME_CHARS]
+    return stem[: MAX_FILENAME_CHARS - len(suffix) - 1] + "." + suffix
+
+
+def upload_idempotency_key(key: str, index: int) -> str:
+    """The ledger key of file `index` of an upload sent with this Idempotency-Key. A
+    hash, so every client key (up to 200 characters) fits the 200-character column."""
+    return f"upload:{hashlib.sha256(key.encode()).hexdigest()}:{index}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +94,50 @@ def stage_stream(
     return StagedFile(f"{job_id}/{target.name}", size, digest.hexdigest())
 
 
+@dataclass(frozen=True, slots=True)
+class StagedUpload:
+    """One file of an upload, staged under its job's id, not yet queued."""
+
+    job_id: str
+    staged: StagedFile
+    filename: str
+    source_uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingFile:
+    """One file of an upload as the client sent it: its name and its bytes."""
+
+    filename: str
+    stream: IO[bytes]
+
+
+def request_fingerprint(
+    uploads: Sequence[StagedUpload], collection: str, metadata: Mapping[str, Any]
+) -> str:
+    """What an upload asked for: the same files (names and bytes), collection and
+    metadata give the same fingerprint."""
+    request = {
+        "files": [[u.filename, u.staged.sha256, u.staged.size] for u in uploads],
+        "collection": collection,
+        "metadata": metadata,
+    }
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def discard_staged(incoming_dir: Path, uploads: Sequence[StagedUpload]) -> None:
+    """Remove the staged bytes of uploads that will not be queued."""
+    root = incoming_dir.resolve()
+    for upload in uploads:
+        shutil.rmtree(root / upload.job_id, ignore_errors=True)
+
+
+class _KeyTaken(Exception):
+    """Inside the upload transaction: an earlier request owns the idempotency key
+    (private: raised to roll back every row this upload wrote)."""
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -90,6 +154,8 @@ class Submitter:
         self.store = store
         self.settings = settings
         self.doorbell = doorbell
+
+    # --- local files (`ingest add`) -------------------------------------------------
 
     def submit_path(
         self,
@@ -153,29 +219,130 @@ class Submitter:
             priority,
         )
 
-    def submit_staged(
+    # --- uploads ----------------------------------------------------------------------
+
+    def submit_upload(
         self,
-        staged: StagedFile,
+        files: Sequence[IncomingFile],
         *,
-        job_id: str,
-        source_uri: str,
-        filename: str,
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         priority: int = 0,
-    ) -> Job:
-        return self._commit(
-            {"staged": staged.relative},
+    ) -> list[Job]:
+        """Check every file's type, stage each (fsync'd), then queue all their jobs in
+        one transaction: every file of the upload is accepted, or none is, and a
+        refusal leaves nothing staged."""
+        named = [(sanitize_filename(f.filename), f.stream) for f in files]
+        for filename, stream in named:
+            head = stream.read(_SNIFF_BYTES)
+            stream.seek(0)
+            check_upload(filename, head)
+        staged: list[StagedUpload] = []
+        try:
+            for filename, stream in named:
+                job_id = new_job_id()
+                on_disk = stage_stream(
+                    stream,
+                    self.settings.incoming_dir,
+                    job_id,
+                    filename,
+                    max_bytes=self.settings.max_upload_bytes,
+                )
+                source_uri = f"upload://{collection}/{filename}"
+                staged.append(StagedUpload(job_id, on_disk, filename, source_uri))
+        except BaseException:
+            discard_staged(self.settings.incoming_dir, staged)
+            raise
+        return self.submit_uploads(
             staged,
-            source_uri,
-            filename,
+            collection=collection,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            priority=priority,
+        )
+
+    def submit_uploads(
+        self,
+        uploads: Sequence[StagedUpload],
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        priority: int = 0,
+    ) -> list[Job]:
+        """Queue every staged file of one upload in ONE transaction: all or none. The
+        staged bytes are removed unless their jobs commit. With an idempotency key
+        an earlier upload already used, the same request gets that upload's jobs
+        back and a different one is refused (IdempotencyKeyReused)."""
+        fingerprint = request_fingerprint(uploads, collection, metadata or {})
+        try:
+            with self.store.transaction() as tx:
+                jobs = [
+                    self._enqueue_upload(
+                        tx,
+                        upload,
+                        index,
+                        collection,
+                        metadata,
+                        idempotency_key,
+                        fingerprint,
+                        priority,
+                    )
+                    for index, upload in enumerate(uploads)
+                ]
+        except _KeyTaken:
+            discard_staged(self.settings.incoming_dir, uploads)
+            assert idempotency_key is not None
+            return self._earlier_upload(idempotency_key, len(uploads), fingerprint)
+        except BaseException:
+            discard_staged(self.settings.incoming_dir, uploads)
+            raise
+        for job in jobs:
+            self.doorbell.ring(job.queue, job.id)
+        return jobs
+
+    def _enqueue_upload(
+        self,
+        tx: Transaction,
+        upload: StagedUpload,
+        index: int,
+        collection: str,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        fingerprint: str,
+        priority: int,
+    ) -> Job:
+        key = upload_idempotency_key(idempotency_key, index) if idempotency_key else None
+        job = self._enqueue_in(
+            tx,
+            {"staged": upload.staged.relative, "request_fingerprint": fingerprint},
+            upload.staged,
+            upload.source_uri,
+            upload.filename,
             collection,
             metadata,
-            idempotency_key,
+            key,
             priority,
-            job_id=job_id,
+            job_id=upload.job_id,
         )
+        if job.id != upload.job_id:
+            raise _KeyTaken()
+        return job
+
+    def _earlier_upload(self, idempotency_key: str, count: int, fingerprint: str) -> list[Job]:
+        keys = [upload_idempotency_key(idempotency_key, i) for i in range(count)]
+        jobs = self.store.jobs.by_idempotency_keys(keys)
+        if len(jobs) != count or any(
+            j.payload.get("request_fingerprint") != fingerprint for j in jobs
+        ):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a request with other files, "
+                "collection or metadata; use a new key for a new request"
+            )
+        return jobs
+
+    # --- one job in one transaction ------------------------------------------------------
 
     def _commit(
         self,
@@ -190,6 +357,40 @@ class Submitter:
         *,
         job_id: str | None = None,
     ) -> Job:
+        with self.store.transaction() as tx:
+            job = self._enqueue_in(
+                tx,
+                location,
+                staged,
+                source_uri,
+                filename,
+                collection,
+                metadata,
+                idempotency_key,
+                priority,
+                job_id=job_id,
+            )
+        if staged is not None and job.id != job_id:
+            # The idempotency key matched an earlier job: these bytes are not needed.
+            shutil.rmtree(self.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True)
+        self.doorbell.ring(job.queue, job.id)
+        return job
+
+    def _enqueue_in(
+        self,
+        tx: Transaction,
+        location: dict[str, Any],
+        staged: StagedFile | None,
+        source_uri: str,
+        filename: str,
+        collection: str,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        priority: int,
+        *,
+        job_id: str | None = None,
+    ) -> Job:
+        """Document row (queued) + job (+ staged-file record) in the caller's transaction."""
         check_priority(priority)
         meta = {"filename": filename, **(metadata or {})}
         payload = {
@@ -199,37 +400,27 @@ class Submitter:
             "filename": filename,
             "metadata": dict(metadata or {}),
         }
-        with self.store.transaction() as tx:
-            doc_id = tx.documents.ensure(
-                collection=collection, source_uri=source_uri, metadata=meta
+        doc_id = tx.documents.ensure(collection=collection, source_uri=source_uri, metadata=meta)
+        if staged is None and idempotency_key is None:
+            # `ingest add` run again after an interrupted run: follow the job
+            # still queued for this file rather than queue a second one.
+            twin = tx.jobs.queued_twin(document_id=doc_id, kind=INGEST, payload=payload)
+            if twin is not None:
+                return twin
+        job = tx.jobs.enqueue(
+            NewJob(
+                kind=INGEST,
+                payload=payload,
+                queue=Queue.INGEST,
+                priority=priority,
+                max_attempts=self.settings.max_attempts,
+                idempotency_key=idempotency_key,
+                document_id=doc_id,
+            ),
+            job_id=job_id,
+        )
+        if staged is not None and job.id == job_id:
+            tx.staged_files.record(
+                job_id=job.id, path=staged.relative, size=staged.size, sha256=staged.sha256
             )
-            if staged is None and idempotency_key is None:
-                # `ingest add` run again after an interrupted run: follow the job
-                # still queued for this file rather than queue a second one.
-                twin = tx.jobs.queued_twin(document_id=doc_id, kind=INGEST, payload=payload)
-                if twin is not None:
-                    return twin
-            job = tx.jobs.enqueue(
-                NewJob(
-                    kind=INGEST,
-                    payload=payload,
-                    queue=Queue.INGEST,
-                    priority=priority,
-                    max_attempts=self.settings.max_attempts,
-                    idempotency_key=idempotency_key,
-                    document_id=doc_id,
-                ),
-                job_id=job_id,
-            )
-            if staged is not None and job.id == job_id:
-                tx.staged_files.record(
-                    job_id=job.id,
-                    path=staged.relative,
-                    size=staged.size,
-                    sha256=staged.sha256,
-                )
-        if staged is not None and job.id != job_id:
-            # The idempotency key matched an earlier job: these bytes are not needed.
-            shutil.rmtree(self.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True)
-        self.doorbell.ring(job.queue, job.id)
         return job

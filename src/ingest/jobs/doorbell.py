@@ -71,9 +71,6 @@ class RedisDoorbell:
             if remaining > 0:
                 self._local.wait(queues, remaining)
 
-    def ping(self) -> bool:
-        return bool(self._redis.ping())
-
     def close(self) -> None:
         self._local.close()
         self._redis.close()

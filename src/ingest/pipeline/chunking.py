@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from semantic_text_splitter import TextSplitter
 from tokenizers import Tokenizer
 
+from ingest.errors import DocumentRejected
 from ingest.pipeline.segments import Segment
+
+# The splitter's cost grows faster than the text (a 3 MB line without sentence
+# ends took 79 s in one call), and nothing can stop it mid-call: it gets the text
+# a window at a time, ~0.2 s each on a busy core, with a checkpoint between.
+WINDOW_CHARS = 16_384
+# A WordPiece tokenizer turns a word longer than this into one [UNK]: an 8 MB
+# run without spaces counted as 1 token. Tokenizers without such a limit use it
+# as the bound on one token's span.
+DEFAULT_MAX_WORD_CHARS = 100
+
+ChunkProgress = Callable[[int, int], None]
+"""Called as (characters chunked, characters in all) after each window."""
+
+
+def _ignore(done: int, total: int) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +58,19 @@ class Chunker:
     """Splits each segment on semantic boundaries (paragraph, sentence, word) into
     chunks of at most `max_tokens` model tokens, overlapping by `overlap_tokens`.
 
-    Chunks never span segments, so every chunk keeps its page and heading."""
+    Chunks never span segments, so every chunk keeps its page and heading. A run of
+    text the tokenizer would swallow whole as one unknown token (a word longer than
+    its per-word limit: base64, hex dumps) is cut into pieces it can read, each a
+    chunk of its own. More than `max_chunks` chunks reject the document."""
 
-    def __init__(self, tokenizer: Tokenizer, *, max_tokens: int, overlap_tokens: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        max_tokens: int,
+        overlap_tokens: int,
+        max_chunks: int = 50_000,
+    ) -> None:
         if overlap_tokens >= max_tokens:
             raise ValueError("chunk overlap must be smaller than the chunk size")
         self._tokenizer = tokenizer
@@ -51,31 +79,142 @@ class Chunker:
         )
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+        self.max_chunks = max_chunks
+        limit = getattr(tokenizer.model, "max_input_chars_per_word", None)
+        self.max_word_chars = int(limit) if limit else DEFAULT_MAX_WORD_CHARS
+        self._long_candidate = re.compile(rf"\S{{{self.max_word_chars + 1},}}")
 
     def describe(self) -> dict[str, object]:
         return {
             "splitter": "semantic-text-splitter",
             "max": self.max_tokens,
             "overlap": self.overlap_tokens,
+            "window": WINDOW_CHARS,
+            "max_word_chars": self.max_word_chars,
+            # A rejection for too many chunks is final for this pipeline only.
+            "max_chunks": self.max_chunks,
         }
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def chunk(self, segments: Sequence[Segment]) -> list[Chunk]:
-        out: list[Chunk] = []
+    def chunk(
+        self, segments: Sequence[Segment], on_window: ChunkProgress | None = None
+    ) -> list[Chunk]:
+        """The segments' chunks. `on_window` is where a caller may stop the work:
+        whatever it raises ends the chunking."""
+        report = on_window or _ignore
+        total = sum(len(segment.text) for segment in segments)
+        done = 0
+        report(0, total)
+        sink = _Sink(self.max_chunks)
         for segment in segments:
-            for piece in self._splitter.chunks(segment.text):
-                if not piece.strip():
-                    continue
-                out.append(
-                    Chunk(
-                        ordinal=len(out),
-                        text=piece,
-                        text_hash=text_hash(piece),
-                        token_count=self.count_tokens(piece),
-                        page=segment.page,
-                        heading=segment.heading,
-                    )
-                )
-        return out
+            for consumed in self._windows(segment, sink):
+                done += consumed
+                report(done, total)
+        return sink.chunks
+
+    def _windows(self, segment: Segment, sink: _Sink) -> Iterator[int]:
+        """Chunk one segment a window at a time; yields the characters each consumed."""
+        text = segment.text
+        pos = 0
+        while pos < len(text):
+            window = text[pos : pos + WINDOW_CHARS]
+            last = pos + len(window) >= len(text)
+            if runs := self._long_runs(window):
+                # Up to the end of the window's last run; what follows it, the next
+                # window takes whole. The text before a run ends where the run starts.
+                cursor = 0
+                for start, stop in runs:
+                    self._add_split(window[cursor:start], segment, sink)
+                    cut = stop == len(window) and not last
+                    ahead = _run_ahead(text, pos + stop) if cut else 0
+                    self._add_run(window[start:stop], segment, sink, ahead)
+                    cursor = stop
+                advance = cursor
+            else:
+                indexed = self._splitter.chunk_indices(window)
+                if not last and len(indexed) > 1:
+                    # The last chunk may end where the window cuts the text: the next
+                    # window starts with it, so no chunk ends at an arbitrary cut.
+                    indexed, advance = indexed[:-1], indexed[-1][0]
+                else:
+                    advance = len(window)
+                for _, piece in indexed:
+                    self._add(piece, segment, sink)
+            pos += advance
+            yield advance
+
+    def _add(self, text: str, segment: Segment, sink: _Sink, tokens: int | None = None) -> None:
+        if not text.strip():
+            return
+        count = self.count_tokens(text) if tokens is None else tokens
+        sink.add(text, count, segment)
+
+    def _add_split(self, text: str, segment: Segment, sink: _Sink) -> None:
+        if text:
+            for piece in self._splitter.chunks(text):
+                self._add(piece, segment, sink)
+
+    def _long_runs(self, window: str) -> list[tuple[int, int]]:
+        """Where tokens standing for more than `max_word_chars` characters are:
+        words the tokenizer gave up on. Only a long enough run without whitespace
+        can be one, and that a regex finds far faster than the tokenizer."""
+        if not self._long_candidate.search(window):
+            return []
+        encoding = self._tokenizer.encode(window, add_special_tokens=False)
+        return [(a, b) for a, b in encoding.offsets if b - a > self.max_word_chars]
+
+    def _add_run(self, run: str, segment: Segment, sink: _Sink, ahead: int) -> None:
+        """Cut a run into pieces short enough to tokenize, each within the chunk size
+        and a chunk of its own (side by side they would merge into one word again).
+        `ahead`: characters of the same run past the window."""
+        # Refuse before tokenizing a run that cannot fit: each piece costs ~1 ms.
+        sink.reserve(-(-(len(run) + ahead) // self.max_word_chars))
+        pos = 0
+        while pos < len(run):
+            size = self.max_word_chars
+            tokens = self.count_tokens(run[pos : pos + size])
+            while tokens > self.max_tokens and size > 1:
+                size //= 2
+                tokens = self.count_tokens(run[pos : pos + size])
+            self._add(run[pos : pos + size], segment, sink, tokens)
+            pos += size
+
+
+# A WordPiece word goes on through ASCII letters and digits at least: how far a run
+# the window cut goes on, counted low so that only a run that cannot fit is refused.
+_ASCII_WORD = re.compile("[A-Za-z0-9]*")
+
+
+def _run_ahead(text: str, at: int) -> int:
+    match = _ASCII_WORD.match(text, at)
+    return match.end() - at if match else 0
+
+
+class _Sink:
+    """The chunks of one document, bounded by `max_chunks`."""
+
+    def __init__(self, max_chunks: int) -> None:
+        self.max_chunks = max_chunks
+        self.chunks: list[Chunk] = []
+
+    def reserve(self, count: int) -> None:
+        if len(self.chunks) + count > self.max_chunks:
+            raise DocumentRejected(
+                f"the document makes more than {self.max_chunks:,} chunks "
+                "(INGEST_MAX_CHUNKS_PER_DOCUMENT)"
+            )
+
+    def add(self, text: str, token_count: int, segment: Segment) -> None:
+        self.reserve(1)
+        self.chunks.append(
+            Chunk(
+                ordinal=len(self.chunks),
+                text=text,
+                text_hash=text_hash(text),
+                token_count=token_count,
+                page=segment.page,
+                heading=segment.heading,
+            )
+        )

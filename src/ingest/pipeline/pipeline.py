@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
-from ingest.pipeline.chunking import Chunk, Chunker
+from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
 from ingest.pipeline.parsers import PARSER_VERSION, parse_document
 from ingest.pipeline.segments import ParseLimits, Segment
 
@@ -34,6 +34,7 @@ class Pipeline:
             {
                 "parser": PARSER_VERSION,
                 "max_text_chars": limits.max_text_chars,
+                "max_pages": limits.max_pages,
                 "chunker": chunker.describe(),
                 "model": embedder.model_id,
             }
@@ -50,8 +51,10 @@ class Pipeline:
         self.check_size(len(data))
         return parse_document(data, filename, self.limits)
 
-    def chunk(self, segments: Sequence[Segment]) -> list[Chunk]:
-        return self.chunker.chunk(segments)
+    def chunk(
+        self, segments: Sequence[Segment], on_window: ChunkProgress | None = None
+    ) -> list[Chunk]:
+        return self.chunker.chunk(segments, on_window)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         return self.embedder.embed(texts)

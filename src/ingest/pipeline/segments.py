@@ -19,3 +19,5 @@ class ParseLimits:
     """Bounds every parser honours so one file cannot take the process down."""
 
     max_text_chars: int = 20_000_000
+    # Pages (PDF) or slides (PPTX): counted before any text is extracted.
+    max_pages: int = 5_000

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ingest.errors import InvalidInput
 from ingest.store.engine import write_transaction
 from ingest.store.schema import api_keys, audit_log, conversation_messages
 
@@ -53,7 +54,7 @@ class Access:
     def create_key(self, role: str, name: str = "") -> tuple[str, ApiKey]:
         """Returns (the secret key, shown once; its record)."""
         if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(
             id=uuid.uuid4().hex,

@@ -2,14 +2,16 @@
 work makes (store/transaction.py).
 
 A document's new chunks and keyword rows replace its old ones in the caller's
-transaction, so search never sees half a document.
+transaction, so search never sees half a document. A document's status follows
+its latest job (`DocumentWriter.follow_latest_job`, the one rule, run by the
+ledger in every transaction that changes a document's job).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
-from ingest.vocabulary import DocumentStatus
+from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs, vectors
+from ingest.vocabulary import ACTIVE, REJECTED, DocumentStatus, JobStatus
+
+# The error of a document whose every job was cancelled before one indexed it.
+CANCELLED_BEFORE_INDEXED = "ingestion was cancelled before anything of this document was indexed"
 
 
 def document_id_for(collection: str, source_uri: str) -> str:
@@ -118,8 +123,9 @@ class DocumentWriter:
         )
 
     def ensure(self, *, collection: str, source_uri: str, metadata: Mapping[str, Any]) -> str:
-        """Create the row of a document about to be ingested (status queued); an
-        existing document keeps its state and stays searchable until replaced."""
+        """Create the row of a document about to be ingested (status queued). An
+        existing document keeps its row and its chunks, searchable until replaced;
+        its status follows the new job (the ledger applies follow_latest_job)."""
         doc_id = document_id_for(collection, source_uri)
         now = time.time()
         self._conn.execute(
@@ -222,6 +228,73 @@ class DocumentWriter:
             },
         )
 
+    # --- the status rule ----------------------------------------------------------
+
+    def lock(self, doc_ids: Iterable[str]) -> None:
+        """PostgreSQL: lock the documents' rows before any of their jobs' rows, the
+        order every writer follows (the ingest handler writes the document first),
+        so two writers never wait on each other in a cycle. SQLite's write
+        transaction holds the whole database already."""
+        ids = sorted(set(doc_ids))
+        if ids and self._conn.dialect.name == "postgresql":
+            self._conn.execute(
+                sa.select(documents.c.id)
+                .where(documents.c.id.in_(ids))
+                .order_by(documents.c.id)
+                .with_for_update()
+            )
+
+    def follow_latest_job(self, document_id: str, kind: str) -> None:
+        """The one rule: a document's status follows its latest job (of `kind`, most
+        recently created). Queued or running: `queued`. Succeeded: `ready`. Failed or
+        dead: `failed`, with the job's error. Cancelled: what the document was before
+        (`queued` while another of its jobs is in flight). Run in the transaction
+        that changed the job, so the two never disagree. Chunks are never touched:
+        an earlier version stays searchable whatever happens to a newer job."""
+        latest = self._conn.execute(
+            sa.select(jobs.c.status, jobs.c.error_type, jobs.c.error_message)
+            .where(jobs.c.document_id == document_id, jobs.c.kind == kind)
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .limit(1)
+        ).first()
+        if latest is None:
+            return
+        status = JobStatus(latest.status)
+        if status == JobStatus.CANCELLED:
+            values = self._status_before_cancel(document_id, kind)
+        else:
+            values = _status_after(status, latest.error_type, latest.error_message)
+        self._conn.execute(
+            documents.update()
+            .where(documents.c.id == document_id)
+            .values(**values, updated_at=time.time())
+        )
+
+    def _status_before_cancel(self, document_id: str, kind: str) -> dict[str, Any]:
+        in_flight = self._conn.execute(
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.document_id == document_id,
+                jobs.c.kind == kind,
+                jobs.c.status.in_(list(ACTIVE)),
+            )
+            .limit(1)
+        ).first()
+        if in_flight is not None:
+            return {"status": DocumentStatus.QUEUED}
+        row = self._conn.execute(
+            sa.select(documents.c.error, documents.c.content_hash).where(
+                documents.c.id == document_id
+            )
+        ).first()
+        # The error is set by a failure and cleared by a success: it says how the
+        # last version processed ended, whatever jobs were queued since.
+        if row is not None and row.error is not None:
+            return {"status": DocumentStatus.FAILED}
+        if row is not None and row.content_hash is not None:
+            return {"status": DocumentStatus.READY}
+        return {"status": DocumentStatus.FAILED, "error": CANCELLED_BEFORE_INDEXED}
+
     def delete(self, doc_ids: Sequence[str]) -> int:
         self._delete_chunks_of(doc_ids)
         result = self._conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
@@ -277,3 +350,21 @@ class DocumentWriter:
                 for h, b in by_hash.items()
             ],
         )
+
+
+def _status_after(status: JobStatus, error_type: str | None, message: str | None) -> dict[str, Any]:
+    if status in ACTIVE:
+        # The error stays: it tells the job how the last version processed ended.
+        return {"status": DocumentStatus.QUEUED}
+    if status == JobStatus.SUCCEEDED:
+        return {"status": DocumentStatus.READY, "error": None}
+    values: dict[str, Any] = {
+        "status": DocumentStatus.FAILED,
+        "error": message or f"the job ended {status} ({error_type or 'no reason given'})",
+    }
+    if error_type != REJECTED:
+        # Not a verdict on the input (the worker died, the time ran out): forget which
+        # input was processed last, so the next submission processes the file again
+        # instead of skipping it or rejecting it for this reason.
+        values["fingerprint"] = None
+    return values

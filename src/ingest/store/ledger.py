@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ingest.errors import LeaseLost
+from ingest.store.documents import DocumentWriter
 from ingest.store.engine import read_transaction, write_transaction
 from ingest.store.job_records import Claim, Job, NewJob, new_job_id, to_job
 from ingest.store.job_statements import (
@@ -38,10 +39,21 @@ class JobWriter:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
         _, self._succeed = statements(conn.dialect.name)
+        self._documents = DocumentWriter(conn)
 
     def enqueue(self, new: NewJob, *, job_id: str | None = None) -> Job:
         """Insert a queued job (it commits together with what it needs). An
         idempotency key already used returns that job."""
+        job = self._insert(new, job_id)
+        self._follow(job.document_id, job.kind)
+        return job
+
+    def _follow(self, document_id: str | None, kind: str) -> None:
+        """The job's document follows its latest job (documents.py, the one rule)."""
+        if document_id is not None:
+            self._documents.follow_latest_job(document_id, kind)
+
+    def _insert(self, new: NewJob, job_id: str | None) -> Job:
         conn = self._conn
         if new.idempotency_key is not None:
             existing = self.by_idempotency_key(new.idempotency_key)
@@ -150,6 +162,7 @@ class JobWriter:
         updated = self._conn.execute(self._succeed[document_id is not None], params)
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
+        self._follow(document_id or claim.job.document_id, claim.job.kind)
 
     def end_attempt(
         self,
@@ -175,7 +188,11 @@ class JobWriter:
             result=result,
         )
         stmt = sa.update(jobs).where(fence(claim)).values(**values)
-        return bool(self._conn.execute(stmt).rowcount)
+        if not self._conn.execute(stmt).rowcount:
+            return False
+        if status != JobStatus.QUEUED:  # back in the queue, its document stays queued
+            self._follow(claim.job.document_id, claim.job.kind)
+        return True
 
 
 class Ledger:
@@ -208,6 +225,13 @@ class Ledger:
                     job = to_job(row)
                     found[job.id] = job
         return [found[j] for j in job_ids if j in found]
+
+    def by_idempotency_keys(self, keys: Sequence[str]) -> list[Job]:
+        """The jobs enqueued with these keys, in the keys' order (missing ones left out)."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(jobs).where(jobs.c.idempotency_key.in_(list(keys))))
+            by_key = {job.idempotency_key: job for job in map(to_job, rows)}
+        return [by_key[k] for k in keys if k in by_key]
 
     def list_jobs(
         self,
@@ -393,6 +417,8 @@ class Ledger:
     ) -> bool:
         """JobWriter.end_attempt in a transaction of its own."""
         with write_transaction(self.engine) as conn:
+            if claim.job.document_id is not None and status != JobStatus.QUEUED:
+                DocumentWriter(conn).lock([claim.job.document_id])
             return JobWriter(conn).end_attempt(
                 claim,
                 status,
@@ -434,6 +460,12 @@ class Ledger:
             expired = sa.and_(expired, sa.not_(sa.or_(*(fence(claim) for claim in spare))))
         ends = sa.or_(jobs.c.cancel_requested, jobs.c.attempt >= jobs.c.max_attempts)
         with write_transaction(self.engine) as conn:
+            document_writer = DocumentWriter(conn)
+            if conn.dialect.name == "postgresql":
+                expired_documents = sa.select(jobs.c.document_id).where(
+                    expired, jobs.c.document_id.is_not(None)
+                )
+                document_writer.lock(r.document_id for r in conn.execute(expired_documents))
             rows = conn.execute(
                 sa.update(jobs)
                 .where(expired)
@@ -453,8 +485,11 @@ class Ledger:
                     finished_at=sa.case((ends, now), else_=None),
                     updated_at=now,
                 )
-                .returning(jobs.c.id)
+                .returning(jobs.c.id, jobs.c.kind, jobs.c.document_id, jobs.c.status)
             ).all()
+            for row in rows:
+                if row.document_id is not None and row.status != JobStatus.QUEUED:
+                    document_writer.follow_latest_job(row.document_id, row.kind)
         return [r.id for r in rows]
 
     # --- steering ---------------------------------------------------------------------
@@ -463,7 +498,8 @@ class Ledger:
         """Queued: cancelled at once. Running: flagged; it stops at its next checkpoint."""
         now = time.time()
         with write_transaction(self.engine) as conn:
-            conn.execute(
+            document_writer = self._lock_document_of(conn, job_id)
+            cancelled = conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED)
                 .values(
@@ -473,14 +509,28 @@ class Ledger:
                     updated_at=now,
                     progress_message="cancelled before it started",
                 )
-            )
+            ).rowcount
             conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING)
                 .values(cancel_requested=True, updated_at=now)
             )
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if cancelled and row is not None and row.document_id is not None:
+                document_writer.follow_latest_job(row.document_id, row.kind)
         return to_job(row) if row else None
+
+    @staticmethod
+    def _lock_document_of(conn: sa.Connection, job_id: str) -> DocumentWriter:
+        """Before a steering write to a job: its document's row lock first (the order
+        every writer follows; see DocumentWriter.lock)."""
+        document_writer = DocumentWriter(conn)
+        document_id = conn.execute(
+            sa.select(jobs.c.document_id).where(jobs.c.id == job_id)
+        ).scalar_one_or_none()
+        if document_id is not None:
+            document_writer.lock([document_id])
+        return document_writer
 
     def retry(self, job_id: str, *, max_attempts: int | None = None) -> Job | None:
         """Re-queue a finished (failed, dead, cancelled) job for a fresh set of attempts."""
@@ -500,12 +550,15 @@ class Ledger:
         if max_attempts is not None:
             values["max_attempts"] = max_attempts
         with write_transaction(self.engine) as conn:
-            conn.execute(
+            document_writer = self._lock_document_of(conn, job_id)
+            requeued = conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status.in_(list(RETRYABLE)))
                 .values(**values)
-            )
+            ).rowcount
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if requeued and row is not None and row.document_id is not None:
+                document_writer.follow_latest_job(row.document_id, row.kind)
         return to_job(row) if row else None
 
     def purge_finished(self, older_than: float) -> int:

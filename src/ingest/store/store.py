@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from ingest.store import migrate, pg_search, sqlite_search
@@ -288,7 +289,7 @@ class Store:
             if collection is not None:
                 stmt = stmt.where(collections.c.name == collection)
             for key, value in (filters or {}).items():
-                stmt = stmt.where(_metadata_equals(key, value))
+                stmt = stmt.where(_metadata_equals(key, value, self.dialect))
             return stmt
 
         return apply
@@ -384,15 +385,22 @@ class Store:
         }
 
 
-def _metadata_equals(key: str, value: str | int | float | bool) -> sa.ColumnElement[bool]:
-    field = documents.c.meta[key]
-    typed: sa.ColumnElement[Any]
+def _metadata_equals(
+    key: str, value: str | int | float | bool, dialect: str
+) -> sa.ColumnElement[bool]:
+    """The document's metadata holds `value` under `key`, as the same JSON type (2024
+    matches 2024 and 2024.0, never "2024" or true). Keys and values are bound, never
+    spliced into a JSON path, and no stored value is ever cast: a document whose
+    value has another type is simply not a match, on either backend."""
+    if dialect == "postgresql":
+        as_jsonb = sa.cast(documents.c.meta, JSONB)
+        return as_jsonb.contains({key: value})
+    each = sa.func.json_each(documents.c.meta).table_valued("key", "type", "value")
+    typed: sa.ColumnElement[bool]
     if isinstance(value, bool):
-        typed = field.as_boolean()
-    elif isinstance(value, int):
-        typed = field.as_integer()
-    elif isinstance(value, float):
-        typed = field.as_float()
+        typed = each.c.type == ("true" if value else "false")
+    elif isinstance(value, int | float):
+        typed = sa.and_(each.c.type.in_(["integer", "real"]), each.c.value == value)
     else:
-        typed = field.as_string()
-    return typed == value
+        typed = sa.and_(each.c.type == "text", each.c.value == value)
+    return sa.exists(sa.select(1).select_from(each).where(each.c.key == key, typed))

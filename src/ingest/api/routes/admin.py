@@ -10,42 +10,51 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ingest.api.problems import problem_responses
 from ingest.api.security import Admin
 from ingest.api.services import Services, get_services
 from ingest.errors import EmbedderLoading
-from ingest.jobs.views import iso
+from ingest.models import AuditEntry, AuditPage, CheckOut, HealthOut, ReadinessOut
 
 router = APIRouter(tags=["operations"])
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-@router.get("/api/v1/audit", summary="The audit log of mutating calls (admins)")
+@router.get(
+    "/api/v1/audit",
+    response_model=AuditPage,
+    summary="The audit log of mutating calls (admins)",
+    responses=problem_responses(401, 403, 422, 429),
+)
 def audit(
     services: ServicesDep,
     principal: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
+) -> AuditPage:
     entries = services.access.audit_entries(limit=limit, offset=offset)
-    for e in entries:
-        e["ts"] = iso(e["ts"])
-    return {"entries": entries, "limit": limit, "offset": offset}
+    return AuditPage(entries=[AuditEntry.from_row(e) for e in entries], limit=limit, offset=offset)
 
 
-@router.get("/health/live", summary="The process is up")
-def live() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/health/live", response_model=HealthOut, summary="The process is up")
+def live() -> HealthOut:
+    return HealthOut(status="ok")
 
 
-def _check(fn: Any) -> dict[str, str]:
+def _check(fn: Any) -> CheckOut:
     try:
         detail = fn()
     except Exception as exc:
-        return {"status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"status": "ok", **({"detail": detail} if detail else {})}
+        return CheckOut(status="error", detail=f"{type(exc).__name__}: {exc}"[:300])
+    return CheckOut(status="ok", detail=detail) if detail else CheckOut(status="ok")
 
 
-@router.get("/health/ready", summary="Every dependency the service needs answers")
+@router.get(
+    "/health/ready",
+    response_model=ReadinessOut,
+    summary="Every dependency the service needs answers",
+    responses={503: {"model": ReadinessOut, "description": "An enabled check failed"}},
+)
 def ready(services: ServicesDep) -> JSONResponse:
     ctx = services.ctx
     s = ctx.settings
@@ -87,21 +96,29 @@ def ready(services: ServicesDep) -> JSONResponse:
             raise RuntimeError("no live worker: start `python -m ingest.worker`")
         return f"{len(live)} live"
 
-    checks: dict[str, dict[str, str]] = {
+    checks: dict[str, CheckOut] = {
         "database": _check(database),
-        "redis": _check(redis) if s.redis_url else {"status": "disabled"},
+        "redis": _check(redis) if s.redis_url else CheckOut(status="disabled"),
         "incoming_dir": _check(incoming),
         "embedder": _check(embedder),
-        "workers": _check(workers) if s.mode == "queue" else {"status": "ok", "detail": "inline"},
+        "workers": _check(workers) if s.mode == "queue" else CheckOut(status="ok", detail="inline"),
     }
     healthy = all(c["status"] != "error" for c in checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "error", "checks": checks},
-        status_code=200 if healthy else 503,
-    )
+    body = ReadinessOut(status="ok" if healthy else "error", checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+            "description": "The Prometheus text format",
+        }
+    },
+)
 def metrics(services: ServicesDep) -> Response:
     registry = services.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,202 +2,151 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
-from pydantic import BaseModel
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 
-from ingest.api.problems import ApiProblem
+from ingest.api.problems import JSON_OBJECT_FIELD, problem_responses
 from ingest.api.security import Editor, Viewer
 from ingest.api.services import Services, get_services
-from ingest.errors import FileTooLarge
+from ingest.errors import InvalidInput, TooManyFiles
 from ingest.ingestion import actions
-from ingest.ingestion.submit import sanitize_filename, stage_stream
-from ingest.jobs.views import iso, job_view
-from ingest.pipeline.parsers.sniff import check_upload
-from ingest.store import DocumentRecord, new_job_id
+from ingest.ingestion.submit import IncomingFile
+from ingest.models import (
+    MAX_METADATA_CHARS,
+    NO_NUL,
+    ChunkOut,
+    ChunkPage,
+    DocumentOut,
+    DocumentPage,
+    QueuedUpload,
+    UploadAccepted,
+    iso,
+    parse_metadata,
+)
+from ingest.store import DocumentRecord
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, DocumentStatus
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-class QueuedUpload(BaseModel):
-    job_id: str
-    document_id: str
-    filename: str
-    status: str
-
-
-class UploadAccepted(BaseModel):
-    jobs: list[QueuedUpload]
-
-
-class DocumentOut(BaseModel):
-    document_id: str
-    collection: str
-    source: str
-    status: str
-    error: str | None
-    content_hash: str | None
-    size_bytes: int | None
-    chunk_count: int
-    metadata: dict[str, Any]
-    created_at: str | None
-    updated_at: str | None
-    last_job: dict[str, Any] | None = None
-
-
-class DocumentPage(BaseModel):
-    documents: list[DocumentOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class ChunkOut(BaseModel):
-    chunk_id: str
-    ordinal: int
-    text: str
-    token_count: int
-    page: int | None
-    heading: str | None
-
-
-class ChunkPage(BaseModel):
-    document_id: str
-    chunks: list[ChunkOut]
-
-
-def document_out(doc: DocumentRecord, last_job: dict[str, Any] | None = None) -> DocumentOut:
-    return DocumentOut(
-        document_id=doc.id,
-        collection=doc.collection,
-        source=doc.source_uri,
-        status=doc.status,
-        error=doc.error,
-        content_hash=doc.content_hash,
-        size_bytes=doc.size_bytes,
-        chunk_count=doc.chunk_count,
-        metadata=doc.metadata,
-        created_at=iso(doc.created_at),
-        updated_at=iso(doc.updated_at),
-        last_job=last_job,
-    )
-
-
-def _parse_metadata(raw: str | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Request validation failed",
-            f"metadata: not valid JSON: {exc}",
-            errors=[{"field": "metadata", "location": "body", "message": "not valid JSON"}],
-        ) from None
-    if not isinstance(value, dict):
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Request validation failed",
-            "metadata: must be a JSON object",
-            errors=[{"field": "metadata", "location": "body", "message": "must be a JSON object"}],
-        )
-    return value
+DocumentId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
+# Visible ASCII: a key survives every HTTP stack unchanged.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
 
 def ensure_capacity(services: Services) -> None:
     actions.ensure_capacity(services.ctx.store, services.ctx.settings)
 
 
-@router.post("", status_code=202, response_model=UploadAccepted, summary="Upload documents")
+async def _collection_not_blank(request: Request) -> None:
+    """An empty `collection` field is a mistake, not a request for the default one
+    (FastAPI would read an empty form field as an absent one)."""
+    form = await request.form()
+    if form.get("collection") == "":
+        raise InvalidInput(
+            "must not be empty; leave the field out for the default collection",
+            field="collection",
+        )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadAccepted,
+    summary="Upload documents",
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+)
 def upload_documents(
     services: ServicesDep,
     principal: Editor,
     request: Request,
-    files: Annotated[list[UploadFile], File(description="One or more files")],
-    collection: Annotated[str, Form(min_length=1, max_length=200)] = "default",
-    metadata: Annotated[str | None, Form(description="A JSON object")] = None,
+    files: Annotated[list[UploadFile], File(min_length=1, description="One or more files")],
+    collection: Annotated[
+        str, Form(min_length=1, max_length=200, pattern=NO_NUL, description="Default: default")
+    ] = "default",
+    metadata: Annotated[
+        str | None,
+        Form(
+            max_length=MAX_METADATA_CHARS,
+            description="A JSON object stored with every document; `filename` is reserved",
+            json_schema_extra=JSON_OBJECT_FIELD,
+        ),
+    ] = None,
     priority: Annotated[
         int,
         Form(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first (default 0)"),
     ] = 0,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY_PATTERN)
+    ] = None,
+    _blank: Annotated[None, Depends(_collection_not_blank)] = None,
 ) -> UploadAccepted:
-    """Stage each file (fsync'd) and queue its ingestion job in the same commit."""
+    """Stage every file (fsync'd), then queue all their jobs in one commit: every
+    file of the request is accepted, or none is."""
     settings = services.ctx.settings
     if len(files) > settings.max_files_per_upload:
-        raise ApiProblem(
-            413,
-            "too-many-files",
-            "Too many files",
-            f"at most {settings.max_files_per_upload} files per request",
-        )
-    meta = _parse_metadata(metadata)
+        raise TooManyFiles(f"at most {settings.max_files_per_upload} files per request")
+    meta = parse_metadata(metadata)
     ensure_capacity(services)
-    accepted = []
-    for index, upload in enumerate(files):
-        filename = sanitize_filename(upload.filename or f"upload-{index}")
-        head = upload.file.read(8192)
-        upload.file.seek(0)
-        check_upload(filename, head)
-        job_id = new_job_id()
-        try:
-            staged = stage_stream(
-                upload.file,
-                settings.incoming_dir,
-                job_id,
-                filename,
-                max_bytes=settings.max_upload_bytes,
-            )
-        except FileTooLarge as exc:
-            raise ApiProblem(413, "payload-too-large", "Payload too large", str(exc)) from None
-        job = services.ctx.submitter.submit_staged(
-            staged,
-            job_id=job_id,
-            source_uri=f"upload://{collection}/{filename}",
-            filename=filename,
-            collection=collection,
-            metadata=meta,
-            idempotency_key=f"{idempotency_key}:{index}" if idempotency_key else None,
-            priority=priority,
+    incoming = [IncomingFile(f.filename or f"upload-{i}", f.file) for i, f in enumerate(files)]
+    jobs = services.ctx.submitter.submit_upload(
+        incoming,
+        collection=collection,
+        metadata=meta,
+        idempotency_key=idempotency_key,
+        priority=priority,
+    )
+    accepted = [
+        QueuedUpload(
+            job_id=job.id,
+            document_id=job.document_id or "",
+            filename=str(job.payload.get("filename", "")),
+            status=job.status,
         )
-        accepted.append(
-            QueuedUpload(
-                job_id=job.id,
-                document_id=job.document_id or "",
-                filename=filename,
-                status=job.status,
-            )
-        )
+        for job in jobs
+    ]
     request.state.audit_target = ",".join(a.document_id for a in accepted)
     return UploadAccepted(jobs=accepted)
 
 
-@router.get("", response_model=DocumentPage, summary="List documents")
+@router.get(
+    "",
+    response_model=DocumentPage,
+    summary="List documents",
+    responses=problem_responses(401, 422, 429),
+)
 def list_documents(
     services: ServicesDep,
     principal: Viewer,
-    collection: Annotated[str | None, Query(max_length=200)] = None,
-    status: Annotated[str | None, Query(pattern="^(queued|ready|failed)$")] = None,
-    source_prefix: Annotated[str | None, Query(max_length=2000)] = None,
+    collection: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    status: DocumentStatus | None = None,
+    source_prefix: Annotated[str | None, Query(max_length=2000, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DocumentPage:
     docs, total = services.ctx.store.list_documents(
         collection=collection,
-        status=DocumentStatus(status) if status else None,
+        status=status,
         source_prefix=source_prefix,
         limit=limit,
         offset=offset,
     )
     return DocumentPage(
-        documents=[document_out(d) for d in docs], total=total, limit=limit, offset=offset
+        documents=[DocumentOut.from_record(d) for d in docs],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -205,43 +154,46 @@ def _document_or_404(services: Services, document_id: str) -> DocumentRecord:
     return actions.get_document(services.ctx.store, document_id)
 
 
-@router.get("/{document_id}", response_model=DocumentOut, summary="One document")
-def get_document(services: ServicesDep, principal: Viewer, document_id: str) -> DocumentOut:
+@router.get(
+    "/{document_id}",
+    response_model=DocumentOut,
+    summary="One document",
+    responses=problem_responses(401, 404, 422, 429),
+)
+def get_document(services: ServicesDep, principal: Viewer, document_id: DocumentId) -> DocumentOut:
     doc = _document_or_404(services, document_id)
     jobs = services.ctx.ledger.list_jobs(document_id=document_id, limit=1)
-    return document_out(doc, job_view(jobs[0]) if jobs else None)
+    return DocumentOut.from_record(doc, jobs[0] if jobs else None)
 
 
-@router.get("/{document_id}/chunks", response_model=ChunkPage, summary="A document's chunks")
+@router.get(
+    "/{document_id}/chunks",
+    response_model=ChunkPage,
+    summary="A document's chunks",
+    responses=problem_responses(401, 404, 422, 429),
+)
 def get_chunks(
     services: ServicesDep,
     principal: Viewer,
-    document_id: str,
+    document_id: DocumentId,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ChunkPage:
     _document_or_404(services, document_id)
     chunks = services.ctx.store.chunks_of(document_id, limit=limit, offset=offset)
-    return ChunkPage(
-        document_id=document_id,
-        chunks=[
-            ChunkOut(
-                chunk_id=c.id,
-                ordinal=c.ordinal,
-                text=c.text,
-                token_count=c.token_count,
-                page=c.page,
-                heading=c.heading,
-            )
-            for c in chunks
-        ],
-    )
+    return ChunkPage(document_id=document_id, chunks=[ChunkOut.from_record(c) for c in chunks])
 
 
-@router.delete("/{document_id}", status_code=204, summary="Delete a document and its chunks")
-def delete_document(services: ServicesDep, principal: Editor, document_id: str) -> Response:
+@router.delete(
+    "/{document_id}",
+    status_code=204,
+    summary="Delete a document and its chunks",
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422, 429),
+)
+def delete_document(services: ServicesDep, principal: Editor, document_id: DocumentId) -> Response:
     actions.delete_document(services.ctx.store, document_id)
     return Response(status_code=204)
 
 
-__all__ = ["document_out", "ensure_capacity", "iso", "router"]
+__all__ = ["ensure_capacity", "iso", "router"]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from ingest.api.problems import problem_responses
 from ingest.api.security import Viewer
 from ingest.api.services import Services, get_services
 from ingest.errors import IngestError
+from ingest.models import ChatRequest, HitOut, SearchRequest, SearchResponse
 from ingest.query.answers import (
     ChatModel,
     build_prompt,
@@ -26,38 +27,19 @@ from ingest.query.search import SearchHit
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 ServicesDep = Annotated[Services, Depends(get_services)]
-FilterValue = str | int | float | bool
 
 
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=10, ge=1, le=100)
-    collection: str | None = Field(default=None, max_length=200)
-    filters: dict[Annotated[str, Field(max_length=200)], FilterValue] | None = Field(
-        default=None, max_length=20
-    )
-    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
-
-
-class SearchResponse(BaseModel):
-    results: list[dict[str, Any]]
-
-
-@router.post("/search", response_model=SearchResponse, summary="Hybrid search")
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Hybrid search",
+    responses=problem_responses(400, 401, 413, 422, 429, 503),
+)
 def search(services: ServicesDep, principal: Viewer, body: SearchRequest) -> SearchResponse:
     hits = services.ctx.searcher.search(
         body.query, k=body.k, collection=body.collection, filters=body.filters, mode=body.mode
     )
-    return SearchResponse(results=[h.as_dict() for h in hits])
-
-
-class ChatRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=8000)
-    session_id: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
-    )
-    collection: str | None = Field(default=None, max_length=200)
-    k: int | None = Field(default=None, ge=1, le=50)
+    return SearchResponse(results=[HitOut.from_hit(h) for h in hits])
 
 
 @router.post(
@@ -68,7 +50,8 @@ class ChatRequest(BaseModel):
         200: {
             "content": {"text/event-stream": {}},
             "description": "token events, then a done event",
-        }
+        },
+        **problem_responses(400, 401, 413, 422, 429, 503),
     },
 )
 async def chat(services: ServicesDep, principal: Viewer, body: ChatRequest) -> EventSourceResponse:

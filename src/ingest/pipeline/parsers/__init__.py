@@ -55,7 +55,7 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
 
-    budget = _TextBudget(limits.max_text_chars)
+    budget = _TextBudget(limits.max_text_chars, limits.max_pages)
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:

@@ -6,11 +6,21 @@ from ingest.errors import DocumentRejected
 
 
 class _TextBudget:
-    """Counts extracted characters so a huge document aborts as soon as it crosses the limit."""
+    """Counts extracted characters so a huge document aborts as soon as it crosses the
+    limit; refuses a document with more pages than allowed before any is read."""
 
-    def __init__(self, max_chars: int) -> None:
+    def __init__(self, max_chars: int, max_pages: int) -> None:
         self.max_chars = max_chars
+        self.max_pages = max_pages
         self._used = 0
+
+    def check_pages(self, pages: int, unit: str = "pages") -> None:
+        # A 16 MB PDF can hold 100,000 blank pages: each would become a chunk.
+        if pages > self.max_pages:
+            raise DocumentRejected(
+                f"the document has {pages:,} {unit}, over the limit of "
+                f"{self.max_pages:,} (INGEST_MAX_PAGES)"
+            )
 
     def take(self, text: str) -> str:
         self._used += len(text)

@@ -117,6 +117,7 @@ def _docx_table_lines(table: Table) -> Iterator[str]:
 def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "PPTX (PowerPoint)", ".ppt")
     presentation = pptx.Presentation(io.BytesIO(data))
+    budget.check_pages(len(presentation.slides), "slides")
     segments = []
     for number, slide in enumerate(presentation.slides, start=1):
         lines = list(_pptx_shape_lines(slide.shapes))

@@ -20,6 +20,7 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
     with _PDFIUM_LOCK:
         pdf = _open_pdf(data)
         try:
+            budget.check_pages(len(pdf))
             segments = []
             for index in range(len(pdf)):
                 text = budget.take(_pdf_page_text(pdf, index))
