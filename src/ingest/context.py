@@ -63,7 +63,9 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
-    return ParseLimits(max_text_chars=settings.max_text_chars, max_pages=settings.max_pages)
+    return ParseLimits(
+        max_text_chars=settings.max_text_chars, max_pages=settings.max_pages, ocr=settings.ocr
+    )
 
 
 class Context:

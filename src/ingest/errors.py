@@ -170,3 +170,103 @@ class QueueFull(IngestError):
     def __init__(self, message: str, *, retry_after: int = 30) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+# --- client: what the HTTP API answered (transport errors of ingest.client) ---------
+
+
+class ClientError(IngestError):
+    """Raised by `ingest.client` only: talking to an `ingest serve` went wrong."""
+
+
+class ServerUnreachable(ClientError):
+    """No HTTP answer at all: connection refused, DNS, TLS or a network timeout."""
+
+
+class WaitTimedOut(ClientError):
+    """`Client.wait` ran past its timeout before every job reached a final status."""
+
+
+class ApiError(ClientError):
+    """The server answered with an RFC 9457 problem. `.type` is the stable slug URN
+    (`urn:ingest:problem:not-found`), `.status` the HTTP status, `.problem` the whole
+    body (validation errors list their fields under `errors`)."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        problem: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}" + (f": {detail}" if detail else ""))
+        self.status = status
+        self.type = type_
+        self.title = title
+        self.detail = detail
+        self.problem = problem or {}
+        self.retry_after = retry_after
+
+    @property
+    def slug(self) -> str:
+        """The part of `type` after `urn:ingest:problem:`."""
+        return self.type.rsplit(":", 1)[-1]
+
+
+class BadRequestError(ApiError):
+    """400 / 422: the request breaks the API's rules; `.problem["errors"]` names fields."""
+
+
+class AuthError(ApiError):
+    """401: no API key, or one the server does not know (or revoked)."""
+
+
+class PermissionDenied(AuthError):
+    """403: the key is valid but its role is below what the route needs."""
+
+
+class NotFoundError(ApiError):
+    """404: no such document, job or route."""
+
+
+class ConflictError(ApiError):
+    """409: the record's state forbids it (a finished job, a reused Idempotency-Key)."""
+
+
+class PayloadRejected(ApiError):
+    """413 / 415: a file too large, too many files, or a type ingest does not parse."""
+
+
+class RateLimited(ApiError):
+    """429 after the client's bounded retries; `.retry_after` in seconds."""
+
+
+class ServiceUnavailable(ApiError):
+    """503 after the client's bounded retries: queue full, embedder down."""
+
+
+class ServerError(ApiError):
+    """500 or any other status the API does not document: a bug on the server."""
+
+
+# --- console: the operator pages of `ingest serve` ----------------------------------
+
+
+class ConsoleRedirect(IngestError):
+    """A console page asked for without a valid session: answered 303 to sign-in."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"sign in first: {location}")
+        self.location = location
+
+
+class ConsoleDenied(IngestError):
+    """A console request without the role (403), without a session (401) or without the
+    session's CSRF token (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

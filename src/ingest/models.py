@@ -464,3 +464,37 @@ def _check_json_value(value: Any, where: str, *, depth: int) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json_value(item, f"{where}.{index}", depth=depth + 1)
+
+
+# --- status ------------------------------------------------------------------------
+
+
+class WorkerOut(BaseModel):
+    """A worker process as its heartbeat row shows it."""
+
+    id: str
+    hostname: str | None
+    pid: int | None
+    queues: list[str]
+    concurrency: int
+    running: int
+    started_at: float | None
+    heartbeat_age_s: float
+    live: bool
+
+
+class StatusOut(BaseModel):
+    """`GET /api/v1/status` and `ingest status --json`: documents, jobs, workers."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: str
+    documents: int
+    by_status: dict[str, int]
+    chunks: int
+    vectors: int
+    collections: int
+    jobs: dict[str, dict[str, int]] = Field(description="queue -> status -> count")
+    workers: list[WorkerOut]
+    live_workers: int
+    integrity: dict[str, Any] | None = Field(description="The latest integrity report")

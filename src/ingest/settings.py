@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Prose within the text limit makes ~25,000 chunks; this bounds what pathological
     # splitting makes (a run without spaces is one chunk per 100 characters).
     max_chunks_per_document: int = Field(default=50_000, ge=1)
+    # OCR (tesseract) for images and for PDF pages without a text layer; "force"
+    # OCRs every PDF page, "off" fails such documents with a reason that says so.
+    ocr: Literal["auto", "off", "force"] = "auto"
 
     # Chunking
     chunk_tokens: int = Field(default=254, ge=16)
@@ -102,6 +105,15 @@ class Settings(BaseSettings):
     rate_limit: str = "600/minute"
     auth_failure_rate_limit: str = "30/minute"
     sse_ping_seconds: float = Field(default=15.0, gt=0)
+
+    # Remote CLI: `ingest --server URL` (or this) sends add/search/status/jobs there.
+    server_url: str | None = None
+    api_key: SecretStr | None = None
+
+    # Operator console (/console): signs session cookies; unset, a random secret per
+    # process (sessions end on restart and are not shared between API processes).
+    console_secret: SecretStr | None = None
+    console_session_minutes: int = Field(default=480, ge=1, le=10_080)
 
     # Answers (chat)
     llm_url: str | None = None

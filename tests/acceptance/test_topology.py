@@ -27,6 +27,7 @@ from ingest.settings import Settings
 from ingest.store import Store
 from ingest.store.ledger import Ledger
 from ingest.store.schema import documents, jobs
+from ingest.vocabulary import JobStatus
 from tests.support.postgres import PostgresServer
 from tests.support.processes import (
     Proc,
@@ -149,7 +150,21 @@ def upload_all(apis: list[str], key: str, folder: Path) -> list[str]:
     return job_ids
 
 
+def busy_worker(ledger: Ledger, workers: list[Proc], stop: threading.Event) -> Proc | None:
+    """A worker that holds a running job, waited for up to a minute: on a busy host a
+    fresh worker loads its model for tens of seconds, and killing it proves nothing."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        owners = [j.lease_owner or "" for j in ledger.list_jobs(statuses=[JobStatus.RUNNING])]
+        busy = [w for w in workers if any(f":{w.pid}:" in owner for owner in owners)]
+        if busy:
+            return busy[0]
+        stop.wait(0.2)  # the poll interval of a deadline-bounded poll
+    return None
+
+
 def chaos_loop(
+    ledger: Ledger,
     spawn: Spawner,
     env: dict[str, str],
     workers: list[Proc],
@@ -163,7 +178,7 @@ def chaos_loop(
     try:
         while rounds < MAX_KILLS and not stop.wait(KILL_EVERY_S):
             rounds += 1
-            victim = rng.choice(workers)
+            victim = busy_worker(ledger, workers, stop) or rng.choice(workers)
             victim.kill()
             chaos.killed_at[victim.pid] = time.monotonic()
             chaos.kills += 1
@@ -216,7 +231,8 @@ def test_topology_survives_chaos(
     stop = threading.Event()
     chaos = Chaos()
     chaos_thread = threading.Thread(
-        target=chaos_loop, args=(spawn, env, workers, apis, redis_server, stop, chaos)
+        target=chaos_loop,
+        args=(store.jobs, spawn, env, workers, apis, redis_server, stop, chaos),
     )
     started = time.monotonic()
     chaos_thread.start()

@@ -39,6 +39,7 @@ ROLES = {
     ("POST", "/api/v1/search"): "viewer",
     ("POST", "/api/v1/chat"): "viewer",
     ("GET", "/api/v1/audit"): "admin",
+    ("GET", "/api/v1/status"): "viewer",
 }
 ROLE_BELOW = {"editor": "viewer", "admin": "editor"}
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -92,6 +93,47 @@ def test_every_route_needs_a_key_and_its_role(api: Api) -> None:
     for method, path in PUBLIC:
         assert "x-required-role" not in operations[(method, path)]
         assert api.client.request(method, path).status_code == 200, path
+
+
+# Console routes anyone may reach: the sign-in form and its assets.
+CONSOLE_PUBLIC = {
+    ("GET", "/console/signin"),
+    ("POST", "/console/signin"),
+    ("GET", "/console/static/{name}"),
+}
+
+
+def _console_routes() -> set[tuple[str, str]]:
+    from starlette.routing import Route
+
+    from ingest.api.console.pages import router
+
+    return {
+        (method, route.path)
+        for route in router.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+
+
+def test_every_console_route_needs_a_session(api: Api) -> None:
+    routes = _console_routes()
+    assert len(routes) > 20
+    assert routes >= CONSOLE_PUBLIC
+    forged = "eyJrIjoieCIsImMiOiJ5In0.bogus.signature"
+    for method, path in sorted(routes - CONSOLE_PUBLIC):
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        for cookies in ({}, {"ingest_console": forged}):
+            api.client.cookies.clear()
+            for name, value in cookies.items():
+                api.client.cookies.set(name, value, path="/console")
+            response = api.client.request(method, url, follow_redirects=False)
+            if method == "GET":
+                assert response.status_code == 303, (method, path, response.status_code)
+                assert response.headers["location"].startswith("/console/signin"), path
+            else:
+                assert response.status_code == 401, (method, path, response.status_code)
+    api.client.cookies.clear()
 
 
 def test_the_openapi_document_names_every_object(api: Api) -> None:

@@ -16,6 +16,7 @@ from ingest.errors import (
     UnsupportedFormat,
 )
 from ingest.pipeline.parsers import PARSER_VERSION, SUPPORTED_EXTENSIONS, parse_document
+from ingest.pipeline.parsers.code import SOURCE_LANGUAGES
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import (
@@ -65,7 +66,25 @@ def test_supported_extensions_are_the_documented_set() -> None:
         ".csv",
         ".json",
         ".eml",
-    } == SUPPORTED_EXTENSIONS
+        # formats beyond the Office/PDF/HTML core (parser version 3)
+        ".mdx",
+        ".rst",
+        ".xml",
+        ".rtf",
+        ".odt",
+        ".ods",
+        ".odp",
+        ".epub",
+        ".tsv",
+        ".msg",
+        # images, read by OCR
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+        ".webp",
+    } | set(SOURCE_LANGUAGES) == SUPPORTED_EXTENSIONS
 
 
 def test_parser_version_is_a_non_empty_string() -> None:
@@ -228,7 +247,8 @@ def test_markdown_headings_become_segment_headings(tmp_path: Path) -> None:
 
     segments = parse(path)
 
-    assert [s.heading for s in segments] == [None, "Installing", "Configuring"]
+    # A subsection is headed by its path of headings.
+    assert [s.heading for s in segments] == [None, "Installing", "Installing > Configuring"]
     assert segments[1].text.startswith("# Installing")
     assert "# not a heading: a shell comment" in segments[1].text
     assert "flamingo" in segments[2].text
@@ -341,8 +361,10 @@ def test_docx_keeps_table_text_and_heading(tmp_path: Path) -> None:
 
     assert "narwhal survey" in extracted
     # Words that exist only inside the table.
-    assert "Hydrophone | 1200" in extracted
-    assert "Kayak rental | 300" in extracted
+    # The table is a Markdown table: rows and columns survive into the chunk text.
+    assert (
+        "| Item | Cost |\n| --- | --- |\n| Hydrophone | 1200 |\n| Kayak rental | 300 |" in extracted
+    )
     assert segments[0].heading == "Survey plan"
     assert segments[0].text.startswith("Survey plan")
 
@@ -358,7 +380,7 @@ def test_docx_headings_split_segments(tmp_path: Path) -> None:
 
     segments = parse(document_path)
 
-    assert [s.heading for s in segments] == ["Project overview", "Results"]
+    assert [s.heading for s in segments] == ["Project overview", "Project overview > Results"]
     assert "lemur" in segments[1].text
 
 
@@ -394,7 +416,7 @@ def test_pptx_has_one_segment_per_slide_with_title_and_notes(tmp_path: Path) -> 
     assert [(s.page, s.heading) for s in segments] == [(1, "Opening"), (2, "Findings")]
     assert "axolotl briefing" in segments[0].text
     assert "Salamanders thrive" in segments[1].text
-    assert "wetland permit" in segments[1].text
+    assert "Notes: Mention the wetland permit" in segments[1].text
 
 
 # --- XLSX ---------------------------------------------------------------------
@@ -411,8 +433,11 @@ def test_xlsx_has_one_segment_per_non_empty_sheet(tmp_path: Path) -> None:
     segments = parse(path)
 
     assert [s.heading for s in segments] == ["Inventory", "Suppliers"]
-    assert segments[0].text == "Part | Quantity\nSprocket | 12\nFlange | 3"
-    assert segments[1].text == "Globex | Springfield"
+    # Each sheet is a Markdown table: the columns survive into the chunk text.
+    assert segments[0].text == (
+        "| Part | Quantity |\n| --- | --- |\n| Sprocket | 12 |\n| Flange | 3 |"
+    )
+    assert segments[1].text == "| Globex |  | Springfield |\n| --- | --- | --- |"
 
 
 # --- CSV ----------------------------------------------------------------------
@@ -579,7 +604,9 @@ def test_extension_match_ignores_case(tmp_path: Path) -> None:
     assert full_text(parse(path)) == "upper-case extension"
 
 
-@pytest.mark.parametrize("extension", [".pdf", ".docx", ".pptx", ".xlsx"])
+@pytest.mark.parametrize(
+    "extension", [".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub", ".msg"]
+)
 def test_random_bytes_in_binary_formats_are_corrupt(tmp_path: Path, extension: str) -> None:
     path = make_binary_txt(tmp_path, f"noise{extension}")
 
@@ -626,7 +653,7 @@ def test_every_error_is_an_ingest_error_with_a_message(tmp_path: Path) -> None:
 # --- upload sniffing: does the content look like what its name claims? ---------------
 
 
-@pytest.mark.parametrize("filename", ["image.png", "noext"])
+@pytest.mark.parametrize("filename", ["image.bmp", "noext"])
 def test_upload_of_an_unparsed_type_is_unsupported(filename: str) -> None:
     with pytest.raises(UnsupportedFormat, match=f"^{filename}: .* is not a supported type"):
         check_upload(filename, b"\x89PNG\r\n\x1a\n")

@@ -17,11 +17,12 @@ from starlette.types import Scope
 from swagger_ui_bundle import swagger_ui_path
 
 from ingest import __version__
+from ingest.api.console import install_console
 from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from ingest.api.problems import install_openapi, install_problem_handlers
 from ingest.api.ratelimit import RateLimits
-from ingest.api.routes import admin, documents, jobs, query
+from ingest.api.routes import admin, documents, jobs, query, status
 from ingest.api.services import Services
 from ingest.context import Context
 from ingest.jobs.scheduler import Scheduler
@@ -152,15 +153,16 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         redoc_url=None,
         lifespan=lifespan,
     )
+    serve_docs_offline(app)  # first, where FastAPI's own docs route would be
     install_problem_handlers(app)
-    for router in (documents.router, jobs.router, query.router, admin.router):
+    for router in (documents.router, jobs.router, query.router, admin.router, status.router):
         app.include_router(router)
     install_openapi(app)
-    serve_docs_offline(app)
+    install_console(app, settings)
 
     def upload_limit(scope: Scope) -> int:
         if (
-            scope.get("path", "").rstrip("/") == "/api/v1/documents"
+            scope.get("path", "").rstrip("/") in ("/api/v1/documents", "/console/upload")
             and scope.get("method") == "POST"
         ):
             return settings.max_upload_bytes * settings.max_files_per_upload + 1024 * 1024

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest.vocabulary import JobStatus
+
 if TYPE_CHECKING:
     from ingest.context import Context
 
@@ -28,7 +30,7 @@ class LedgerCollector(Collector):
         for queue, by_status in ledger.counts().items():
             for status, n in by_status.items():
                 jobs.add_metric([queue, status], n)
-                dead += n if status == "dead" else 0
+                dead += n if status == JobStatus.DEAD else 0
         yield jobs
         yield GaugeMetricFamily(
             "ingest_dead_letter_jobs", "Jobs in the dead-letter list", value=dead

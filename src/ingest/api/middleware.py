@@ -61,7 +61,7 @@ class RequestContextMiddleware:
             if services is not None:
                 services.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
                 failed_key = scope.get("state", {}).get("auth_failure") is not None
-                if route.startswith("/api/v1") and (
+                if route.startswith(("/api/v1", "/console")) and (
                     failed_key
                     or (
                         scope["method"] in _MUTATING

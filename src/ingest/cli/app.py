@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from ingest.cli import remote
 from ingest.cli.common import (
     database_label,
     empty_database_note,
@@ -26,6 +27,7 @@ from ingest.cli.common import (
     say_if_created,
     service_context,
     sqlite_file_to_create,
+    use_settings,
 )
 from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
@@ -50,6 +52,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of an `ingest serve`: add, search, status and jobs go through its "
+            "API with INGEST_API_KEY (default: INGEST_SERVER_URL, else the local database).",
+        ),
+    ] = None,
+) -> None:
+    """Durable document ingestion and hybrid search."""
+    remote.set_server(server)
 
 
 @app.command()
@@ -91,6 +108,18 @@ def add(
     from ingest.cli.watch import live_workers, no_worker_message, say_interrupted
 
     metadata = parse_pairs(meta, "--meta")
+    if remote.server_url():
+        if priority:
+            raise fail("--priority is not available with --server yet")
+        remote.add(
+            paths,
+            collection=collection,
+            metadata=metadata,
+            sync=sync,
+            no_wait=no_wait,
+            as_json=as_json,
+        )
+        return
     with service_context() as ctx:
         plan = plan_ingestion(ctx, paths, collection=collection, metadata=metadata)
         jobs = submit_plan(ctx, plan, collection=collection, metadata=metadata, priority=priority)
@@ -203,6 +232,11 @@ def search(
     if mode not in ("hybrid", "vector", "keyword"):
         raise typer.BadParameter("must be hybrid, vector or keyword", param_hint="--mode")
     filters = parse_pairs(filter_, "--filter")
+    if remote.server_url():
+        remote.search(
+            query, k=k, collection=collection, filters=filters, mode=mode, as_json=as_json
+        )
+        return
     with service_context() as ctx:
         # An empty database answers nothing: say so rather than load the model to
         # find it out, and name the database (run from another folder, it is not
@@ -251,6 +285,9 @@ def status(
     """Documents (by status), chunks, jobs (by queue and status), workers, integrity."""
     from ingest.cli.status import print_status, status_report
 
+    if remote.server_url():
+        remote.status(as_json)
+        return
     with service_context() as ctx:
         report = status_report(ctx)
         report["database"] = database_label(ctx.settings)
@@ -294,7 +331,8 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)  # one line, whatever the terminal width
         raise SystemExit(2) from None
     configure_logging(settings)
-    app(obj=settings)
+    use_settings(settings)
+    app()
 
 
 app.add_typer(jobs_app, name="jobs")

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
 
@@ -45,13 +44,23 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+# The Settings this process's entry point built (main(), worker_main()). A module
+# value rather than the CLI context's `obj`: typer runs its own copy of click, so
+# click.get_current_context() never sees typer's context.
+_process_settings: Settings | None = None
+
+
+def use_settings(settings: Settings) -> None:
+    """Called once by an entry point: every command of this process uses these."""
+    global _process_settings
+    _process_settings = settings
+
+
 def run_settings() -> Settings:
-    """The Settings `main()` built once for this process. A command invoked without
-    main() (a test's CliRunner) builds its own."""
-    click_ctx = click.get_current_context(silent=True)
-    obj = click_ctx.find_root().obj if click_ctx is not None else None
-    if isinstance(obj, Settings):
-        return obj
+    """The Settings the entry point built once for this process. A command invoked
+    without one (a test's CliRunner) builds its own from the environment."""
+    if _process_settings is not None:
+        return _process_settings
     try:
         return load_settings()
     except IngestError as exc:

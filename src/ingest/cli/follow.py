@@ -126,7 +126,7 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
         while True:
             jobs = ctx.ledger.get_many(list(job_ids))
             done = sum(j.is_terminal for j in jobs)
-            running = next((j for j in jobs if j.status == "running"), None)
+            running = next((j for j in jobs if j.status == JobStatus.RUNNING), None)
             update(done, running)
             if done == len(job_ids):
                 return jobs
@@ -217,7 +217,7 @@ def report_from_jobs(jobs: Sequence[Job], *, skipped: int) -> IngestReport:
 def _file_result(job: Job) -> FileResult:
     source = str(job.payload.get("source_uri", job.id))
     result = job.result or {}
-    if job.status == "succeeded":
+    if job.status == JobStatus.SUCCEEDED:
         return FileResult(
             source,
             result.get("outcome", "added"),
@@ -226,6 +226,6 @@ def _file_result(job: Job) -> FileResult:
             embedded=int(result.get("embedded", 0)),
         )
     reason = job.error_message or job.status
-    if job.status != "failed":
+    if job.status != JobStatus.FAILED:
         reason = f"job {job.status}: {reason}"
     return FileResult(source, "failed", job.document_id or "", reason=reason)

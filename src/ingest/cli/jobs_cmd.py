@@ -13,7 +13,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.cli.common import audited, out, print_json, run_settings, service_context
+from ingest.cli import remote
+from ingest.cli.common import audited, out, print_json, run_settings, service_context, use_settings
 from ingest.errors import ConfigError
 from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
@@ -69,6 +70,9 @@ def list_jobs(
     for s in status or []:
         if s not in STATUSES:
             raise typer.BadParameter(f"unknown status {s!r}", param_hint="--status")
+    if remote.server_url():
+        remote.jobs_list(status or [], kind, limit, as_json)
+        return
     with service_context() as ctx:
         jobs = ctx.ledger.list_jobs(
             statuses=[JobStatus(s) for s in status or []], kind_family=kind, limit=limit
@@ -79,6 +83,9 @@ def list_jobs(
 @jobs_app.command()
 def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One job in full, with its stage history and error traceback."""
+    if remote.server_url():
+        remote.jobs_show(job_id, as_json)
+        return
     with service_context() as ctx:
         job = actions.get_job(ctx.store, job_id)
     if as_json:
@@ -96,6 +103,9 @@ def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
 @jobs_app.command()
 def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Cancel: a queued job at once, a running one at its next checkpoint."""
+    if remote.server_url():
+        remote.jobs_cancel(job_id, as_json)
+        return
     with service_context() as ctx, audited(ctx, "jobs cancel", job_id):
         job = actions.cancel_job(ctx.store, job_id)
     _print_jobs([job], as_json)
@@ -104,6 +114,9 @@ def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
 @jobs_app.command()
 def retry(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-queue a failed, dead or cancelled job for a fresh set of attempts."""
+    if remote.server_url():
+        remote.jobs_retry(job_id, as_json)
+        return
     with service_context() as ctx, audited(ctx, "jobs retry", job_id):
         job = actions.retry_job(ctx.store, ctx.settings, ctx.doorbell, job_id)
     _print_jobs([job], as_json)
@@ -115,6 +128,9 @@ def dead(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The dead-letter list: jobs that failed every attempt."""
+    if remote.server_url():
+        remote.jobs_list([JobStatus.DEAD], None, limit, as_json)
+        return
     with service_context() as ctx:
         jobs = ctx.ledger.list_jobs(statuses=[JobStatus.DEAD], limit=limit)
     _print_jobs(jobs, as_json)
@@ -178,4 +194,5 @@ def worker_main() -> None:
         raise SystemExit(2) from None
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command()(worker)
-    single(args=sys.argv[1:], prog_name="python -m ingest.worker", obj=settings)
+    use_settings(settings)
+    single(args=sys.argv[1:], prog_name="python -m ingest.worker")

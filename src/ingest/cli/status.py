@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.ingestion.maintenance import INTEGRITY
-from ingest.jobs.views import iso
+from ingest.ingestion.overview import status_report
 
-if TYPE_CHECKING:
-    from ingest.context import Context
-
-
-def status_report(ctx: Context) -> dict[str, Any]:
-    report = ctx.store.counts()
-    report["jobs"] = ctx.ledger.counts()
-    workers = ctx.store.workers.list(stale_after=ctx.settings.worker_stale_seconds)
-    report["workers"] = [w.as_dict() for w in workers]
-    report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
-    integrity = ctx.ledger.latest_succeeded(INTEGRITY)
-    report["integrity"] = integrity.result if integrity else None
-    report["integrity_checked_at"] = iso(integrity.finished_at) if integrity else None
-    report["mode"] = ctx.settings.mode
-    return report
+__all__ = ["print_status", "status_report"]
 
 
 def print_status(out: Console, report: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row("database", escape(report["database"]))
+    if report.get("database"):  # a remote status (--server) does not name it
+        table.add_row("database", escape(report["database"]))
     table.add_row("mode", report["mode"])
     table.add_row("documents", str(report["documents"]))
     for name, n in sorted(report["by_status"].items()):
@@ -62,7 +48,7 @@ def print_status(out: Console, report: dict[str, Any]) -> None:
             f"{integrity['chunks_without_vectors']} chunks without vectors, "
             f"{integrity['staged_files_missing']} staged files missing",
         )
-        table.add_row("  checked", _when(report["integrity_checked_at"]))
+        table.add_row("  checked", _when(report.get("integrity_checked_at")))
     out.print(table)
 
 

@@ -99,13 +99,25 @@ class Worker:
     def _warm_up_before_claiming(self) -> None:
         # Loaded inside the first job, the model counted against its lease: on a busy
         # host the load outlasted it and a live worker's job was requeued.
-        if self.runtime.warm_up is None:
+        # Meanwhile this worker still reaps: a dead worker's jobs go back to the queue
+        # within seconds even while the only live worker loads its model.
+        warm_up = self.runtime.warm_up
+        if warm_up is None:
             return
-        try:
-            self.runtime.warm_up(self.queues)
-        except Exception:
-            # Not fatal: each job meets the same error and reports it on the job.
-            log.exception("warming up failed; jobs will report the error")
+        warmed = threading.Event()
+
+        def warm() -> None:
+            try:
+                warm_up(self.queues)
+            except Exception:
+                # Not fatal: each job meets the same error and reports it on the job.
+                log.exception("warming up failed; jobs will report the error")
+            finally:
+                warmed.set()
+
+        threading.Thread(target=warm, name="warm-up", daemon=True).start()
+        while not warmed.wait(self.settings.poll_seconds) and not self._stop.is_set():
+            self._reap_if_due()
 
     def _loop(self) -> None:
         poll = self.settings.poll_seconds

@@ -35,6 +35,7 @@ class Pipeline:
                 "parser": PARSER_VERSION,
                 "max_text_chars": limits.max_text_chars,
                 "max_pages": limits.max_pages,
+                "ocr": limits.ocr,
                 "chunker": chunker.describe(),
                 "model": embedder.model_id,
             }

@@ -21,3 +21,6 @@ class ParseLimits:
     max_text_chars: int = 20_000_000
     # Pages (PDF) or slides (PPTX): counted before any text is extracted.
     max_pages: int = 5_000
+    # INGEST_OCR: "auto" reads image-only PDF pages and images with tesseract,
+    # "force" every PDF page too, "off" never.
+    ocr: str = "auto"

@@ -4,8 +4,8 @@ rankings are fused with weighted reciprocal rank fusion."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from ingest.embedding import Embedder, to_blob
 from ingest.errors import QueryError
@@ -16,32 +16,8 @@ from ingest.store.store import MetadataFilter
 SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    document_id: str
-    chunk_id: str
-    source: str
-    collection: str
-    text: str
-    ordinal: int
-    page: int | None
-    heading: str | None
-    score: float
-    metadata: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "document_id": self.document_id,
-            "chunk_id": self.chunk_id,
-            "source": self.source,
-            "collection": self.collection,
-            "text": self.text,
-            "ordinal": self.ordinal,
-            "page": self.page,
-            "heading": self.heading,
-            "score": self.score,
-            "metadata": self.metadata,
-        }
+# A search result: the store's chunk record with its fused score.
+SearchHit = ChunkHit
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +42,7 @@ class Searcher:
         collection: str | None = None,
         filters: MetadataFilter | None = None,
         mode: SearchMode = "hybrid",
-    ) -> list[SearchHit]:
+    ) -> list[ChunkHit]:
         if not query.strip():
             raise QueryError("the query is empty")
         if k < 1:
@@ -103,24 +79,6 @@ class Searcher:
         return self.store.keyword_search(query, depth, collection=collection, filters=filters)
 
 
-def _to_hits(fused: list[tuple[int, float]], by_pk: Mapping[int, ChunkHit]) -> list[SearchHit]:
-    hits = []
-    for pk, score in fused:
-        chunk = by_pk.get(pk)
-        if chunk is None:  # deleted between ranking and fetch
-            continue
-        hits.append(
-            SearchHit(
-                document_id=chunk.document_id,
-                chunk_id=chunk.chunk_id,
-                source=chunk.source_uri,
-                collection=chunk.collection,
-                text=chunk.text,
-                ordinal=chunk.ordinal,
-                page=chunk.page,
-                heading=chunk.heading,
-                score=round(score, 6),
-                metadata=chunk.metadata,
-            )
-        )
-    return hits
+def _to_hits(fused: list[tuple[int, float]], by_pk: Mapping[int, ChunkHit]) -> list[ChunkHit]:
+    # A chunk deleted between ranking and fetch is left out.
+    return [replace(by_pk[pk], score=round(score, 6)) for pk, score in fused if pk in by_pk]

@@ -60,18 +60,20 @@ class ChunkRecord:
 
 @dataclass(frozen=True, slots=True)
 class ChunkHit:
-    """A chunk as search finds it, with where it comes from."""
+    """A chunk as search finds it, with where it comes from and how well it matched:
+    the one hit record from the store to the wire (models.HitOut shows it)."""
 
     pk: int
     chunk_id: str
     document_id: str
-    source_uri: str
+    source: str
     collection: str
     ordinal: int
     text: str
     page: int | None
     heading: str | None
     metadata: dict[str, Any]
+    score: float = 0.0
 
 
 def documents_query() -> sa.Select[Any]:

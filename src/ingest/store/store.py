@@ -373,7 +373,7 @@ class Store:
                 pk=r.pk,
                 chunk_id=r.id,
                 document_id=r.document_id,
-                source_uri=r.source_uri,
+                source=r.source_uri,
                 collection=r.collection_name,
                 ordinal=r.ordinal,
                 text=r.text,

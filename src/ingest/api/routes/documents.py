@@ -83,14 +83,14 @@ def upload_documents(
             json_schema_extra=JSON_OBJECT_FIELD,
         ),
     ] = None,
-    priority: Annotated[
-        int,
-        Form(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first (default 0)"),
-    ] = 0,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY_PATTERN)
     ] = None,
     _blank: Annotated[None, Depends(_collection_not_blank)] = None,
+    priority: Annotated[
+        int,
+        Form(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first (default 0)"),
+    ] = 0,
 ) -> UploadAccepted:
     """Stage every file (fsync'd), then queue all their jobs in one commit: every
     file of the request is accepted, or none is."""

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 
 from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
 from ingest.pipeline.parsers.budget import _TextBudget, _too_much_text
+from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
+from ingest.pipeline.parsers.ebook import _parse_epub
 from ingest.pipeline.parsers.email import _parse_eml
 from ingest.pipeline.parsers.html import _parse_html
+from ingest.pipeline.parsers.markup import _parse_rst, _parse_rtf, _parse_xml
+from ingest.pipeline.parsers.ocr import parse_image
 from ingest.pipeline.parsers.office import _parse_docx, _parse_pptx, _parse_xlsx
+from ingest.pipeline.parsers.opendoc import _parse_odp, _parse_ods, _parse_odt
+from ingest.pipeline.parsers.outlook import _parse_msg
 from ingest.pipeline.parsers.pdf import _parse_pdf
 from ingest.pipeline.parsers.tabular import _parse_csv, _parse_json
 from ingest.pipeline.parsers.text import _parse_markdown, _parse_txt
@@ -31,7 +37,7 @@ __all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
 
 # Bump whenever the text or the segmentation produced for the same file changes:
 # it is part of the pipeline fingerprint, so stored documents get re-parsed.
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 
 _MAX_REASON_CHARS = 200
 
@@ -55,7 +61,7 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
 
-    budget = _TextBudget(limits.max_text_chars, limits.max_pages)
+    budget = _TextBudget(limits.max_text_chars, limits.max_pages, limits.ocr)
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:
@@ -140,20 +146,33 @@ _FORMATS: dict[str, _Format] = {
     ".txt": _Format("text", "not a valid text file", _parse_txt),
     ".md": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
     ".markdown": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
+    ".mdx": _Format("MDX (Markdown)", "not a valid MDX file", _parse_markdown),
+    ".rst": _Format("reStructuredText", "not a valid reStructuredText file", _parse_rst),
+    ".xml": _Format("XML", "not a valid XML file", _parse_xml),
+    ".rtf": _Format("RTF", "not a valid RTF file", _parse_rtf),
     ".html": _Format("HTML", "not a valid HTML file", _parse_html),
     ".htm": _Format("HTML", "not a valid HTML file", _parse_html),
-    ".pdf": _Format(
-        "PDF",
-        "not a valid PDF",
-        _parse_pdf,
-        empty_hint=" (it may hold only scanned images; OCR is not supported)",
-    ),
+    ".pdf": _Format("PDF", "not a valid PDF", _parse_pdf),
     ".docx": _Format("DOCX (Word)", "not a valid DOCX (Word) file", _parse_docx),
     ".pptx": _Format("PPTX (PowerPoint)", "not a valid PPTX (PowerPoint) file", _parse_pptx),
     ".xlsx": _Format("XLSX (Excel)", "not a valid XLSX (Excel) file", _parse_xlsx),
+    ".odt": _Format("ODT (OpenDocument text)", "not a valid ODT file", _parse_odt),
+    ".ods": _Format("ODS (OpenDocument spreadsheet)", "not a valid ODS file", _parse_ods),
+    ".odp": _Format("ODP (OpenDocument presentation)", "not a valid ODP file", _parse_odp),
+    ".epub": _Format("EPUB", "not a valid EPUB file", _parse_epub),
     ".csv": _Format("CSV", "not a valid CSV file", _parse_csv),
+    ".tsv": _Format("TSV", "not a valid TSV file", _parse_csv),
     ".json": _Format("JSON", "not valid JSON", _parse_json),
     ".eml": _Format("e-mail", "not a valid e-mail message", _parse_eml),
+    ".msg": _Format("Outlook message", "not a valid Outlook message (.msg)", _parse_msg),
 }
+_FORMATS.update(
+    (ext, _Format("image", f"not a valid {ext[1:].upper()} image", parse_image))
+    for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+)
+_FORMATS.update(
+    (ext, _Format(f"{language} source", f"not a valid {language} source file", source_parser(ext)))
+    for ext, language in SOURCE_LANGUAGES.items()
+)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)

@@ -9,9 +9,10 @@ class _TextBudget:
     """Counts extracted characters so a huge document aborts as soon as it crosses the
     limit; refuses a document with more pages than allowed before any is read."""
 
-    def __init__(self, max_chars: int, max_pages: int) -> None:
+    def __init__(self, max_chars: int, max_pages: int, ocr: str = "auto") -> None:
         self.max_chars = max_chars
         self.max_pages = max_pages
+        self.ocr = ocr  # INGEST_OCR: "auto", "off" or "force"; carried to the parsers here
         self._used = 0
 
     def check_pages(self, pages: int, unit: str = "pages") -> None:

@@ -8,8 +8,9 @@ from typing import Any
 import pypdfium2
 import pypdfium2.raw as pdfium_raw
 
-from ingest.errors import CorruptDocument
+from ingest.errors import CorruptDocument, EmptyDocument
 from ingest.pipeline.parsers.budget import _TextBudget
+from ingest.pipeline.parsers.ocr import ocr_image, ocr_unavailable_reason, render_pdf_page
 from ingest.pipeline.segments import Segment
 
 # PDFium is not thread-safe, not even across different documents: serialise it.
@@ -21,13 +22,21 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
         pdf = _open_pdf(data)
         try:
             budget.check_pages(len(pdf))
+            no_ocr = ocr_unavailable_reason(budget.ocr)
             segments = []
+            image_pages = 0
             for index in range(len(pdf)):
-                text = budget.take(_pdf_page_text(pdf, index))
-                segments.append(Segment(text=text, page=index + 1))
-            return segments
+                text, needed_ocr = _pdf_page_text(pdf, index, budget.ocr, no_ocr is None)
+                image_pages += needed_ocr
+                segments.append(Segment(text=budget.take(text), page=index + 1))
         finally:
             pdf.close()
+    if no_ocr and image_pages and not any(segment.text.strip() for segment in segments):
+        raise EmptyDocument(
+            f"no text could be extracted from this PDF file: its pages are images "
+            f"without a text layer, and {no_ocr}"
+        )
+    return segments
 
 
 def _open_pdf(data: bytes) -> Any:
@@ -39,13 +48,27 @@ def _open_pdf(data: bytes) -> Any:
         raise
 
 
-def _pdf_page_text(pdf: Any, index: int) -> str:
+def _pdf_page_text(pdf: Any, index: int, mode: str, can_ocr: bool) -> tuple[str, bool]:
+    """The page's text, and whether it is an image without a text layer that OCR
+    could not read (OCR off or not installed)."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
-            return str(textpage.get_text_range())
+            text = str(textpage.get_text_range())
         finally:
             textpage.close()
+        wants_ocr = mode == "force" or (not text.strip() and _has_images(page))
+        if not wants_ocr:
+            return text, False
+        if not can_ocr:
+            return text, True
+        return ocr_image(render_pdf_page(page)), False
     finally:
         page.close()
+
+
+def _has_images(page: Any) -> bool:
+    """Whether the page draws any image: a scan. Blank pages are not worth OCR's 2 CPU-s."""
+    objects = page.get_objects(filter=(pdfium_raw.FPDF_PAGEOBJ_IMAGE,), max_depth=3)
+    return any(True for _ in objects)

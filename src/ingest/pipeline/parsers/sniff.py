@@ -10,15 +10,43 @@ from pathlib import PurePosixPath
 
 from ingest.errors import ContentMismatch, UnsupportedFormat
 from ingest.pipeline.parsers import SUPPORTED_EXTENSIONS
+from ingest.pipeline.parsers.code import SOURCE_LANGUAGES
 
 _ZIP = (b"PK\x03\x04",)
+_OLE = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".pdf": (b"%PDF",),
     ".docx": _ZIP,
     ".pptx": _ZIP,
     ".xlsx": _ZIP,
+    ".odt": _ZIP,
+    ".ods": _ZIP,
+    ".odp": _ZIP,
+    ".epub": _ZIP,
+    ".msg": _OLE,
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".tif": (b"II*\x00", b"MM\x00*"),
+    ".tiff": (b"II*\x00", b"MM\x00*"),
+    ".webp": (b"RIFF",),
 }
-_TEXT = {".txt", ".md", ".markdown", ".csv", ".json", ".eml", ".html", ".htm"}
+_TEXT = {
+    ".txt",
+    ".md",
+    ".markdown",
+    ".mdx",
+    ".rst",
+    ".xml",
+    ".rtf",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".eml",
+    ".html",
+    ".htm",
+    *SOURCE_LANGUAGES,
+}
 _BOMS = (b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")
 
 

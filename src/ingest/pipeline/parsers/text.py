@@ -23,18 +23,21 @@ _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 
-class _SectionCollector:
-    """Gathers lines into Segments, starting a new Segment at each heading."""
+class HeadingPath:
+    """Sections headed by their path of titles: "Chapter 2 > Pricing"."""
 
-    def __init__(self, page: int | None = None) -> None:
-        self._page = page
-        self._heading: str | None = None
+    def __init__(self) -> None:
+        self._path: list[tuple[int, str]] = []
         self._lines: list[str] = []
         self._segments: list[Segment] = []
 
-    def start_section(self, heading: str | None) -> None:
+    def start(self, level: int, title: str) -> None:
         self._flush()
-        self._heading = heading
+        while self._path and self._path[-1][0] >= level:
+            self._path.pop()
+        title = " ".join(title.split())
+        if title:
+            self._path.append((level, title))
 
     def add(self, line: str) -> None:
         self._lines.append(line)
@@ -46,13 +49,15 @@ class _SectionCollector:
     def _flush(self) -> None:
         text = "\n".join(self._lines).strip()
         if text:
-            self._segments.append(Segment(text=text, page=self._page, heading=self._heading))
+            heading = " > ".join(title for _, title in self._path) or None
+            self._segments.append(Segment(text=text, heading=heading))
         self._lines = []
 
 
 def _split_markdown(text: str) -> list[Segment]:
-    """One Segment per ATX-heading section; the heading line stays in the section's text."""
-    sections = _SectionCollector()
+    """One Segment per ATX-heading section, headed by its heading path ("Guide > Install");
+    the heading line stays in the section's text."""
+    sections = HeadingPath()
     fence: str | None = None  # the opening fence while inside a fenced code block
     for line in text.split("\n"):
         fence_match = _FENCE.match(line)
@@ -62,7 +67,7 @@ def _split_markdown(text: str) -> list[Segment]:
         elif fence_match and not (fence_match.group(1)[0] == "`" and "`" in fence_match.group(2)):
             fence = fence_match.group(1)
         elif heading_match := _ATX_HEADING.match(line):
-            sections.start_section((heading_match.group(2) or "").strip() or None)
+            sections.start(len(heading_match.group(1)), heading_match.group(2) or "")
         sections.add(line)
     return sections.segments()
 

@@ -1,0 +1,329 @@
+"""`Client`: the HTTP API from Python, blocking (httpx)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from ingest.client._common import (
+    API,
+    ChatAnswer,
+    SseParser,
+    auth_headers,
+    chat_body,
+    chat_event,
+    close_files,
+    is_final,
+    list_params,
+    open_files,
+    raise_for_problem,
+    retry_delay,
+    search_body,
+    upload_form,
+)
+from ingest.errors import ServerUnreachable, WaitTimedOut
+from ingest.models import (
+    ChunkOut,
+    ChunkPage,
+    DocumentOut,
+    DocumentPage,
+    HitOut,
+    JobOut,
+    JobPage,
+    QueuedUpload,
+    ReadinessOut,
+    SearchResponse,
+    StatusOut,
+    UploadAccepted,
+)
+
+Progress = Callable[[JobOut], None]
+
+
+class Client:
+    """One `ingest serve`, typed with the models the API publishes (`ingest.models`).
+
+    Error answers raise `ingest.errors.ApiError` subclasses; 429 and 503 are sent again
+    after the server's Retry-After, at most `max_retries` times."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+        self.jobs = Jobs(self)
+        self.documents = Documents(self)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- plumbing -----------------------------------------------------------------
+
+    def _send(
+        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """One request, sent again on 429/503 after Retry-After; errors raised.
+        `files` may be a callable that opens them afresh for every attempt."""
+        files_factory = kwargs.pop("files", None)
+        attempt = 0
+        while True:
+            files = files_factory() if callable(files_factory) else files_factory
+            try:
+                request = self._http.build_request(method, path, files=files, **kwargs)
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                raise ServerUnreachable(f"{method} {path}: {exc}") from exc
+            finally:
+                if callable(files_factory) and files:
+                    close_files(files)
+            delay = retry_delay(response, attempt, self.max_retry_wait)
+            if delay is None or attempt >= self.max_retries:
+                break
+            response.close()
+            attempt += 1
+            time.sleep(delay)  # the server asked us to wait this long
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            raise_for_problem(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    # --- the API ------------------------------------------------------------------
+
+    def health(self) -> ReadinessOut:
+        """`/health/ready`: every check, also when one fails (503)."""
+        try:
+            response = self._http.get("/health/ready")
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"GET /health/ready: {exc}") from exc
+        if response.status_code not in (200, 503):
+            raise_for_problem(response)
+        return ReadinessOut.model_validate(response.json())
+
+    def status(self) -> StatusOut:
+        """Documents by status, jobs by queue and status, workers, integrity."""
+        return StatusOut.model_validate(self._json("GET", f"{API}/status"))
+
+    def upload(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        collection: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[QueuedUpload]:
+        """Upload files in one request: every one is queued, or none (an ApiError)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = self._json(
+            "POST",
+            f"{API}/documents",
+            files=lambda: open_files(paths),
+            data=upload_form(collection, metadata),
+            headers=headers,
+        )
+        return UploadAccepted.model_validate(body).jobs
+
+    def wait(
+        self,
+        job_ids: Sequence[str],
+        *,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,
+        max_poll_interval: float = 2.0,
+    ) -> list[JobOut]:
+        """Poll until every job is final (succeeded, failed, cancelled, dead), with
+        backoff while nothing changes; `progress` sees each job whenever it changes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        final: dict[str, JobOut] = {}
+        seen: dict[str, tuple[Any, ...]] = {}
+        interval = poll_interval
+        while True:
+            changed = False
+            for job_id in job_ids:
+                if job_id in final:
+                    continue
+                job = self.jobs.get(job_id)
+                changed |= _note(job, seen, progress)
+                if is_final(job):
+                    final[job_id] = job
+            if len(final) == len(set(job_ids)):
+                return [final[j] for j in job_ids]
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimedOut(
+                    f"{len(job_ids) - len(final)} job(s) not final after {timeout:g} s"
+                )
+            interval = poll_interval if changed else min(interval * 1.5, max_poll_interval)
+            time.sleep(interval)  # polling interval between status reads
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        collection: str | None = None,
+        filters: dict[str, Any] | None = None,
+        mode: str = "hybrid",
+    ) -> list[HitOut]:
+        body = search_body(query, k, collection, filters, mode)
+        return SearchResponse.model_validate(self._json("POST", f"{API}/search", json=body)).results
+
+    def ask(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        collection: str | None = None,
+        k: int | None = None,
+    ) -> ChatStream:
+        """Iterate the returned stream for the answer's text as it is written; then
+        `.answer` holds the whole answer with its citations."""
+        return ChatStream(self, chat_body(message, session_id, collection, k))
+
+    @contextmanager
+    def _stream(self, path: str, body: dict[str, Any]) -> Iterator[httpx.Response]:
+        response = self._send("POST", path, json=body, stream=True)
+        try:
+            yield response
+        finally:
+            response.close()
+
+
+class ChatStream:
+    """`for text in client.ask(...)`, then `.answer`."""
+
+    def __init__(self, client: Client, body: dict[str, Any]) -> None:
+        self._client = client
+        self._body = body
+        self.answer: ChatAnswer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        parser = SseParser()
+        with self._client._stream(f"{API}/chat", self._body) as response:
+            for line in response.iter_lines():
+                for event, data in parser.feed(line):
+                    item = chat_event(event, data)
+                    if isinstance(item, ChatAnswer):
+                        self.answer = item
+                    elif item:
+                        yield item
+
+    def result(self) -> ChatAnswer:
+        """Read the whole stream (if not yet) and return the final answer."""
+        if self.answer is None:
+            for _ in self:
+                pass
+        assert self.answer is not None, "the chat stream ended without a done event"
+        return self.answer
+
+
+class Jobs:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def list(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        kind: str | None = None,
+        queue: str | None = None,
+        document_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobOut]:
+        params = list_params(
+            status=list(status) if status else None,
+            kind=kind,
+            queue=queue,
+            document_id=document_id,
+            limit=limit,
+            offset=offset,
+        )
+        return JobPage.model_validate(self._c._json("GET", f"{API}/jobs", params=params)).jobs
+
+    def get(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._c._json("GET", f"{API}/jobs/{job_id}"))
+
+    def cancel(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._c._json("DELETE", f"{API}/jobs/{job_id}"))
+
+    def retry(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._c._json("POST", f"{API}/jobs/{job_id}/retry"))
+
+
+class Documents:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def list(
+        self,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        source_prefix: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> DocumentPage:
+        params = list_params(
+            collection=collection,
+            status=status,
+            source_prefix=source_prefix,
+            limit=limit,
+            offset=offset,
+        )
+        return DocumentPage.model_validate(self._c._json("GET", f"{API}/documents", params=params))
+
+    def get(self, document_id: str) -> DocumentOut:
+        return DocumentOut.model_validate(self._c._json("GET", f"{API}/documents/{document_id}"))
+
+    def chunks(
+        self, document_id: str, *, limit: int = 100, offset: int = 0
+    ) -> builtins.list[ChunkOut]:
+        body = self._c._json(
+            "GET",
+            f"{API}/documents/{document_id}/chunks",
+            params={"limit": limit, "offset": offset},
+        )
+        return ChunkPage.model_validate(body).chunks
+
+    def delete(self, document_id: str) -> None:
+        self._c._send("DELETE", f"{API}/documents/{document_id}").close()
+
+
+def _note(job: JobOut, seen: dict[str, tuple[Any, ...]], progress: Progress | None) -> bool:
+    """Tell `progress` about a job that changed since the last look; True if it did."""
+    fingerprint = (job.status, job.progress, job.stage, job.message, job.attempt)
+    if seen.get(job.job_id) == fingerprint:
+        return False
+    seen[job.job_id] = fingerprint
+    if progress is not None:
+        progress(job)
+    return True

@@ -1,0 +1,210 @@
+"""DOCX body: every piece of text a reader sees, in reading order.
+
+python-docx's own views lose text: `document.paragraphs` skips tables, block
+`iter_inner_content()` skips content controls (`w:sdt`), and `Paragraph.text`
+skips inline content controls, equations, comments and chart titles. This walks
+the body XML itself. Headers and footers stay out on purpose: they repeat
+boilerplate on every page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import defusedxml.ElementTree
+from docx.oxml.ns import qn
+from docx.text.paragraph import Paragraph
+
+from ingest.pipeline.parsers.tables import markdown_table
+
+_M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
+_C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+# Word stores each text box twice: DrawingML (mc:Choice) and a VML copy (mc:Fallback).
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_W = {name: qn(f"w:{name}") for name in (
+    "p", "tbl", "tr", "tc", "sdt", "sdtContent", "sdtPr", "customXml", "t", "tab", "br",
+    "cr", "delText", "instrText", "del", "txbxContent", "commentReference", "rPr", "pPr",
+    "footnoteReference", "endnoteReference", "footnote", "endnote",
+)}  # fmt: skip
+_HEADING_STYLE = re.compile(r"heading ([1-9])|(title)", re.I)
+
+Block = tuple[int | None, str]  # (heading level, or None for body text; the text)
+
+
+class DocxBody:
+    """Reads a python-docx Document's body as (heading level, text) blocks."""
+
+    def __init__(self, document: Any) -> None:
+        self._document = document
+        self._part = document.part
+        self._comments = _comment_texts(document)
+        self._notes = {
+            "footnote": _note_texts(document.part, "footnotes", _W["footnote"]),
+            "endnote": _note_texts(document.part, "endnotes", _W["endnote"]),
+        }
+
+    def blocks(self) -> Iterator[Block]:
+        return self._blocks(self._document.element.body)
+
+    def _blocks(self, container: Any) -> Iterator[Block]:
+        for child in container.iterchildren():
+            if child.tag == _W["p"]:
+                yield self._heading_level(child), self._paragraph_text(child)
+            elif child.tag == _W["tbl"]:
+                yield from self._table_blocks(child)
+            elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
+                yield from self._blocks(child)  # a content control: its content is body text
+
+    def _heading_level(self, p: Any) -> int | None:
+        style = Paragraph(p, self._document).style
+        match = _HEADING_STYLE.fullmatch(style.name.strip()) if style and style.name else None
+        if match is None:
+            return None
+        return int(match.group(1)) if match.group(1) else 0  # "Title" sits above Heading 1
+
+    def _paragraph_text(self, p: Any) -> str:
+        parts: list[str] = []
+        boxes: list[Any] = []
+        self._inline(p, parts, boxes)
+        lines = ["".join(parts)]
+        for box in boxes:  # text boxes anchored here follow the paragraph's own text
+            lines.extend(text for _, text in self._blocks(box))
+        return "\n".join(line for line in lines if line.strip())
+
+    def _inline(self, element: Any, parts: list[str], boxes: list[Any]) -> None:
+        for child in element.iterchildren():
+            tag = child.tag
+            if tag == _W["t"]:
+                parts.append(child.text or "")
+            elif tag == _W["tab"]:
+                parts.append("\t")
+            elif tag in (_W["br"], _W["cr"]):
+                parts.append("\n")
+            elif tag in (_W["del"], _W["delText"], _W["instrText"], _W["rPr"], _W["pPr"]):
+                continue  # deleted revisions, field codes and formatting are not text
+            elif tag in (_W["sdtPr"], _MC_FALLBACK):
+                continue
+            elif tag == _W["txbxContent"]:
+                boxes.append(child)
+            elif tag == _W["commentReference"]:
+                comment = self._comments.get(child.get(qn("w:id")), "")
+                if comment:
+                    parts.append(f" [Comment: {comment}]")
+            elif tag in (_W["footnoteReference"], _W["endnoteReference"]):
+                kind = "footnote" if tag == _W["footnoteReference"] else "endnote"
+                note = self._notes[kind].get(child.get(qn("w:id")) or "", "")
+                if note:
+                    parts.append(f" [{kind.capitalize()}: {note}]")
+            elif tag in (f"{_M}oMath", f"{_M}oMathPara"):
+                parts.append(omml_linear(child))
+            elif tag == f"{_C}chart":
+                title = self._chart_title(child.get(_R_ID))
+                if title:
+                    parts.append(f" [Chart: {title}]")
+            elif isinstance(tag, str):
+                self._inline(child, parts, boxes)
+
+    def _table_blocks(self, tbl: Any) -> Iterator[Block]:
+        """The table as Markdown; nested tables follow it as tables of their own."""
+        rows: list[list[str]] = []
+        nested: list[Any] = []
+        for tr in tbl.iterchildren(_W["tr"]):
+            cells = []
+            for tc in tr.iterchildren(_W["tc"]):
+                texts = list(self._cell_texts(tc, nested))
+                cells.append(" ".join(t.strip() for t in texts if t.strip()))
+            rows.append(cells)
+        yield None, markdown_table(rows)
+        for inner in nested:
+            yield from self._table_blocks(inner)
+
+    def _cell_texts(self, container: Any, nested: list[Any]) -> Iterator[str]:
+        for child in container.iterchildren():
+            if child.tag == _W["p"]:
+                yield self._paragraph_text(child)
+            elif child.tag == _W["tbl"]:
+                nested.append(child)
+            elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
+                yield from self._cell_texts(child, nested)
+
+    def _chart_title(self, rid: str | None) -> str:
+        part = self._part.related_parts.get(rid) if rid else None
+        return chart_title(part.blob) if part is not None else ""
+
+
+def _comment_texts(document: Any) -> dict[str, str]:
+    part = document.part
+    if not any(rel.reltype.endswith("/comments") for rel in part.rels.values()):
+        return {}  # `document.comments` would create an empty comments part
+    return {
+        str(comment.comment_id): " ".join(comment.text.split()) for comment in document.comments
+    }
+
+
+def _note_texts(part: Any, kind: str, note_tag: str) -> dict[str, str]:
+    """Footnote or endnote id -> its text, from the part the document relates as `kind`."""
+    related = [
+        rel.target_part
+        for rel in part.rels.values()
+        if rel.reltype.endswith(f"/{kind}") and not rel.is_external
+    ]
+    if not related:
+        return {}
+    root = defusedxml.ElementTree.fromstring(related[0].blob, forbid_dtd=True)
+    notes = {}
+    for note in root.iter(note_tag):
+        text = " ".join("".join(t.text or "" for t in note.iter(_W["t"])).split())
+        if text:
+            notes[note.get(qn("w:id")) or ""] = text
+    return notes
+
+
+def chart_title(chart_xml: bytes) -> str:
+    """A chart part's title text (rich text, or the cached value of a cell reference)."""
+    root = defusedxml.ElementTree.fromstring(chart_xml, forbid_dtd=True)
+    title = root.find(f"{_C}chart/{_C}title")
+    if title is None:
+        return ""
+    texts = [t.text or "" for t in title.iter(f"{_A}t")] or [
+        v.text or "" for v in title.iter(f"{_C}v")
+    ]
+    return " ".join("".join(texts).split())
+
+
+# --- equations (OMML) as linear text ----------------------------------------------
+
+
+def omml_linear(element: Any) -> str:
+    """An Office Math element as linear text: fractions (a)/(b), powers x^(2), roots √(x)."""
+    name = _local(element.tag)
+    if name == "t":
+        return str(element.text or "")
+    if name.endswith("Pr"):
+        return ""  # properties: formatting, not content
+    children = [(_local(child.tag), omml_linear(child)) for child in element]
+    parts = dict(children)
+    if name == "f":
+        return f"({parts.get('num', '')})/({parts.get('den', '')})"
+    if name in ("sSup", "sSub", "sSubSup"):
+        text = parts.get("e", "")
+        text += f"_({parts['sub']})" if "sub" in parts else ""
+        return text + (f"^({parts['sup']})" if "sup" in parts else "")
+    if name == "rad":
+        return f"√({parts.get('e', '')})"
+    if name == "nary":
+        symbol = element.find(f"{_M}naryPr/{_M}chr")
+        text = symbol.get(f"{_M}val") if symbol is not None else "∫"
+        text += f"_({parts['sub']})" if parts.get("sub") else ""
+        text += f"^({parts['sup']})" if parts.get("sup") else ""
+        return f"{text} {parts.get('e', '')}"
+    if name == "d":
+        return "(" + ", ".join(text for local, text in children if local == "e") + ")"
+    return "".join(text for _, text in children)
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""

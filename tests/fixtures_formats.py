@@ -1,0 +1,371 @@
+"""Generators for the formats beyond the Office/PDF/HTML core, written into a test's directory.
+
+Like tests/fixtures_docs.py: real files, built with the libraries a user's tools
+would use (odfpy writes OpenDocument files, python-docx the Word file we turn
+into Strict Open XML) or, for the simple containers (EPUB, RTF), byte for byte
+as the specifications lay them out.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import docx
+from odf.draw import Frame, Page, TextBox
+from odf.namespaces import PRESENTATIONNS
+from odf.office import Annotation
+from odf.opendocument import (
+    OpenDocumentPresentation,
+    OpenDocumentSpreadsheet,
+    OpenDocumentText,
+)
+from odf.presentation import Notes
+from odf.style import MasterPage, PageLayout
+from odf.table import Table, TableCell, TableColumn, TableRow
+from odf.text import H, P
+
+
+def _target(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
+
+
+def make_odt(directory: Path, name: str) -> Path:
+    """Chapter 2 > Pricing with a paragraph carrying a comment, and a 2x2 table."""
+    document = OpenDocumentText()
+    document.text.addElement(H(outlinelevel=1, text="Chapter 2"))
+    document.text.addElement(P(text="Prices are reviewed every spring."))
+    document.text.addElement(H(outlinelevel=2, text="Pricing"))
+    paragraph = P(text="The basic plan costs nine euros.")
+    annotation = Annotation()
+    annotation.addElement(P(text="Check this with finance"))
+    paragraph.addElement(annotation)
+    document.text.addElement(paragraph)
+    table = Table(name="Plans")
+    table.addElement(TableColumn(numbercolumnsrepeated=2))
+    for cells in (("Plan", "Price"), ("Basic", "9 EUR")):
+        row = TableRow()
+        for value in cells:
+            cell = TableCell()
+            cell.addElement(P(text=value))
+            row.addElement(cell)
+        table.addElement(row)
+    document.text.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> Path:
+    document = OpenDocumentSpreadsheet()
+    for sheet_name, rows in sheets.items():
+        table = Table(name=sheet_name)
+        for values in rows:
+            row = TableRow()
+            for value, run in _runs(values):
+                if value:
+                    cell = TableCell(valuetype="string")
+                    cell.addElement(P(text=value))
+                else:  # consecutive empty cells: one repeated cell, as LibreOffice writes them
+                    cell = TableCell(numbercolumnsrepeated=run)
+                row.addElement(cell)
+            table.addElement(row)
+        document.spreadsheet.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def _runs(values: list[str]) -> list[tuple[str, int]]:
+    """Each value with 1, except a run of empty strings: ("", its length)."""
+    runs: list[tuple[str, int]] = []
+    for value in values:
+        if not value and runs and not runs[-1][0]:
+            runs[-1] = ("", runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
+
+
+def make_odp(directory: Path, name: str, slides: list[tuple[str, str, str]]) -> Path:
+    """One page per (title, body, speaker notes)."""
+    document = OpenDocumentPresentation()
+    layout = PageLayout(name="layout")
+    document.automaticstyles.addElement(layout)
+    master = MasterPage(name="master", pagelayoutname=layout)
+    document.masterstyles.addElement(master)
+    for number, (title, body, notes) in enumerate(slides, start=1):
+        page = Page(name=f"page{number}", masterpagename=master)
+        for text, cls in ((title, "title"), (body, "outline")):
+            frame = _frame(cls)
+            box = TextBox()
+            box.addElement(P(text=text))
+            frame.addElement(box)
+            page.addElement(frame)
+        notes_element = Notes()
+        frame = _frame("notes")
+        box = TextBox()
+        box.addElement(P(text=notes))
+        frame.addElement(box)
+        notes_element.addElement(frame)
+        page.addElement(notes_element)
+        document.presentation.addElement(page)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def _frame(presentation_class: str) -> Frame:
+    frame = Frame(width="20cm", height="3cm", x="1cm", y="1cm")
+    frame.setAttrNS(PRESENTATIONNS, "class", presentation_class)
+    return frame
+
+
+_XHTML = """<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>{title}</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+
+def make_epub(directory: Path, name: str, chapters: list[tuple[str, str]]) -> Path:
+    """An EPUB 3 package; the spine lists the chapters in the reverse of their file order,
+    so a reader that follows the spine is told apart from one that follows the zip."""
+    items = "\n".join(
+        f'<item id="c{i}" href="text/ch{i}.xhtml" media-type="application/xhtml+xml"/>'
+        for i in range(len(chapters))
+    )
+    spine = "\n".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
+    opf = f"""<?xml version="1.0" encoding="utf-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Book</dc:title></metadata>
+<manifest>{items}</manifest><spine>{spine}</spine></package>"""
+    container = """<?xml version="1.0"?>
+<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+<rootfiles><rootfile full-path="OEBPS/content.opf"
+ media-type="application/oebps-package+xml"/></rootfiles></container>"""
+    path = _target(directory, name)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/container.xml", container)
+        for i in reversed(range(len(chapters))):
+            title, text = chapters[i]
+            archive.writestr(f"OEBPS/text/ch{i}.xhtml", _XHTML.format(title=title, text=text))
+        archive.writestr("OEBPS/content.opf", opf)
+    return path
+
+
+def make_strict_docx(directory: Path, name: str, heading: str, text: str) -> Path:
+    """A Word file saved as "Strict Open XML": Transitional parts under the Strict URIs."""
+    document = docx.Document()
+    document.add_heading(heading, level=1)
+    document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    path = _target(directory, name)
+    path.write_bytes(_to_strict(buffer.getvalue()))
+    return path
+
+
+def to_strict(path: Path) -> Path:
+    """Rewrite a generated Office file in place as Strict Open XML."""
+    path.write_bytes(_to_strict(path.read_bytes()))
+    return path
+
+
+_TRANSITIONAL = re.compile(
+    rb"http://schemas\.openxmlformats\.org/"
+    rb"(wordprocessingml|spreadsheetml|presentationml|drawingml|officeDocument)/2006/"
+)
+
+
+def _to_strict(package: bytes) -> bytes:
+    output = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(package)) as source,
+        zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as strict,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith((".xml", ".rels")):
+                content = content.replace(
+                    b"officeDocument/2006/extended-properties",
+                    b"officeDocument/extendedProperties",
+                )
+                content = _TRANSITIONAL.sub(rb"http://purl.oclc.org/ooxml/\1/", content)
+            strict.writestr(info, content)
+    return output.getvalue()
+
+
+RTF_SAMPLE = (
+    rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0 Times New Roman;}}"
+    rb"\f0\fs24 The caf\'e9 opens at nine.\par"
+    rb"{\b Bold} words stay words.\par}"
+)
+
+
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_M_NS = "http://schemas.openxmlformats.org/officeDocument/2006/math"
+_CHART_TYPE = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+_FOOTNOTES_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footnotes"
+_CHART_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chart"
+
+
+def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
+    """Text python-docx's own views miss: a block content control, an inline one,
+    a comment, an equation, a chart title and a footnote, each with its own words."""
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    body = document.element.body
+    sectpr = body[-1]
+    sectpr.addprevious(
+        parse_xml(
+            f'<w:sdt xmlns:w="{_W_NS}"><w:sdtPr><w:alias w:val="Client"/></w:sdtPr>'
+            "<w:sdtContent><w:p><w:r><w:t>Client: Okapi Holdings</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        )
+    )
+    paragraph = document.add_paragraph("Signed on ")
+    paragraph._p.append(
+        parse_xml(
+            f'<w:sdt xmlns:w="{_W_NS}"><w:sdtContent><w:r><w:t>12 March 2026</w:t></w:r>'
+            "</w:sdtContent></w:sdt>"
+        )
+    )
+    commented = document.add_paragraph().add_run("The fee is fixed.")
+    document.add_comment(commented, text="Ask legal about indexation", author="Rev")
+    equation = document.add_paragraph("Energy: ")
+    equation._p.append(
+        parse_xml(
+            f'<m:oMath xmlns:m="{_M_NS}"><m:r><m:t>E=m</m:t></m:r><m:sSup><m:e><m:r>'
+            "<m:t>c</m:t></m:r></m:e><m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup></m:oMath>"
+        )
+    )
+    chart_xml = (
+        b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+        b'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><c:chart><c:title>'
+        b"<c:tx><c:rich><a:p><a:r><a:t>Sales by region</a:t></a:r></a:p></c:rich></c:tx>"
+        b"</c:title></c:chart></c:chartSpace>"
+    )
+    part = document.part
+    chart = Part(PackURI("/word/charts/chart1.xml"), _CHART_TYPE, chart_xml, part.package)
+    rid = part.relate_to(chart, _CHART_REL)
+    document.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:r xmlns:w="{_W_NS}" '
+            'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            'xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            '<w:drawing><wp:inline><wp:extent cx="1" cy="1"/><wp:docPr id="1" name="Chart"/>'
+            '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart">'
+            f'<c:chart r:id="{rid}"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
+        )
+    )
+    footnotes = Part(
+        PackURI("/word/footnotes.xml"),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml",
+        f'<w:footnotes xmlns:w="{_W_NS}"><w:footnote w:id="1"><w:p><w:r>'
+        "<w:t>Source: the 2025 census</w:t></w:r></w:p></w:footnote></w:footnotes>".encode(),
+        part.package,
+    )
+    part.relate_to(footnotes, _FOOTNOTES_REL)
+    noted = document.add_paragraph("Population grew.")
+    noted._p.append(parse_xml(f'<w:r xmlns:w="{_W_NS}"><w:footnoteReference w:id="1"/></w:r>'))
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
+    """One slide titled "Results" with a 2x2 table and a column chart titled "Sales by region"."""
+    import pptx
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Results"
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for r, row in enumerate((("Region", "Sales"), ("North", "120"))):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    data = CategoryChartData()
+    data.categories = ["North", "South"]
+    data.add_series("Sales", (120, 80))
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(4), Inches(4), Inches(3), data
+    ).chart
+    chart.has_title = True
+    chart.chart_title.text_frame.text = "Sales by region"
+    path = _target(directory, name)
+    presentation.save(str(path))
+    return path
+
+
+def make_xlsx_with_comment(directory: Path, name: str) -> Path:
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Prices"
+    sheet.append(["Item", "Price"])
+    sheet.append(["Tea", 3])
+    sheet["B2"].comment = Comment("Raised in May", "Ann")
+    path = _target(directory, name)
+    workbook.save(str(path))
+    return path
+
+
+def _text_image(lines: list[str]) -> Any:
+    """A white page with black text in a large default font, as a scanner would see it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=40)
+    image = Image.new("L", (1400, 120 + 70 * len(lines)), color=255)
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((60, 60 + 70 * number), line, fill=0, font=font)
+    return image
+
+
+def make_text_png(directory: Path, name: str, lines: list[str]) -> Path:
+    path = _target(directory, name)
+    _text_image(lines).save(path, "PNG")
+    return path
+
+
+def make_scanned_pdf(directory: Path, name: str, lines: list[str]) -> Path:
+    """A one-page PDF that is only an image of text: no text layer (Pillow's PDF writer)."""
+    path = _target(directory, name)
+    _text_image(lines).save(path, "PDF", resolution=150)
+    return path
+
+
+def make_pdf_with_wrong_text_layer(
+    directory: Path, name: str, lines: list[str], layer: str
+) -> Path:
+    """A page that shows an image of `lines` but whose (invisible) text layer says `layer`:
+    what a badly OCRed scan looks like."""
+    from fpdf import FPDF
+    from fpdf.enums import TextMode
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(_text_image(lines), x=10, y=10, w=190)
+    pdf.set_font("Helvetica", size=12)
+    pdf.text_mode = TextMode.INVISIBLE
+    pdf.text(20, 200, layer)
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path
