@@ -107,6 +107,15 @@ class UnknownJobKind(JobInterrupted):
     """No handler is registered for the job's kind."""
 
 
+class RunInterrupted(IngestError):
+    """The user stopped a command that ran jobs in its own process (Ctrl-C): its
+    running jobs were handed back to the queue, named in `handed_back`."""
+
+    def __init__(self, handed_back: list[str]) -> None:
+        super().__init__(f"interrupted; {len(handed_back)} running job(s) handed back")
+        self.handed_back = handed_back
+
+
 # --- query ------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from ingest.errors import InvalidInput
-from ingest.vocabulary import DocumentStatus, JobStatus
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, DocumentStatus, JobStatus
 
 if TYPE_CHECKING:
     from ingest.query.search import SearchHit
@@ -157,6 +157,9 @@ class IngestRequest(BaseModel):
     metadata: dict[FilterKey, ScalarValue] = Field(
         default_factory=dict,
         description="Flat metadata for every document; the key `filename` is reserved",
+    )
+    priority: int = Field(
+        default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first"
     )
 
 

@@ -1,4 +1,4 @@
-"""The words every layer shares: job and document statuses, queue names.
+"""The words every layer shares: job and document statuses, queue names, priorities.
 
 `StrEnum` members are their strings, so they go into SQL, JSON and logs as they
 are, and a status read back from the database compares equal to its member.
@@ -50,3 +50,8 @@ class DocumentStatus(StrEnum):
 class Queue(StrEnum):
     INGEST = "ingest"
     MAINTENANCE = "maintenance"
+
+
+# A job's priority: higher runs first; jobs of equal priority run oldest first.
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100

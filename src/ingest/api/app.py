@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
+from swagger_ui_bundle import swagger_ui_path
 
 from ingest import __version__
 from ingest.api.console import install_console
@@ -88,6 +92,35 @@ def warm_up_in_background(ctx: Context) -> threading.Thread:
     return thread
 
 
+OPENAPI_URL = "/api/v1/openapi.json"
+DOCS_URL = "/api/v1/docs"
+_DOCS_ASSETS = f"{DOCS_URL}/assets"
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """The API docs page with Swagger UI's assets served from the installed package
+    (swagger-ui-bundle-v2), so it works with no internet access; `/` leads to it."""
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")  # behind a proxy that strips a prefix
+        return get_swagger_ui_html(
+            openapi_url=root + OPENAPI_URL,
+            title="ingest API",
+            swagger_js_url=f"{root}{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{_DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+            # No call to the online validator either.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "") + DOCS_URL)
+
+
 def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:
     settings = settings or (context.settings if context else load_settings())
     state: dict[str, Any] = {}
@@ -115,11 +148,12 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         title="ingest",
         version=__version__,
         summary="Durable document ingestion and hybrid retrieval",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served by serve_docs_offline: FastAPI's page loads a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
+    serve_docs_offline(app)  # first, where FastAPI's own docs route would be
     install_problem_handlers(app)
     for router in (documents.router, jobs.router, query.router, admin.router, status.router):
         app.include_router(router)

@@ -1,5 +1,5 @@
 """Pure-ASGI middleware: request ids and log context, latency metrics, the audit
-log of mutating calls, and a bound on request bodies."""
+log of mutating calls and failed authentications, and a bound on request bodies."""
 
 from __future__ import annotations
 
@@ -60,10 +60,13 @@ class RequestContextMiddleware:
             services = self.get_services(scope)
             if services is not None:
                 services.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
-                if (
-                    scope["method"] in _MUTATING
-                    and route.startswith(("/api/v1", "/console"))
-                    and (route not in _READ_ONLY_ROUTES or status in (401, 403))
+                failed_key = scope.get("state", {}).get("auth_failure") is not None
+                if route.startswith(("/api/v1", "/console")) and (
+                    failed_key
+                    or (
+                        scope["method"] in _MUTATING
+                        and (route not in _READ_ONLY_ROUTES or status in (401, 403))
+                    )
                 ):
                     _audit(services, scope, route, status, request_id)
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed * 1000)
@@ -79,14 +82,20 @@ def _route_template(scope: Scope) -> str:
 def _audit(services: Any, scope: Scope, route: str, status: int, request_id: str) -> None:
     state = scope.get("state", {})
     principal = state.get("principal")
+    failed_key = state.get("auth_failure")
     target = state.get("audit_target") or ",".join(
         str(v) for v in (scope.get("path_params") or {}).values()
     )
     outcome = "success" if status < 400 else ("denied" if status in (401, 403, 429) else "error")
     client = scope.get("client")
+    actor = None
+    if principal:
+        actor = f"{principal.name} ({principal.key_id})"
+    elif failed_key:
+        actor = f"unknown key {failed_key}"
     try:
         services.access.audit(
-            actor=f"{principal.name} ({principal.key_id})"[:200] if principal else None,
+            actor=actor.replace("\x00", "\ufffd")[:200] if actor else None,
             source_ip=client[0] if client else None,
             action=f"{scope['method']} {route}",
             # A refused request's path may hold a NUL, which PostgreSQL cannot store.

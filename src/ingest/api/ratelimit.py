@@ -1,6 +1,6 @@
-"""Rate limits with the `limits` library: per API key, and per client IP for failed
-authentication. Counters live in Redis when REDIS_URL is set, so every API
-replica enforces one shared limit; in memory otherwise."""
+"""Rate limits with the `limits` library: per API key, and per (key prefix, client
+IP) for failed authentication. Counters live in Redis when REDIS_URL is set, so
+every API replica enforces one shared limit; in memory otherwise."""
 
 from __future__ import annotations
 
@@ -42,19 +42,13 @@ class RateLimits:
     def hit_key(self, key_id: str) -> int | None:
         return self._hit(self._per_key, "key", key_id)
 
-    def hit_auth_failure(self, client_ip: str) -> int | None:
-        return self._hit(self._auth_failures, "authfail", client_ip)
+    def hit_auth_failure(self, client_ip: str, key_prefix: str) -> int | None:
+        """Count a failed authentication with a key starting `key_prefix` from this
+        address: None while within the budget, else seconds until the next try.
 
-    def auth_failures_exhausted(self, client_ip: str) -> int | None:
-        """Seconds to wait when this IP already used up its failed-auth budget."""
-        try:
-            if self._limiter.test(self._auth_failures, "authfail", client_ip):
-                return None
-            stats = self._limiter.get_window_stats(self._auth_failures, "authfail", client_ip)
-        except Exception as exc:
-            _warn_unlimited(exc)
-            return None
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        Per prefix, not per address alone: a client stuck on a bad key must not lock
+        out the good keys sent from the same address (a NAT, a proxy, one host)."""
+        return self._hit(self._auth_failures, "authfail", client_ip, key_prefix)
 
 
 _last_warning = 0.0

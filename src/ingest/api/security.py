@@ -1,7 +1,9 @@
 """API-key authentication, roles and per-key rate limits, as FastAPI dependencies.
 
 Keys arrive as `Authorization: Bearer KEY` (or `X-API-Key: KEY`). No key or an
-unknown key is 401; a known key without the needed role is 403.
+unknown key is 401; a known key without the needed role is 403. Failed attempts are
+limited per (key prefix, client IP): a valid key is never refused because another
+key failed from the same address.
 
 These answers stay HTTP-level `ApiProblem`s rather than domain errors: credentials,
 roles and rate limits exist only at this transport (the CLI has none of them), and
@@ -19,6 +21,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from ingest.api.problems import ApiProblem
 from ingest.api.services import Services, get_services
+from ingest.store.access import key_prefix
 
 ROLE_RANK = {"viewer": 0, "editor": 1, "admin": 2}
 
@@ -63,12 +66,15 @@ async def authenticate(
             "send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    blocked = services.rate_limits.auth_failures_exhausted(ip)
-    if blocked is not None:
-        raise _too_many(blocked, "too many failed authentication attempts from this address")
     record = await run_in_threadpool(services.access.lookup, secret)
     if record is None:
-        services.rate_limits.hit_auth_failure(ip)
+        prefix = key_prefix(secret)
+        request.state.auth_failure = prefix  # the middleware audits the attempt
+        blocked = services.rate_limits.hit_auth_failure(ip, prefix)
+        if blocked is not None:
+            raise _too_many(
+                blocked, "too many failed authentication attempts with this key from this address"
+            )
         raise ApiProblem(
             401,
             "invalid-credentials",

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from ingest.errors import IngestError
 from ingest.settings import Settings, load_settings
+from ingest.store.engine import describe_database, sqlite_file_of
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -24,6 +28,15 @@ out = Console()
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without waiting for this process's job threads. After Ctrl-C handed their
+    attempts back, whatever they might still write is fenced out; waiting for them
+    to reach a checkpoint is what made Ctrl-C take half a minute."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -54,15 +67,49 @@ def run_settings() -> Settings:
         raise fail(str(exc)) from exc
 
 
+def database_label(settings: Settings) -> str:
+    """The database a command uses, as a user would recognise it: the SQLite file's
+    absolute path, or the URL without its password."""
+    return describe_database(settings.database_url)
+
+
+def empty_database_note(settings: Settings) -> str:
+    return (
+        f"the database {database_label(settings)} holds no documents: "
+        "`ingest add PATH` adds some, or set DATABASE_URL to the database you meant"
+    )
+
+
+def sqlite_file_to_create(settings: Settings) -> Path | None:
+    """The SQLite file this run will create, if the settings name one that does not
+    exist yet."""
+    path = sqlite_file_of(settings.database_url)
+    return None if path is None or path.exists() else path
+
+
+def say_if_created(settings: Settings, path: Path | None) -> None:
+    """One stderr line when this command created the SQLite file: run from another
+    directory, the default ./ingest.db is a new, empty one, and should not pass silently."""
+    if path is not None and path.exists():
+        err.print(
+            f"created a new, empty database {path} (set DATABASE_URL to use another)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @contextmanager
 def service_context() -> Iterator[Context]:
     """Build the services from this run's settings; IngestErrors become a clean exit 2."""
     from ingest.context import Context  # the wiring: heavy, and not every command needs it
 
+    settings = run_settings()
     try:
-        ctx = Context(run_settings())
+        new_file = sqlite_file_to_create(settings)
+        ctx = Context(settings)
     except IngestError as exc:
         raise fail(str(exc)) from exc
+    say_if_created(settings, new_file)
     try:
         yield ctx
     except IngestError as exc:
@@ -79,3 +126,42 @@ def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
         parsed[key] = value
     return parsed
+
+
+def cli_actor() -> str:
+    """Who ran an admin command, for the audit log: `cli:<os user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container's uid with no name
+        return f"cli:uid {os.getuid()}"
+
+
+def audit_cli(
+    ctx: Context, action: str, target: str, *, outcome: str = "success", code: int = 0
+) -> None:
+    """Write an admin action of the CLI to the audit log, as the API does its calls:
+    actor `cli:<os user>`, source `cli`, and the exit code as its status."""
+    ctx.store.access.audit(
+        actor=cli_actor(),
+        source_ip="cli",
+        action=action,
+        target=target,
+        outcome=outcome,
+        status_code=code,
+        request_id=None,
+    )
+
+
+@contextmanager
+def audited(ctx: Context, action: str, target: str) -> Iterator[None]:
+    """Audit the action in the block: an error, or a success."""
+    try:
+        yield
+    except IngestError:
+        audit_cli(ctx, action, target, outcome="error", code=2)
+        raise
+    except typer.Exit as exc:
+        outcome = "error" if exc.exit_code else "success"
+        audit_cli(ctx, action, target, outcome=outcome, code=exc.exit_code)
+        raise
+    audit_cli(ctx, action, target)

@@ -3,6 +3,7 @@ report. `add_paths` is the whole of it, for callers other than the command."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,12 +15,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ingest.cli.watch import RunWatcher
 from ingest.context import Context
+from ingest.errors import RunInterrupted
 from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
 from ingest.ingestion.results import FileResult, IngestReport
-from ingest.store import Job
-from ingest.vocabulary import JobStatus
+from ingest.store import Claim, Job
+from ingest.vocabulary import DocumentStatus, JobStatus, Queue
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
@@ -30,28 +33,44 @@ class IngestionPlan:
     all_files: list[Path]
     to_submit: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    # {"source", "reason"} of files rejected before and unchanged since.
+    known_failures: list[dict[str, str]] = field(default_factory=list)
 
 
 def plan_ingestion(
     ctx: Context, paths: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
 ) -> IngestionPlan:
-    """Files whose bytes, pipeline and metadata match what is indexed need no job."""
+    """Files whose bytes, pipeline and metadata match what is recorded need no job:
+    skipped when indexed, a known failure when rejected for good before."""
     plan = IngestionPlan(all_files=discover_files(paths))
     for path in plan.all_files:
-        if ctx.ingestor.is_unchanged(path, collection=collection, metadata=metadata):
-            plan.skipped.append(path)
-        else:
+        record = ctx.ingestor.unchanged_record(path, collection=collection, metadata=metadata)
+        if record is None:
             plan.to_submit.append(path)
+        elif record.status == DocumentStatus.FAILED:
+            reason = record.error or "rejected"
+            plan.known_failures.append({"source": record.source_uri, "reason": reason})
+        else:
+            plan.skipped.append(path)
     return plan
 
 
 def submit_plan(
-    ctx: Context, plan: IngestionPlan, *, collection: str, metadata: Mapping[str, Any]
+    ctx: Context,
+    plan: IngestionPlan,
+    *,
+    collection: str,
+    metadata: Mapping[str, Any],
+    priority: int = 0,
 ) -> list[Job]:
     """Queue a job per file to (re)ingest; queue mode stages the bytes for the workers."""
     return [
         ctx.submitter.submit_path(
-            path, collection=collection, metadata=metadata, stage=ctx.settings.mode == "queue"
+            path,
+            collection=collection,
+            metadata=metadata,
+            stage=ctx.settings.mode == "queue",
+            priority=priority,
         )
         for path in plan.to_submit
     ]
@@ -66,10 +85,18 @@ def finish_add(
     collection: str,
     sync: bool,
     show_bar: bool = False,
+    show_lines: bool = False,
+    warn_no_worker: bool = False,
 ) -> IngestReport:
-    """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone."""
-    finished = follow_jobs(ctx, [j.id for j in jobs], show_bar=show_bar)
+    """Follow the run's jobs to the end; with `sync`, drop documents whose file is gone.
+    `show_lines`: a line per finished document on stderr (for output without a
+    terminal); `warn_no_worker`: in queue mode, say so while no live worker takes them."""
+    job_ids = [j.id for j in jobs]
+    watch_workers = warn_no_worker and ctx.settings.mode == "queue"
+    with RunWatcher(ctx, job_ids, err, lines=show_lines, watch_workers=watch_workers):
+        finished = follow_jobs(ctx, job_ids, show_bar=show_bar)
     report = report_from_jobs(finished, skipped=len(plan.skipped))
+    report.known_failures = list(plan.known_failures)
     if sync:
         seen = {str(p) for p in plan.all_files}
         report.deleted = actions.delete_missing(ctx.store, roots, collection, seen)
@@ -112,19 +139,53 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
     return ctx.ledger.get_many(list(job_ids))
 
 
+def wait_for_jobs(ctx: Context, job_ids: Sequence[str], *, queue: str) -> list[Job]:
+    """Wait until every job is terminal, without output; inline mode runs them here,
+    with a worker on `queue` (for `ingest maintenance run`)."""
+    with _inline_worker(ctx, queue=queue):
+        while True:
+            jobs = ctx.ledger.get_many(list(job_ids))
+            if all(j.is_terminal for j in jobs):
+                return jobs
+            time.sleep(_FOLLOW_POLL_S)
+
+
 @contextmanager
-def _inline_worker(ctx: Context) -> Iterator[None]:
+def _inline_worker(ctx: Context, *, queue: str = Queue.INGEST) -> Iterator[None]:
     if ctx.settings.mode != "inline":
         yield
         return
-    worker = ctx.worker(queues=["ingest"])
+    worker = ctx.worker(queues=[queue])
     thread = threading.Thread(target=worker.run, name="inline-worker", daemon=True)
     thread.start()
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:
+        # Ctrl-C: the user wants the prompt back now, not after the worker's grace
+        # period (INGEST_SHUTDOWN_GRACE_SECONDS) ends its running jobs.
+        interrupted = True
+        worker.stop()
+        raise RunInterrupted(hand_back_now(ctx, worker.id)) from None
     finally:
         worker.stop()
-        thread.join()
+        if not interrupted:
+            thread.join()
+
+
+def hand_back_now(ctx: Context, worker_id: str) -> list[str]:
+    """Return the jobs this process's worker is running to the queue at once, fenced
+    by their attempt: the abandoned attempts can no longer write anything, and the
+    attempt does not count. Their threads stop at their next checkpoint."""
+    running = ctx.ledger.list_jobs(statuses=[JobStatus.RUNNING], limit=10_000)
+    handed_back = [
+        job.id
+        for job in running
+        if job.lease_owner == worker_id and ctx.ledger.hand_back(Claim(job, worker_id))
+    ]
+    # Those threads will log that their lease was lost: expected now, not news.
+    logging.getLogger("ingest.jobs.worker").setLevel(logging.ERROR)
+    return handed_back
 
 
 @contextmanager

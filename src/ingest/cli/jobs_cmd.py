@@ -10,10 +10,11 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.cli import remote
-from ingest.cli.common import out, print_json, run_settings, service_context, use_settings
+from ingest.cli.common import audited, out, print_json, run_settings, service_context, use_settings
 from ingest.errors import ConfigError
 from ingest.ingestion import actions
 from ingest.jobs.scheduler import Scheduler
@@ -44,7 +45,7 @@ def _print_jobs(jobs: list[Job], as_json: bool, *, traceback: bool = False) -> N
             job.status,
             f"{job.progress:.0%}",
             f"{job.attempt}/{job.max_attempts}",
-            (detail or "")[:80],
+            escape((detail or "")[:80]),  # an error or a path is not Rich markup
             job.id,
         )
     out.print(table)
@@ -56,7 +57,11 @@ def list_jobs(
         list[str] | None, typer.Option("--status", help=f"One of {', '.join(STATUSES)}.")
     ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="Only this kind (ingest, maintenance...).")
+        str | None,
+        typer.Option(
+            help="Only this kind or family: ingest, maintenance (all maintenance.* kinds), "
+            "maintenance.integrity..."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -70,7 +75,7 @@ def list_jobs(
         return
     with service_context() as ctx:
         jobs = ctx.ledger.list_jobs(
-            statuses=[JobStatus(s) for s in status or []], kind=kind, limit=limit
+            statuses=[JobStatus(s) for s in status or []], kind_family=kind, limit=limit
         )
     _print_jobs(jobs, as_json)
 
@@ -89,7 +94,7 @@ def show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
     view = job_view(job, include_traceback=True)
     for key, value in view.items():
         if key != "stages":
-            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+            out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
     for stage in job.stages:
         took = stage["ended_at"] - stage["started_at"]
         out.print(f"  stage {stage['stage']}: {stage['current']}/{stage['total']} in {took:.2f} s")
@@ -101,7 +106,7 @@ def cancel(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
     if remote.server_url():
         remote.jobs_cancel(job_id, as_json)
         return
-    with service_context() as ctx:
+    with service_context() as ctx, audited(ctx, "jobs cancel", job_id):
         job = actions.cancel_job(ctx.store, job_id)
     _print_jobs([job], as_json)
 
@@ -112,7 +117,7 @@ def retry(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False)
     if remote.server_url():
         remote.jobs_retry(job_id, as_json)
         return
-    with service_context() as ctx:
+    with service_context() as ctx, audited(ctx, "jobs retry", job_id):
         job = actions.retry_job(ctx.store, ctx.settings, ctx.doorbell, job_id)
     _print_jobs([job], as_json)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ingest.cli.common import err, fail, out, print_json, service_context
+from ingest.cli.common import audit_cli, audited, err, fail, out, print_json, service_context
 from ingest.models import ApiKeyOut
 from ingest.store.access import ROLES
 
@@ -62,6 +62,7 @@ def create_key(
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     with service_context() as ctx:
         secret, record = ctx.store.access.create_key(role, name)
+        audit_cli(ctx, "keys create", f"{record.id} ({record.role})")
     if as_json:
         print_json({"key": secret, "role": record.role, "id": record.id, "name": record.name})
     else:
@@ -88,7 +89,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @keys_app.command("revoke")
 def revoke_key(key_id: str) -> None:
     """Revoke a key by id; requests with it get 401 from then on."""
-    with service_context() as ctx:
+    with service_context() as ctx, audited(ctx, "keys revoke", key_id):
         if not ctx.store.access.revoke(key_id):
             raise fail(f"no active key {key_id}")
     out.print(f"revoked {key_id}")

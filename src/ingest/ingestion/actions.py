@@ -1,5 +1,5 @@
-"""What a user does to jobs and documents: cancel, retry, delete, and the
-backpressure check before new work. The API, the CLI and the console call these,
+"""What a user does to jobs and documents: cancel, retry, delete, run maintenance
+now, and the backpressure check before new work. The API, the CLI and the console call these,
 so every interface has the same rules and the same errors."""
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.errors import JobFinished, JobNotRetryable, NotFound, QueueFull
+from ingest.errors import InvalidInput, JobFinished, JobNotRetryable, NotFound, QueueFull
 from ingest.ingestion.discovery import is_under_roots
+from ingest.ingestion.maintenance import TASKS
 from ingest.jobs.doorbell import Doorbell
 from ingest.settings import Settings
-from ingest.store import DocumentRecord, Job, Store
-from ingest.vocabulary import ACTIVE
+from ingest.store import DocumentRecord, Job, NewJob, Store
+from ingest.vocabulary import ACTIVE, Queue
 
 # A document deleted while jobs for it are in flight: at most this many are cancelled.
 _CANCEL_ON_DELETE = 100
@@ -62,6 +63,35 @@ def retry_job(store: Store, settings: Settings, doorbell: Doorbell, job_id: str)
         raise NotFound(f"no job {job_id}")
     doorbell.ring(retried.queue, retried.id)
     return retried
+
+
+def maintenance_kind(name: str) -> str:
+    """A maintenance task by its kind (`maintenance.integrity`) or short name (`integrity`)."""
+    kind = name if name.startswith("maintenance.") else f"maintenance.{name}"
+    if kind not in TASKS:
+        short = ", ".join(t.removeprefix("maintenance.") for t in TASKS)
+        raise InvalidInput(f"no maintenance task {name!r}; the tasks are {short}", field="task")
+    return kind
+
+
+def run_maintenance_now(
+    store: Store, settings: Settings, doorbell: Doorbell, kinds: Sequence[str]
+) -> list[Job]:
+    """Queue these maintenance tasks to run once, now, outside the scheduler's slots
+    (for a deployment without a scheduler, or a check wanted at once)."""
+    submitted = []
+    for kind in kinds:
+        job = store.jobs.submit(
+            NewJob(
+                kind=maintenance_kind(kind),
+                payload={"requested": True},
+                queue=Queue.MAINTENANCE,
+                max_attempts=settings.max_attempts,
+            )
+        )
+        doorbell.ring(job.queue, job.id)
+        submitted.append(job)
+    return submitted
 
 
 def delete_document(store: Store, document_id: str) -> None:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ingest.embedding import to_blob
-from ingest.errors import DocumentRejected
+from ingest.errors import (
+    ContentMismatch,
+    CorruptDocument,
+    DocumentRejected,
+    EmptyDocument,
+    UnsupportedFormat,
+)
 from ingest.ingestion.results import FileResult, Outcome
 from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
 from ingest.pipeline.chunking import Chunk, ChunkProgress
@@ -26,6 +32,11 @@ from ingest.store import ChunkRecord, DocumentRecord, Store, Transaction, docume
 from ingest.vocabulary import DocumentStatus
 
 ParseFunction = Callable[[bytes, str], list[Segment]]
+
+# Rejections that only a change of the file (or of the pipeline) can undo. A parse
+# timeout or memory limit depends on settings outside the pipeline fingerprint, so
+# such a rejection is recorded without a fingerprint and tried again next time.
+PERMANENT_REJECTIONS = (UnsupportedFormat, ContentMismatch, EmptyDocument, CorruptDocument)
 
 
 def content_hash(data: bytes) -> str:
@@ -144,7 +155,7 @@ class Ingestor:
         try:
             version = self._process(data, name, rejection, on_progress)
         except DocumentRejected as exc:
-            return _rejected(_with_reason(rejection, str(exc)))
+            return _rejected(_with_reason(rejection, str(exc), permanent=_is_permanent(exc)))
         outcome: Outcome = "updated" if existed else "added"
         embedded = version[1]
         result = FileResult(
@@ -155,20 +166,24 @@ class Ingestor:
     def _same_input(self, previous: DocumentRecord, digest: str) -> bool:
         return previous.content_hash == digest and previous.fingerprint == self.pipeline.fingerprint
 
-    def is_unchanged(
+    def unchanged_record(
         self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
-    ) -> bool:
-        """True when ingesting `path` would be a skip: same bytes, same pipeline,
-        same metadata as what is indexed. Lets callers avoid queueing no-op jobs."""
+    ) -> DocumentRecord | None:
+        """The document's record when ingesting `path` again would change nothing:
+        same bytes, same pipeline, same metadata. Its status says which: `ready`
+        (a skip) or `failed` (a known failure: rejected before for a reason only a
+        change of the file can undo). Lets callers avoid queueing no-op jobs."""
         previous = self.store.get_document(document_id_for(collection, str(path.resolve())))
-        if previous is None or previous.status != DocumentStatus.READY:
-            return False
+        if previous is None or previous.status == DocumentStatus.QUEUED:
+            return None
         try:
             digest = content_hash(self._read(path))
         except DocumentRejected:
-            return False
+            return None
         meta = {**(metadata or {}), "filename": path.name}
-        return self._same_input(previous, digest) and previous.metadata == meta
+        if self._same_input(previous, digest) and previous.metadata == meta:
+            return previous
+        return None
 
     def _read(self, path: Path) -> bytes:
         try:
@@ -240,7 +255,11 @@ def _chunk_progress(on_progress: ProgressCallback) -> ChunkProgress:
     return report
 
 
-def _with_reason(rejection: Rejection, reason: str) -> Rejection:
+def _is_permanent(exc: DocumentRejected) -> bool:
+    return isinstance(exc, PERMANENT_REJECTIONS)
+
+
+def _with_reason(rejection: Rejection, reason: str, *, permanent: bool = True) -> Rejection:
     return Rejection(
         rejection.collection,
         rejection.source_uri,
@@ -248,7 +267,7 @@ def _with_reason(rejection: Rejection, reason: str) -> Rejection:
         reason,
         rejection.content_hash,
         rejection.size_bytes,
-        rejection.fingerprint,
+        rejection.fingerprint if permanent else None,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ingest.ingestion.maintenance import INTEGRITY
+from ingest.models import iso
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -19,5 +20,6 @@ def status_report(ctx: Context) -> dict[str, Any]:
     report["live_workers"] = sum(1 for w in report["workers"] if w["live"])
     integrity = ctx.ledger.latest_succeeded(INTEGRITY)
     report["integrity"] = integrity.result if integrity else None
+    report["integrity_checked_at"] = iso(integrity.finished_at) if integrity else None
     report["mode"] = ctx.settings.mode
     return report

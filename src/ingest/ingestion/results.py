@@ -28,6 +28,8 @@ class IngestReport:
     chunks: int = 0
     embedded: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    # Files rejected in an earlier run and unchanged since: not re-queued, still shown.
+    known_failures: list[dict[str, str]] = field(default_factory=list)
 
     def record(self, result: FileResult) -> None:
         setattr(self, result.outcome, getattr(self, result.outcome) + 1)
@@ -46,4 +48,5 @@ class IngestReport:
             "chunks": self.chunks,
             "embedded": self.embedded,
             "errors": self.errors,
+            "known_failures": self.known_failures,
         }

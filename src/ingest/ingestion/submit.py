@@ -15,19 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.errors import FileTooLarge, IdempotencyKeyReused
+from ingest.errors import FileTooLarge, IdempotencyKeyReused, InvalidInput
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.settings import Settings
 from ingest.store import Job, NewJob, Store, Transaction, new_job_id
-from ingest.vocabulary import Queue
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_FILENAME_CHARS = 200
 _MAX_SUFFIX_CHARS = 16
 # The first bytes of an upload, checked against the type its name claims.
 _SNIFF_BYTES = 8192
+
+
+def check_priority(priority: int) -> int:
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidInput(
+            f"priority {priority} is out of range: {MIN_PRIORITY}..{MAX_PRIORITY} "
+            "(higher runs first)",
+            field="priority",
+        )
+    return priority
 
 
 def sanitize_filename(name: str) -> str:
@@ -187,7 +197,12 @@ class Submitter:
         )
 
     def submit_incoming(
-        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> Job:
         """Queue a file a client already placed in INGEST_INCOMING_DIR. It is the
         client's file, so maintenance never deletes it (no staged-file record)."""
@@ -201,7 +216,7 @@ class Submitter:
             collection,
             metadata,
             None,
-            0,
+            priority,
         )
 
     # --- uploads ----------------------------------------------------------------------
@@ -213,6 +228,7 @@ class Submitter:
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> list[Job]:
         """Check every file's type, stage each (fsync'd), then queue all their jobs in
         one transaction: every file of the upload is accepted, or none is, and a
@@ -239,7 +255,11 @@ class Submitter:
             discard_staged(self.settings.incoming_dir, staged)
             raise
         return self.submit_uploads(
-            staged, collection=collection, metadata=metadata, idempotency_key=idempotency_key
+            staged,
+            collection=collection,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            priority=priority,
         )
 
     def submit_uploads(
@@ -249,6 +269,7 @@ class Submitter:
         collection: str,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> list[Job]:
         """Queue every staged file of one upload in ONE transaction: all or none. The
         staged bytes are removed unless their jobs commit. With an idempotency key
@@ -259,7 +280,14 @@ class Submitter:
             with self.store.transaction() as tx:
                 jobs = [
                     self._enqueue_upload(
-                        tx, upload, index, collection, metadata, idempotency_key, fingerprint
+                        tx,
+                        upload,
+                        index,
+                        collection,
+                        metadata,
+                        idempotency_key,
+                        fingerprint,
+                        priority,
                     )
                     for index, upload in enumerate(uploads)
                 ]
@@ -283,6 +311,7 @@ class Submitter:
         metadata: Mapping[str, Any] | None,
         idempotency_key: str | None,
         fingerprint: str,
+        priority: int,
     ) -> Job:
         key = upload_idempotency_key(idempotency_key, index) if idempotency_key else None
         job = self._enqueue_in(
@@ -294,7 +323,7 @@ class Submitter:
             collection,
             metadata,
             key,
-            0,
+            priority,
             job_id=upload.job_id,
         )
         if job.id != upload.job_id:
@@ -362,6 +391,7 @@ class Submitter:
         job_id: str | None = None,
     ) -> Job:
         """Document row (queued) + job (+ staged-file record) in the caller's transaction."""
+        check_priority(priority)
         meta = {**(metadata or {}), "filename": filename}  # ours: a user cannot replace it
         payload = {
             **location,

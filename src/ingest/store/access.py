@@ -21,6 +21,12 @@ ROLES = ("admin", "editor", "viewer")
 KEY_PREFIX = "ingk_"
 
 
+def key_prefix(secret: str) -> str:
+    """The first characters of a key: shown in `ingest keys list`, and what failed
+    attempts are counted and audited by (never the whole secret)."""
+    return secret[:12]
+
+
 def hash_key(key: str) -> str:
     # Keys are 256-bit random tokens: a plain SHA-256 cannot be brute-forced back.
     return hashlib.sha256(key.encode()).hexdigest()
@@ -54,7 +60,7 @@ class Access:
             id=uuid.uuid4().hex,
             name=name or role,
             role=role,
-            prefix=secret[:12],
+            prefix=key_prefix(secret),
             created_at=time.time(),
             revoked_at=None,
         )

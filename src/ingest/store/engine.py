@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 
 from ingest.errors import ConfigError
 
@@ -30,7 +31,7 @@ def create_db_engine(
     pool_size: int = 5,
     max_overflow: int = 10,
 ) -> Engine:
-    url = make_url(database_url)
+    url = _parse_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms)
     if url.get_backend_name() == "postgresql":
@@ -43,6 +44,32 @@ def create_db_engine(
         f"unsupported DATABASE_URL scheme '{url.drivername}': use sqlite:///PATH "
         "or postgresql+psycopg://USER@HOST/DB"
     )
+
+
+def _parse_url(database_url: str) -> sa.URL:
+    try:
+        return make_url(database_url)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL={database_url!r} is not a database URL: use "
+            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
+
+
+def sqlite_file_of(database_url: str) -> Path | None:
+    """The absolute path of the SQLite file a URL names (None: not a SQLite file)."""
+    url = _parse_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def describe_database(database_url: str) -> str:
+    """A SQLite file's absolute path, or the URL without its password."""
+    path = sqlite_file_of(database_url)
+    if path is not None:
+        return str(path)
+    return _parse_url(database_url).render_as_string(hide_password=True)
 
 
 def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> Engine:

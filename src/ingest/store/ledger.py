@@ -252,16 +252,27 @@ class Ledger:
         *,
         statuses: Sequence[JobStatus] | None = None,
         kind: str | None = None,
+        kind_family: str | None = None,
         queue: str | None = None,
         document_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Job]:
+        """Newest first. `kind_family` matches that kind and the kinds under it:
+        "maintenance" matches "maintenance.cleanup_staged"."""
         stmt = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit)
         if statuses:
             stmt = stmt.where(jobs.c.status.in_(list(statuses)))
         if kind:
             stmt = stmt.where(jobs.c.kind == kind)
+        if kind_family:
+            family = kind_family.rstrip(".")
+            stmt = stmt.where(
+                sa.or_(
+                    jobs.c.kind == family,
+                    jobs.c.kind.startswith(f"{family}.", autoescape=True),
+                )
+            )
         if queue:
             stmt = stmt.where(jobs.c.queue == queue)
         if document_id:

@@ -33,6 +33,7 @@ from ingest.api.services import Services, get_services
 from ingest.errors import IngestError
 from ingest.ingestion.overview import status_report
 from ingest.models import ApiKeyOut, JobOut, SearchRequest, UploadAccepted
+from ingest.store.access import key_prefix
 from ingest.vocabulary import JobStatus
 
 HERE = Path(__file__).parent
@@ -88,11 +89,14 @@ def signin(
     next: Annotated[str, Form(max_length=2000)] = "/console",
 ) -> Response:
     ip = client_ip(request)
-    if services.rate_limits.auth_failures_exhausted(ip) is not None:
-        return _signin_error(request, next, "Too many failed sign-ins: wait a minute.", 429)
-    key = services.access.lookup(api_key.strip())
+    secret = api_key.strip()
+    key = services.access.lookup(secret)
     if key is None:
-        services.rate_limits.hit_auth_failure(ip)
+        # Limited per (key prefix, address), as the API is: a valid key always signs in.
+        prefix = key_prefix(secret)
+        request.state.auth_failure = prefix  # the middleware audits the attempt
+        if services.rate_limits.hit_auth_failure(ip, prefix) is not None:
+            return _signin_error(request, next, "Too many failed sign-ins: wait a minute.", 429)
         return _signin_error(request, next, "That API key is unknown or revoked.", 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     minutes = services.ctx.settings.console_session_minutes

@@ -36,7 +36,7 @@ from ingest.models import (
     parse_metadata,
 )
 from ingest.store import DocumentRecord
-from ingest.vocabulary import DocumentStatus
+from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, DocumentStatus
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -87,6 +87,10 @@ def upload_documents(
         str | None, Header(min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY_PATTERN)
     ] = None,
     _blank: Annotated[None, Depends(_collection_not_blank)] = None,
+    priority: Annotated[
+        int,
+        Form(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first (default 0)"),
+    ] = 0,
 ) -> UploadAccepted:
     """Stage every file (fsync'd), then queue all their jobs in one commit: every
     file of the request is accepted, or none is."""
@@ -97,7 +101,11 @@ def upload_documents(
     ensure_capacity(services)
     incoming = [IncomingFile(f.filename or f"upload-{i}", f.file) for i, f in enumerate(files)]
     jobs = services.ctx.submitter.submit_upload(
-        incoming, collection=collection, metadata=meta, idempotency_key=idempotency_key
+        incoming,
+        collection=collection,
+        metadata=meta,
+        idempotency_key=idempotency_key,
+        priority=priority,
     )
     accepted = [
         QueuedUpload(

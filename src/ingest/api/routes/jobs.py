@@ -74,7 +74,9 @@ def submit_ingest(
     paths = [_resolve_in_incoming(incoming, p) for p in body.document_paths]
     ensure_capacity(services)
     jobs = [
-        services.ctx.submitter.submit_incoming(path, collection=body.collection, metadata=metadata)
+        services.ctx.submitter.submit_incoming(
+            path, collection=body.collection, metadata=metadata, priority=body.priority
+        )
         for path in paths
     ]
     request.state.audit_target = ",".join(j.id for j in jobs)

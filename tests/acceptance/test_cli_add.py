@@ -1,0 +1,100 @@
+"""`ingest add` as a user runs it again and again: real processes, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.acceptance.test_cli import make_corpus, run, run_json
+from tests.fixtures_docs import make_corrupt_pdf, make_empty
+
+
+def _job_count(env: dict[str, str]) -> int:
+    jobs = run_json(env, "jobs", "list", "--limit", "1000")["jobs"]
+    assert isinstance(jobs, list)
+    return len(jobs)
+
+
+def test_a_rerun_skips_known_failures_until_the_file_changes(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    docs = make_corpus(tmp_path / "docs", count=2)
+    make_corrupt_pdf(docs, "broken.pdf")
+    make_empty(docs, "empty.txt")
+    (docs / "picture.bmp").write_bytes(b"BM" + b"\x00" * 64)  # no parser reads .bmp
+
+    first = run(cli_env, "add", str(docs), "--json", check=False)
+    assert first.returncode == 1, first.stderr
+    assert json.loads(first.stdout)["failed"] == 3
+    jobs_after_first = _job_count(cli_env)
+
+    # Nothing changed: no job is queued again, the run succeeds, and says why each
+    # file is still not indexed.
+    second = run(cli_env, "add", str(docs), check=False)
+    assert second.returncode == 0, second.stderr
+    assert "failed 0, known failures 3" in second.stdout
+    for name in ("broken.pdf", "empty.txt", "picture.bmp"):
+        assert any(
+            line.startswith("known failure") and name in line for line in second.stderr.splitlines()
+        ), second.stderr
+    assert _job_count(cli_env) == jobs_after_first
+
+    report = run_json(cli_env, "add", str(docs))
+    assert (report["skipped"], report["failed"], report["errors"]) == (2, 0, [])
+    known = {Path(k["source"]).name: k["reason"] for k in report["known_failures"]}  # type: ignore[attr-defined]
+    assert set(known) == {"broken.pdf", "empty.txt", "picture.bmp"}
+    assert "PDF" in known["broken.pdf"]
+
+    # A changed file is tried again, and its failure is new in that run.
+    (docs / "picture.bmp").write_bytes(b"BM" + b"\x01" * 64)
+    third = run(cli_env, "add", str(docs), "--json", check=False)
+    assert third.returncode == 1
+    changed = json.loads(third.stdout)
+    assert changed["failed"] == 1
+    assert Path(changed["errors"][0]["source"]).name == "picture.bmp"
+    assert len(changed["known_failures"]) == 2
+
+
+def test_priority_orders_the_queue_and_is_range_checked(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "INGEST_CONCURRENCY": "1"}  # one job at a time: the order shows
+    docs = make_corpus(tmp_path / "docs", count=2)
+    low, high = docs / "note0.txt", docs / "note1.txt"
+    queued_low = run_json(env, "add", str(low), "--no-wait", "--priority", "-10")
+    queued_high = run_json(env, "add", str(high), "--no-wait", "--priority", "10")
+    assert [j["priority"] for j in queued_low["jobs"]] == [-10]  # type: ignore[index]
+    assert [j["priority"] for j in queued_high["jobs"]] == [10]  # type: ignore[index]
+
+    report = run_json(env, "add", str(docs))  # follows the two queued jobs
+    assert report["added"] == 2, report
+    jobs = run_json(env, "jobs", "list")["jobs"]
+    started = {j["priority"]: j["started_at"] for j in jobs}  # type: ignore[attr-defined]
+    assert started[10] < started[-10], jobs  # ISO 8601 in UTC sorts as time
+
+    too_high = run(env, "add", str(docs), "--priority", "101", check=False)
+    assert too_high.returncode == 2
+    assert "--priority" in too_high.stderr
+
+
+def test_without_a_terminal_each_finished_document_gets_a_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Output piped (`ingest add ... 2>&1 | tee log`): no bar can show, so the run
+    # says what it finished as it goes.
+    docs = make_corpus(tmp_path / "docs", count=3)
+    make_corrupt_pdf(docs, "broken.pdf")
+    proc = run(cli_env, "add", str(docs), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    for name in ("note0.txt", "note1.txt", "note2.txt"):
+        assert any(line.startswith("[") and "] added " in line and name in line for line in lines)
+    assert any("] failed " in line and "broken.pdf" in line for line in lines), proc.stderr
+    counters = sorted(line.split("]")[0] for line in lines if line.startswith("["))
+    assert counters == ["[1/4", "[2/4", "[3/4", "[4/4"]
+
+    (docs / "broken.pdf").unlink()
+    (docs / "note3.txt").write_text("The relay restarts at noon on Sundays.")
+    quiet = run(cli_env, "add", str(docs), "--quiet")
+    assert "] added " not in quiet.stderr
+    assert "added 1, updated 0, skipped 3" in quiet.stdout
