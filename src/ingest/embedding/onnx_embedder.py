@@ -132,7 +132,11 @@ class OnnxEmbedder:
                 self._tokenizer = self._load_tokenizer()
                 self._session = self._load_session()
                 self._input_names = [i.name for i in self._session.get_inputs()]
-                log.info("embedding model loaded in %.1f s", time.monotonic() - started)
+                log.info(
+                    "embedding model %s loaded in %.1f s",
+                    self.model_id,
+                    time.monotonic() - started,
+                )
             return self._session, self._tokenizer
 
     def _load_tokenizer(self) -> Tokenizer:
