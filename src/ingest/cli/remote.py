@@ -166,6 +166,8 @@ def status(as_json: bool) -> None:
 
     with remote_client() as client:
         report = client.status().model_dump(mode="json")
+    # Which store answered, as the local command says: here, the server's.
+    report["database"] = f"the database of {server_url()}"
     if as_json:
         print_json(report)
         return
