@@ -54,7 +54,7 @@ pytestmark = pytest.mark.slow
 # Words -> chunks with the default chunker (254 tokens): ~190 words a chunk, and
 # the offline model embeds a chunk in ~0.15 s on one of this machine's two cores.
 PROGRESS_DOC_WORDS = 9_000  # ~48 chunks: six embedding batches of 8
-LARGE_DOC_WORDS = 15_000  # ~80 chunks: ~12 s of embedding
+LARGE_DOC_WORDS = 15_000  # ~80 chunks
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -359,11 +359,12 @@ def test_soft_time_limit_fails_the_job_and_the_worker_goes_on(
     tmp_path: Path, queue_env: dict[str, str], spawn: Spawner, db: Database
 ) -> None:
     # The limit must let the first job get through its cold start (the parser pool
-    # spawns in ~2 s) to the embedding, and be far shorter than embedding the whole
-    # document (~20 s here; the model loads before the first claim, outside the job).
+    # spawns in ~2 s) and its chunking to the embedding, and be far shorter than
+    # embedding the whole document (~640 chunks: ~20 s with the int8 ONNX model on a
+    # quiet machine; the model loads before the first claim, outside the job).
     env = {**queue_env, "INGEST_JOB_SOFT_TIMEOUT_SECONDS": "8"}
     docs = tmp_path / "docs"
-    slow = submit_one(env, make_txt(docs, "large.txt", prose(2 * LARGE_DOC_WORDS, 21)))
+    slow = submit_one(env, make_txt(docs, "large.txt", prose(8 * LARGE_DOC_WORDS, 21)))
     worker = spawn.worker(env, concurrency=1)
 
     job = wait_finished(db, [slow], timeout=150, alive=[worker])[slow]
