@@ -240,7 +240,7 @@ def test_cancelling_a_running_job_returns_the_document_to_what_it_was(
 ) -> None:
     ctx = running_worker
     docs = tmp_path / "docs"
-    large = prose(6_000, 11)  # ~32 chunks: four embedding batches
+    large = prose(60_000, 11)  # ~320 chunks: seconds of embedding, time to cancel in
 
     fresh = submit(ctx, make_txt(docs, "fresh.txt", large))
     assert cancel_while_embedding(ctx, fresh).status == "cancelled"
