@@ -315,7 +315,7 @@ def keywords(args: argparse.Namespace) -> None:
                 ranked = store.keyword_search(queries[qid], 10)
                 ms.append((time.perf_counter() - started) * 1000)
                 hits = store.hits([pk for pk, _ in ranked])
-                scores.append(ndcg_at_k([hits[pk].source_uri for pk, _ in ranked], relevant))
+                scores.append(ndcg_at_k([hits[pk].source for pk, _ in ranked], relevant))
             store.close()
             print(
                 f"  {label:26s} nDCG@10 {mean(scores):.4f}; "
