@@ -18,7 +18,6 @@ from typing import IO, Any
 from ingest.errors import FileTooLarge, IdempotencyKeyReused, InvalidInput
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
-from ingest.pipeline.parsers.sniff import check_upload
 from ingest.settings import Settings
 from ingest.store import Job, NewJob, Store, Transaction, new_job_id
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
@@ -233,6 +232,10 @@ class Submitter:
         """Check every file's type, stage each (fsync'd), then queue all their jobs in
         one transaction: every file of the upload is accepted, or none is, and a
         refusal leaves nothing staged."""
+        # Here, not at import: the check reads the parser registry, and a process that
+        # never takes an upload (a one-shot search, a worker) need not load it.
+        from ingest.pipeline.parsers.sniff import check_upload
+
         named = [(sanitize_filename(f.filename), f.stream) for f in files]
         for filename, stream in named:
             head = stream.read(_SNIFF_BYTES)
