@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -43,7 +44,15 @@ class Pages:
         return self.find("body").text
 
     def until(self, predicate: Callable[[], T | None], what: str, timeout: float = 180) -> T:
-        return wait_until(predicate, timeout, interval=0.2, message=what)
+        def settled() -> T | None:
+            # A page that is still loading or updating live replaces the element just
+            # read: not an answer yet, ask again.
+            try:
+                return predicate()
+            except StaleElementReferenceException:
+                return None
+
+        return wait_until(settled, timeout, interval=0.2, message=what)
 
     def shot(self, name: str) -> Path:
         self.count += 1
