@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default="sqlite:///./ingest.db",
         validation_alias=AliasChoices("DATABASE_URL", "INGEST_DATABASE_URL"),
     )
+    # A PostgreSQL streaming replica for search and read-only listings (Store docstring).
+    database_read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_READ_URL", "INGEST_DATABASE_READ_URL"),
+    )
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "INGEST_REDIS_URL")
     )
@@ -139,6 +144,8 @@ class Settings(BaseSettings):
     # Store
     db_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # false behind PgBouncer < 1.21 in transaction mode (see docs/scaling.md).
+    db_prepared_statements: bool = True
     sqlite_busy_timeout_ms: int = Field(default=60_000, ge=0)
     auto_migrate: bool = True
 

@@ -90,6 +90,12 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        self._launch()
+        self._wait_accepting(timeout)
+
+    def _launch(self) -> None:
+        prefix = _as_service_user()
+        pg = bin_dir()
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -115,6 +121,9 @@ class PostgresServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def _wait_accepting(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -142,3 +151,72 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PostgresReplica(PostgresServer):
+    """A hot standby streaming from `primary`: `pg_basebackup -R` (base backup plus
+    the standby.signal and primary_conninfo it writes) into a new data dir, started
+    on its own port. It accepts read-only connections; every write there fails."""
+
+    def __init__(self, primary: PostgresServer) -> None:
+        super().__init__()
+        self.primary = primary
+
+    def start(self, timeout: float = 60.0) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "nobody", "nogroup")
+        subprocess.run(
+            [
+                *_as_service_user(),
+                str(bin_dir() / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(self.data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self._launch()
+        self._wait_accepting(timeout)
+        self._wait_streaming(timeout)
+
+    def _wait_streaming(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with psycopg.connect(self.primary.admin_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+                ).fetchone()
+            if row and row[0] >= 1:
+                return
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(f"the replica never streamed: {self.log.read_text()}")
+            time.sleep(0.1)  # the poll interval of a deadline-bounded wait
+
+    def caught_up(self) -> bool:
+        """The replica has replayed everything the primary has written so far."""
+        with psycopg.connect(self.primary.admin_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            done = conn.execute(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)
+            ).fetchone()
+        return bool(done and done[0])
+
+    def pause_replay(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")

@@ -30,28 +30,41 @@ def create_db_engine(
     busy_timeout_ms: int = 60_000,
     pool_size: int = 5,
     max_overflow: int = 10,
+    prepared_statements: bool = True,
+    setting: str = "DATABASE_URL",
 ) -> Engine:
-    url = _parse_url(database_url)
+    """`prepared_statements=False`: psycopg never prepares a statement on the server,
+    which a pooler in transaction mode (PgBouncer before 1.21) needs: the next
+    transaction may run on another server connection, where it does not exist.
+    `setting` names the variable the URL came from, for error messages."""
+    url = _parse_url(database_url, setting)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms)
     if url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+        connect_args: dict[str, Any] = {}
+        if not prepared_statements:
+            connect_args["prepare_threshold"] = None
         return sa.create_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args=connect_args,
         )
     raise ConfigError(
-        f"unsupported DATABASE_URL scheme '{url.drivername}': use sqlite:///PATH "
+        f"unsupported {setting} scheme '{url.drivername}': use sqlite:///PATH "
         "or postgresql+psycopg://USER@HOST/DB"
     )
 
 
-def _parse_url(database_url: str) -> sa.URL:
+def _parse_url(database_url: str, setting: str = "DATABASE_URL") -> sa.URL:
     try:
         return make_url(database_url)
     except ArgumentError:
         raise ConfigError(
-            f"DATABASE_URL={database_url!r} is not a database URL: use "
+            f"{setting}={database_url!r} is not a database URL: use "
             "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
         ) from None
 

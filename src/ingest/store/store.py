@@ -3,7 +3,12 @@ maintenance, search, and the unit of work (`transaction()`) every write goes thr
 
 The job ledger, staged files, the worker registry and API access hang off it
 (`store.jobs`, `store.staged_files`, `store.workers`, `store.access`), all on
-one engine.
+the primary's engine.
+
+With a read replica (`DATABASE_READ_URL`), search and the read-only listings
+(documents list, a document's chunks) read from it; every write, the ledger and a
+single document's lookup stay on the primary, so what a client just wrote is
+what it reads back by id (read-your-writes), whatever the replica's lag.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
+from ingest.errors import ConfigError
 from ingest.store import migrate, pg_search, sqlite_search
 from ingest.store.access import Access
 from ingest.store.documents import (
@@ -40,8 +46,16 @@ MetadataFilter = Mapping[str, str | int | float | bool]
 
 
 class Store:
-    def __init__(self, engine: Engine, *, keyword_rank_limit: int = 5000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        read_engine: Engine | None = None,
+        keyword_rank_limit: int = 5000,
+    ) -> None:
         self.engine = engine
+        # Search and listings: the replica's engine, or the primary's when there is none.
+        self.read_engine = read_engine if read_engine is not None else engine
         self.keyword_rank_limit = keyword_rank_limit
         self._lexeme_stats = pg_search.LexemeStats()
         self.jobs = Ledger(engine)
@@ -58,16 +72,33 @@ class Store:
         pool_size: int = 5,
         max_overflow: int = 10,
         keyword_rank_limit: int = 5000,
+        read_url: str | None = None,
+        prepared_statements: bool = True,
     ) -> Store:
-        return cls(
-            create_db_engine(
-                database_url,
+        def engine(url: str, setting: str) -> Engine:
+            return create_db_engine(
+                url,
                 busy_timeout_ms=busy_timeout_ms,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
-            ),
-            keyword_rank_limit=keyword_rank_limit,
-        )
+                prepared_statements=prepared_statements,
+                setting=setting,
+            )
+
+        primary = engine(database_url, "DATABASE_URL")
+        replica = None
+        if read_url:
+            if primary.dialect.name != "postgresql":
+                primary.dispose()
+                raise ConfigError(
+                    "DATABASE_READ_URL is for a PostgreSQL streaming replica; "
+                    "unset it with a SQLite DATABASE_URL"
+                )
+            replica = engine(read_url, "DATABASE_READ_URL")
+            if replica.dialect.name != "postgresql":
+                primary.dispose()
+                raise ConfigError("DATABASE_READ_URL must be a postgresql+psycopg:// URL")
+        return cls(primary, read_engine=replica, keyword_rank_limit=keyword_rank_limit)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, light: bool = False) -> Store:
@@ -79,9 +110,14 @@ class Store:
             pool_size=1 if light else settings.db_pool_size,
             max_overflow=0 if light else settings.db_max_overflow,
             keyword_rank_limit=settings.keyword_rank_limit,
+            # One-shot commands read their own writes: they need no replica.
+            read_url=None if light else settings.database_read_url,
+            prepared_statements=settings.db_prepared_statements,
         )
 
     def close(self) -> None:
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
         self.engine.dispose()
 
     @property
@@ -142,7 +178,7 @@ class Store:
             .select_from(documents.join(collections, collections.c.id == documents.c.collection_id))
             .where(*conditions)
         )
-        with read_transaction(self.engine) as conn:
+        with read_transaction(self.read_engine) as conn:
             rows = conn.execute(page).all()
             count = conn.execute(total).scalar_one()
         return [to_document(r) for r in rows], int(count)
@@ -168,7 +204,7 @@ class Store:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        with read_transaction(self.engine) as conn:
+        with read_transaction(self.read_engine) as conn:
             rows = conn.execute(stmt).all()
         return [
             ChunkRecord(
@@ -307,7 +343,7 @@ class Store:
         has_filters = collection is not None or bool(filters)
         filtered = self._filter(collection, filters)
         if self.dialect == "postgresql":
-            with read_transaction(self.engine) as conn:
+            with read_transaction(self.read_engine) as conn:
                 return pg_search.vector_ranking(
                     conn,
                     filtered,
@@ -318,7 +354,7 @@ class Store:
                     ef_search=max(40, k * pg_search.ANN_OVERFETCH),
                 )
         return sqlite_search.vector_ranking(
-            self.engine, filtered, model, query_vector, k, has_filters=has_filters
+            self.read_engine, filtered, model, query_vector, k, has_filters=has_filters
         )
 
     def keyword_search(
@@ -332,7 +368,7 @@ class Store:
         """Top-k chunks by keyword relevance: [(chunk pk, score, higher is better)]."""
         filtered = self._filter(collection, filters)
         if self.dialect == "postgresql":
-            with read_transaction(self.engine) as conn:
+            with read_transaction(self.read_engine) as conn:
                 return pg_search.keyword_ranking(
                     conn,
                     filtered,
@@ -343,7 +379,7 @@ class Store:
                 )
         has_filters = collection is not None or bool(filters)
         return sqlite_search.keyword_ranking(
-            self.engine, filtered, query, k, has_filters=has_filters
+            self.read_engine, filtered, query, k, has_filters=has_filters
         )
 
     def hits(self, pks: Sequence[int]) -> dict[int, ChunkHit]:
@@ -366,7 +402,7 @@ class Store:
             .join(collections, collections.c.id == documents.c.collection_id)
             .where(chunks.c.pk.in_(list(pks)))
         )
-        with read_transaction(self.engine) as conn:
+        with read_transaction(self.read_engine) as conn:
             rows = conn.execute(stmt).all()
         return {
             r.pk: ChunkHit(
