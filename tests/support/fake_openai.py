@@ -61,6 +61,9 @@ class FakeState:
     sent_indexes: list[list[int]] = field(default_factory=list)
     raw_body: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Embedding requests with a text containing `held_word` wait until `released`.
+    held_word: str | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 class _Server(ThreadingHTTPServer):
@@ -127,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, state.raw_body, content_type="text/html")
 
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        word = state.held_word
+        if word is not None and any(word in str(text) for text in inputs):
+            state.released.wait(timeout=300)
         data: list[dict[str, Any]] = [
             {"object": "embedding", "index": i, "embedding": bag_of_words(text)}
             for i, text in enumerate(inputs)
@@ -212,6 +218,16 @@ class FakeOpenAI:
         with self.state.lock:
             self.state.always = Failure(status, message)
 
+    def hold(self, word: str) -> None:
+        """Keep every embedding request for a text with `word` waiting until release():
+        its job stays running (heartbeating) on a live worker meanwhile."""
+        with self.state.lock:
+            self.state.released.clear()
+            self.state.held_word = word
+
+    def release(self) -> None:
+        self.state.released.set()
+
     def heal(self) -> None:
         """Answer normally again: forget pending and permanent failures."""
         with self.state.lock:
@@ -222,6 +238,7 @@ class FakeOpenAI:
         if self._stopped:
             return
         self._stopped = True
+        self.release()
         self._server.shutdown()
         self._thread.join()
         self._server.cut_connections()

@@ -1,4 +1,4 @@
-"""`ingest add | search | status | migrate`.
+"""`ingest add | search | status | migrate | backup`.
 
 Human output goes to the terminal (a progress bar on a TTY); `--json` prints one
 JSON object on stdout and nothing else there, for scripts.
@@ -326,6 +326,33 @@ def migrate() -> None:
         out.print(f"schema already at revision {after}")
     else:
         out.print(f"schema migrated from {before or 'empty'} to {after}")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="The new file to write the copy to.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Copy the SQLite database to PATH while it is in use (a consistent snapshot)."""
+    settings = run_settings()
+    if sqlite_file_to_create(settings) is not None:
+        raise fail(f"no database to back up: {database_label(settings)} does not exist")
+    store = Store.from_settings(settings, light=True)
+    try:
+        size = store.backup_to(path)
+    except IngestError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        store.close()
+    report = {"database": database_label(settings), "backup": str(path.resolve()), "bytes": size}
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"backed up {report['database']} to {report['backup']} ({size:,} bytes)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

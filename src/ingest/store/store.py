@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -31,7 +32,12 @@ from ingest.store.documents import (
     documents_query,
     to_document,
 )
-from ingest.store.engine import create_db_engine, read_transaction, write_transaction
+from ingest.store.engine import (
+    create_db_engine,
+    read_transaction,
+    sqlite_backup,
+    write_transaction,
+)
 from ingest.store.ledger import Ledger
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
 from ingest.store.staged_files import StagedFiles
@@ -134,6 +140,18 @@ class Store:
 
     def schema_is_current(self) -> bool:
         return migrate.current_revision(self.engine) == migrate.head_revision()
+
+    def backup_to(self, target: Path) -> int:
+        """A consistent copy of a SQLite store at `target` while it is in use (its size in
+        bytes). PostgreSQL is backed up with its own tools (pg_dump -Fc)."""
+        if self.dialect != "sqlite":
+            raise ConfigError(
+                "`ingest backup` copies a SQLite database; back PostgreSQL up with "
+                'pg_dump -Fc -d "$DATABASE_URL" -f ingest.dump (docs/operations.md)'
+            )
+        if target.exists():
+            raise ConfigError(f"{target} exists: back up to a new file")
+        return sqlite_backup(self.engine, target)
 
     # --- the unit of work ----------------------------------------------------
 
