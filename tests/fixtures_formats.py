@@ -369,3 +369,29 @@ def make_pdf_with_wrong_text_layer(
     path = _target(directory, name)
     pdf.output(str(path))
     return path
+
+
+# Debian's fonts-dejavu-core: DejaVu Sans has the Arabic and Hebrew glyphs.
+DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+DEJAVU_INSTALL = "apt-get install -y fonts-dejavu-core   (as root; ./scripts/setup does it)"
+
+
+def make_rtl_pdf(directory: Path, name: str, lines: list[str], *, shaped: bool) -> Path:
+    """A page of right-to-left lines in DejaVu Sans. Shaped (HarfBuzz): joined Arabic
+    glyphs and lam-alef ligatures, as Word and LibreOffice draw them; unshaped: one glyph
+    per letter, drawn from the left, as simpler producers do."""
+    from fpdf import FPDF
+
+    if not DEJAVU_SANS.is_file():
+        raise RuntimeError(f"{DEJAVU_SANS} is missing: {DEJAVU_INSTALL}")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.add_font("DejaVu", fname=str(DEJAVU_SANS))
+    pdf.set_font("DejaVu", size=14)
+    if shaped:
+        pdf.set_text_shaping(True)
+    for line in lines:
+        pdf.cell(text=line, new_x="LMARGIN", new_y="NEXT")
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path

@@ -37,7 +37,7 @@ __all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
 
 # Bump whenever the text or the segmentation produced for the same file changes:
 # it is part of the pipeline fingerprint, so stored documents get re-parsed.
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 
 _MAX_REASON_CHARS = 200
 
