@@ -61,7 +61,9 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
 
-    budget = _TextBudget(limits.max_text_chars, limits.max_pages, limits.ocr)
+    budget = _TextBudget(
+        limits.max_text_chars, limits.max_pages, limits.ocr, max_ocr_pages=limits.max_ocr_pages
+    )
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:

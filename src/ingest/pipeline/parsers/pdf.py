@@ -27,7 +27,7 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
             segments = []
             image_pages = 0
             for index in range(len(pdf)):
-                text, needed_ocr = _pdf_page_text(pdf, index, budget.ocr, no_ocr is None)
+                text, needed_ocr = _pdf_page_text(pdf, index, budget, no_ocr is None)
                 image_pages += needed_ocr
                 segments.append(Segment(text=budget.take(text), page=index + 1))
         finally:
@@ -49,7 +49,7 @@ def _open_pdf(data: bytes) -> Any:
         raise
 
 
-def _pdf_page_text(pdf: Any, index: int, mode: str, can_ocr: bool) -> tuple[str, bool]:
+def _pdf_page_text(pdf: Any, index: int, budget: _TextBudget, can_ocr: bool) -> tuple[str, bool]:
     """The page's text, and whether it is an image without a text layer that OCR
     could not read (OCR off or not installed)."""
     page = pdf[index]
@@ -59,11 +59,12 @@ def _pdf_page_text(pdf: Any, index: int, mode: str, can_ocr: bool) -> tuple[str,
             text = _page_text(textpage)
         finally:
             textpage.close()
-        wants_ocr = mode == "force" or (not text.strip() and _has_images(page))
+        wants_ocr = budget.ocr == "force" or (not text.strip() and _has_images(page))
         if not wants_ocr:
             return text, False
         if not can_ocr:
             return text, True
+        budget.take_ocr_page()
         return ocr_image(render_pdf_page(page)), False
     finally:
         page.close()
