@@ -43,3 +43,8 @@ def test_left_to_right_text_is_untouched() -> None:
     text = "Price (EUR): 12.50\r\nال"  # a line without RTL letters keeps its brackets
 
     assert logical_order(text).splitlines()[0] == "Price (EUR): 12.50"
+
+
+def test_one_word_that_could_read_either_way_is_left_alone() -> None:
+    # "أولا" ("first") ends in "لا", as a reversed word with the article would.
+    assert logical_order("أولا") == "أولا"

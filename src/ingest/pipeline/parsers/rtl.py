@@ -31,6 +31,11 @@ _HEBREW_FINALS = frozenset("ךםןףץ")
 _ARABIC_WORD_END = frozenset("ةى")  # ta marbuta, alef maqsura: only ever last
 _WORD = re.compile(r"[\u0590-\u08ff]{3,}")
 _GLYPH_WORD = re.compile("[\ufb50-\ufdff\ufe70-\ufefc]{2,}")
+# Votes: 2 for a sure sign (a letter form that only ends or only starts a word), 1 for
+# a likely one (the article "ال"; "لا" also ends words such as "أولا", "first"). A page
+# reads backwards on two votes more than forwards; a line overrules its page on three.
+_PAGE_MARGIN = 2
+_LINE_MARGIN = 3
 _MIRRORED = str.maketrans("()[]{}<>", ")(][}{><")
 
 
@@ -52,7 +57,7 @@ def logical_order(text: str, glyph_pairs: Collection[int] = ()) -> str:
         position = end
         line = match.group()
         if has_rtl(line):
-            visual = _reads_backwards(line) if _evidence(line) else page_is_visual
+            visual = _line_reads_backwards(line, page_is_visual)
             line = _logical_line(line, start, glyph_pairs, visual)
         out.append(line)
     out.append(text[position:])
@@ -133,14 +138,17 @@ def _form(char: str) -> str:
     return unicodedata.decomposition(char).split(" ", 1)[0]
 
 
-def _evidence(text: str) -> int:
-    logical, visual = _votes(text)
-    return logical + visual
+def _line_reads_backwards(line: str, page_is_visual: bool) -> bool:
+    """A line decides for itself only on clear evidence, else follows its page."""
+    logical, visual = _votes(line)
+    if abs(logical - visual) >= _LINE_MARGIN:
+        return visual > logical
+    return page_is_visual
 
 
 def _reads_backwards(text: str) -> bool:
     logical, visual = _votes(text)
-    return visual > logical
+    return visual - logical >= _PAGE_MARGIN
 
 
 def _votes(text: str) -> tuple[int, int]:
@@ -151,12 +159,12 @@ def _votes(text: str) -> tuple[int, int]:
     logical = visual = 0
     for word in _GLYPH_WORD.findall(text):  # glyph codes say where in a word they sit
         first, last = _form(word[0]), _form(word[-1])
-        logical += first == "<initial>" or last == "<final>"
-        visual += first == "<final>" or last == "<initial>"
+        logical += 2 * (first == "<initial>" or last == "<final>")
+        visual += 2 * (first == "<final>" or last == "<initial>")
     text = _PRESENTATION_FORMS.sub(_letters, text)
     for word in _WORD.findall(text):
-        logical += word[-1] in _HEBREW_FINALS or word[-1] in _ARABIC_WORD_END
+        logical += 2 * (word[-1] in _HEBREW_FINALS or word[-1] in _ARABIC_WORD_END)
         logical += word.startswith("\u0627\u0644")
-        visual += word[0] in _HEBREW_FINALS or word[0] in _ARABIC_WORD_END
+        visual += 2 * (word[0] in _HEBREW_FINALS or word[0] in _ARABIC_WORD_END)
         visual += word.endswith("\u0644\u0627")
     return logical, visual
