@@ -54,10 +54,11 @@ def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     document = docx.Document(io.BytesIO(as_transitional(data)))
     pictures = PictureReader(budget)
     picture_ids = docx_picture_ids(document)
-    own_text = "".join(text for _, text in DocxBody(document).blocks())
-    read = pictures.wanted(own_text, len(picture_ids))
+    blocks = list(DocxBody(document).blocks())
+    if pictures.wanted("".join(text for _, text in blocks), len(picture_ids)):
+        blocks = list(DocxBody(document, pictures.read).blocks())  # again, reading pictures
     sections = HeadingPath()
-    for level, text in DocxBody(document, pictures.read if read else None).blocks():
+    for level, text in blocks:
         text = budget.take(text)
         if level is not None:
             sections.start(level, text)
