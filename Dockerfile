@@ -52,8 +52,14 @@ RUN python -c "import importlib.util as u; assert u.find_spec('torch') is None, 
     && ingest migrate --help > /dev/null \
     && python -m ingest.worker --help > /dev/null
 
-# --- runtime: the venv, a non-root user, nothing else ---------------------------------
+# --- runtime: the venv, a non-root user, tesseract ------------------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+
+# Tesseract (English) for OCR of images, scanned PDF pages and pictures in Office
+# documents (INGEST_OCR, docs/formats.md); without it those documents fail saying so.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it and volumes can be
 # given to it (fsGroup). /data is the working directory: in inline mode the default

@@ -369,3 +369,114 @@ def make_pdf_with_wrong_text_layer(
     path = _target(directory, name)
     pdf.output(str(path))
     return path
+
+
+# Debian's fonts-dejavu-core: DejaVu Sans has the Arabic and Hebrew glyphs.
+DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+DEJAVU_INSTALL = "apt-get install -y fonts-dejavu-core   (as root; ./scripts/setup does it)"
+
+
+def make_rtl_pdf(directory: Path, name: str, lines: list[str], *, shaped: bool) -> Path:
+    """A page of right-to-left lines in DejaVu Sans. Shaped (HarfBuzz): joined Arabic
+    glyphs and lam-alef ligatures, as Word and LibreOffice draw them; unshaped: one glyph
+    per letter, drawn from the left, as simpler producers do."""
+    from fpdf import FPDF
+
+    if not DEJAVU_SANS.is_file():
+        raise RuntimeError(f"{DEJAVU_SANS} is missing: {DEJAVU_INSTALL}")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.add_font("DejaVu", fname=str(DEJAVU_SANS))
+    pdf.set_font("DejaVu", size=14)
+    if shaped:
+        pdf.set_text_shaping(True)
+    for line in lines:
+        pdf.cell(text=line, new_x="LMARGIN", new_y="NEXT")
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path
+
+
+def _png_bytes(lines: list[str]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    _text_image(lines).save(buffer, "PNG")
+    buffer.seek(0)
+    return buffer
+
+
+def make_pptx_with_pictures(
+    directory: Path, name: str, slides: list[tuple[str, str, list[str]]]
+) -> Path:
+    """One slide per (title, body text, picture lines): a title-only layout with an
+    optional text box, and, when lines are given, a picture of them (no text layer)."""
+    import pptx
+    from pptx.util import Inches
+
+    presentation = pptx.Presentation()
+    for title, body, lines in slides:
+        slide = presentation.slides.add_slide(presentation.slide_layouts[5])  # title only
+        slide.shapes.title.text = title
+        if body:
+            box = slide.shapes.add_textbox(Inches(0.5), Inches(1.5), Inches(9), Inches(2))
+            box.text_frame.text = body
+            box.text_frame.word_wrap = True
+        if lines:
+            slide.shapes.add_picture(_png_bytes(lines), Inches(0.5), Inches(3.5), Inches(9))
+    path = _target(directory, name)
+    presentation.save(str(path))
+    return path
+
+
+def make_docx_with_picture(directory: Path, name: str, text: str, lines: list[str]) -> Path:
+    """A paragraph of `text`, then an inline picture of `lines`, then "The end."."""
+    from docx.shared import Inches
+
+    document = docx.Document()
+    document.add_paragraph(text)
+    document.add_picture(_png_bytes(lines), width=Inches(6))
+    document.add_paragraph("The end.")
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_many_page_scan(directory: Path, name: str, pages: int, lines: list[str]) -> Path:
+    """A PDF of `pages` image-only pages that all draw one shared image of `lines`:
+    a 10,000-page scan in well under a megabyte, written object by object."""
+    import zlib
+
+    image = _text_image(lines).reduce(2)
+    width, height = image.size
+    pixels = zlib.compress(image.tobytes())
+    draw = f"q {width * 0.5:.0f} 0 0 {height * 0.5:.0f} 20 400 cm /Im0 Do Q".encode()
+    first_page = 6  # objects 1-5: catalog, page tree, image, content stream, resources
+    kids = " ".join(f"{first_page + i} 0 R" for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Count {pages} /Kids [{kids}] >>".encode(),
+        f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} "
+        f"/ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode "
+        f"/Length {len(pixels)} >>\nstream\n".encode()
+        + pixels
+        + b"\nendstream",
+        f"<< /Length {len(draw)} >>\nstream\n".encode() + draw + b"\nendstream",
+        b"<< /XObject << /Im0 3 0 R >> >>",
+    ]
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources 5 0 R /Contents 4 0 R >>"
+    )
+    objects.extend([page] * pages)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    path = _target(directory, name)
+    path.write_bytes(bytes(out))
+    return path

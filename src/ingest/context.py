@@ -68,7 +68,10 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
 
 def parse_limits(settings: Settings) -> ParseLimits:
     return ParseLimits(
-        max_text_chars=settings.max_text_chars, max_pages=settings.max_pages, ocr=settings.ocr
+        max_text_chars=settings.max_text_chars,
+        max_pages=settings.max_pages,
+        ocr=settings.ocr,
+        max_ocr_pages=settings.ocr_max_pages,
     )
 
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # OCR (tesseract) for images and for PDF pages without a text layer; "force"
     # OCRs every PDF page, "off" fails such documents with a reason that says so.
     ocr: Literal["auto", "off", "force"] = "auto"
+    # Most pages, image frames and Office pictures one document may send to OCR: about
+    # 2 CPU-s each, so the default fits inside the default parse timeout (300 s).
+    ocr_max_pages: int = Field(default=100, ge=1)
 
     # Chunking
     chunk_tokens: int = Field(default=254, ge=16)

@@ -98,3 +98,40 @@ def test_postgresql_quality_benches_run_on_a_generated_tiny_corpus(tmp_path: Pat
     assert "copied" in hybrid
     for name in ["nDCG@10 keyword", "nDCG@10 vector", "nDCG@10 hybrid (settings)"]:
         assert name in hybrid, hybrid
+
+
+def _reference_set(directory: Path) -> None:
+    """Generated documents, each with its reference text beside it (`name.ext.md`)."""
+    import docx
+    from fpdf import FPDF
+
+    directory.mkdir()
+    document = docx.Document()
+    document.add_heading("Pricing", level=1)
+    document.add_paragraph("The basic plan costs nine euros a month.")
+    document.save(str(directory / "memo.docx"))
+    (directory / "memo.docx.md").write_text("# Pricing\n\nThe basic plan costs nine euros a month.\n")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(text="Shipping takes three days.")
+    pdf.output(str(directory / "terms.pdf"))
+    (directory / "terms.pdf.md").write_text("Shipping takes three days.\n")
+    # The reference holds two words the file lacks: recall 4/6, precision 1.
+    (directory / "notes.txt").write_text("Meet at noon today")
+    (directory / "notes.txt.md").write_text("Meet at noon today, please confirm")
+    (directory / "empty.txt").write_text("")
+
+
+@pytest.mark.timeout(120)
+def test_parse_bench_reports_word_recall_and_precision(tmp_path: Path) -> None:
+    _reference_set(tmp_path / "corpus")
+
+    stdout = _bench("parse_bench.py", str(tmp_path / "corpus"), cwd=tmp_path)
+
+    assert "; 4 files under" in stdout, "references are not parsed as documents"
+    assert "| memo.docx | 1.000 | 1.000 |" in stdout
+    assert "| terms.pdf | 1.000 | 1.000 |" in stdout
+    assert "| notes.txt | 0.667 | 1.000 |" in stdout
+    assert "| all | 3 | 0.889 | 1.000 |" in stdout
+    assert "- empty.txt: EmptyDocument: the file is empty (0 bytes)" in stdout

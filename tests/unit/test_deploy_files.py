@@ -960,6 +960,17 @@ def test_dockerfile_runs_as_non_root_offline_with_a_python_healthcheck() -> None
     assert f"127.0.0.1:{exposed}/" in healthcheck[2]
 
 
+def test_dockerfile_installs_tesseract_for_ocr_in_the_runtime_image() -> None:
+    """INGEST_OCR=auto (the default) needs the tesseract binary and its English data
+    where the parse process runs: the final stage, not the builder."""
+    runs = " ".join(i["value"] for i in dockerfile_stages()[-1] if i["instruction"] == "RUN")
+    installs = re.search(r"apt-get install [^&]*", runs)
+    assert installs, "the runtime stage installs Debian packages"
+    assert {"tesseract-ocr", "tesseract-ocr-eng"} <= set(installs.group(0).split())
+    assert "--no-install-recommends" in installs.group(0)
+    assert "rm -rf /var/lib/apt/lists" in runs, "no apt lists left in the layer"
+
+
 def test_dockerfile_default_command_is_the_production_web_command() -> None:
     assert json_form(final_stage_instruction("CMD")) == [
         "ingest",

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import DocumentRejected, EmptyDocument
+from ingest.errors import DocumentRejected, EmptyDocument, ParseTimeout
 from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
-from tests.fixtures_formats import make_pdf_with_wrong_text_layer, make_scanned_pdf, make_text_png
+from tests.fixtures_formats import (
+    make_docx_with_picture,
+    make_many_page_scan,
+    make_pdf_with_wrong_text_layer,
+    make_pptx_with_pictures,
+    make_scanned_pdf,
+    make_text_png,
+)
 
 LINES = ["The quick brown fox jumps", "over the lazy dog 2026"]
 
@@ -20,8 +27,13 @@ needs_tesseract = pytest.mark.skipif(
 )
 
 
-def parse(path: Path, ocr: str = "auto") -> list[Segment]:
-    return parse_document(path.read_bytes(), path.name, ParseLimits(ocr=ocr))
+OTHER = ["Invoices are due within thirty days"]
+PICTURE = "[Picture: " + "\n".join(LINES) + "]"  # how a picture's OCR text is marked
+PROSE = "Quarterly revenue grew in every region we serve. " * 4  # ~200 characters
+
+
+def parse(path: Path, ocr: str = "auto", **limits: int) -> list[Segment]:
+    return parse_document(path.read_bytes(), path.name, ParseLimits(ocr=ocr, **limits))
 
 
 def words(segments: list[Segment]) -> list[str]:
@@ -94,3 +106,102 @@ def test_force_reads_what_the_page_shows_not_its_text_layer(tmp_path: Path) -> N
 
     assert words(parse(path)) == ["garbled", "layer"]
     assert words(parse(path, ocr="force")) == " ".join(LINES).split()
+
+
+# --- pictures inside Office documents -----------------------------------------------
+
+
+@needs_tesseract
+def test_pptx_picture_is_read_on_a_slide_without_text_of_its_own(tmp_path: Path) -> None:
+    path = make_pptx_with_pictures(
+        tmp_path, "deck.pptx", [("Scanned memo", "", LINES), ("Results", PROSE, OTHER)]
+    )
+
+    scanned, results = parse(path)
+
+    assert scanned.heading == "Scanned memo"
+    assert scanned.text == f"Scanned memo\n{PICTURE}"
+    assert "Invoices" not in results.text, "auto: a slide with text of its own keeps just that"
+    assert "[Picture: Invoices are due within thirty days]" in parse(path, ocr="force")[1].text
+
+
+@needs_tesseract
+def test_docx_picture_is_read_where_it_stands(tmp_path: Path) -> None:
+    path = make_docx_with_picture(tmp_path, "memo.docx", "Intro", LINES)
+
+    (segment,) = parse(path)
+
+    assert [line for line in segment.text.splitlines() if line] == [
+        "Intro",
+        *PICTURE.splitlines(),
+        "The end.",
+    ]
+
+
+def test_office_pictures_with_ocr_off_fail_saying_so(tmp_path: Path) -> None:
+    path = make_pptx_with_pictures(tmp_path, "scan.pptx", [("", "", LINES)])
+
+    with pytest.raises(
+        EmptyDocument, match=r"its only content is 1 picture, and OCR is off \(INGEST_OCR=off\)"
+    ):
+        parse(path, ocr="off")
+    assert words(parse(make_docx_with_picture(tmp_path, "m.docx", "Intro", LINES), "off")) == [
+        "Intro",
+        "The",
+        "end.",
+    ]
+
+
+@needs_tesseract
+def test_a_picture_repeated_on_every_slide_is_read_once(tmp_path: Path) -> None:
+    path = make_pptx_with_pictures(tmp_path, "logo.pptx", [("", "", LINES)] * 3)
+
+    segments = parse(path, max_ocr_pages=1)  # three slides, one OCR
+
+    assert [segment.text for segment in segments] == [PICTURE] * 3
+
+
+@needs_tesseract
+def test_more_pictures_than_the_ocr_budget_fail_with_the_setting_named(tmp_path: Path) -> None:
+    path = make_pptx_with_pictures(tmp_path, "deck.pptx", [("", "", LINES), ("", "", OTHER)])
+
+    with pytest.raises(DocumentRejected, match=r"OCR on more than 1 pages .*INGEST_OCR_MAX_PAGES"):
+        parse(path, max_ocr_pages=1)
+
+
+# --- a 10,000-page scan -------------------------------------------------------------
+
+
+def test_ten_thousand_page_scan_is_refused_by_the_page_limit(tmp_path: Path) -> None:
+    path = make_many_page_scan(tmp_path, "archive.pdf", 10_000, LINES)
+
+    with pytest.raises(DocumentRejected, match=r"10,000 pages, over the limit .*INGEST_MAX_PAGES"):
+        parse(path)
+
+
+@needs_tesseract
+def test_ten_thousand_page_scan_stops_at_the_ocr_budget(tmp_path: Path) -> None:
+    path = make_many_page_scan(tmp_path, "archive.pdf", 10_000, LINES)
+
+    with pytest.raises(DocumentRejected, match=r"OCR on more than 1 pages .*INGEST_OCR_MAX_PAGES"):
+        parse(path, max_pages=10_000, max_ocr_pages=1)
+
+
+@needs_tesseract
+def test_ten_thousand_page_scan_past_the_parse_timeout_leaves_the_parser_working(
+    tmp_path: Path,
+) -> None:
+    from ingest.pipeline.isolation import IsolatedParser
+
+    scan = make_many_page_scan(tmp_path, "archive.pdf", 10_000, LINES)
+    note = make_text_png(tmp_path, "note.png", LINES)
+    limits = ParseLimits(max_pages=10_000, max_ocr_pages=10_000)
+    parser = IsolatedParser(workers=1, timeout_s=3, memory_mb=2048, limits=limits)
+    try:
+        with pytest.raises(ParseTimeout, match=r"longer than 3 s .*INGEST_PARSE_TIMEOUT_SECONDS"):
+            parser.parse(scan.read_bytes(), scan.name)
+        segments = parser.parse(note.read_bytes(), note.name)  # the next document
+    finally:
+        parser.close()
+
+    assert words(segments) == " ".join(LINES).split()

@@ -24,3 +24,5 @@ class ParseLimits:
     # INGEST_OCR: "auto" reads image-only PDF pages and images with tesseract,
     # "force" every PDF page too, "off" never.
     ocr: str = "auto"
+    # Pages, image frames and Office pictures read by OCR in one document (~2 CPU-s each).
+    max_ocr_pages: int = 100

@@ -37,7 +37,7 @@ __all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
 
 # Bump whenever the text or the segmentation produced for the same file changes:
 # it is part of the pipeline fingerprint, so stored documents get re-parsed.
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 
 _MAX_REASON_CHARS = 200
 
@@ -61,7 +61,9 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
 
-    budget = _TextBudget(limits.max_text_chars, limits.max_pages, limits.ocr)
+    budget = _TextBudget(
+        limits.max_text_chars, limits.max_pages, limits.ocr, max_ocr_pages=limits.max_ocr_pages
+    )
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:

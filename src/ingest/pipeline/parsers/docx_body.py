@@ -10,7 +10,7 @@ boilerplate on every page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import defusedxml.ElementTree
@@ -23,6 +23,7 @@ _M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
 _C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_R_EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
 # Word stores each text box twice: DrawingML (mc:Choice) and a VML copy (mc:Fallback).
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _W = {name: qn(f"w:{name}") for name in (
@@ -38,9 +39,11 @@ Block = tuple[int | None, str]  # (heading level, or None for body text; the tex
 class DocxBody:
     """Reads a python-docx Document's body as (heading level, text) blocks."""
 
-    def __init__(self, document: Any) -> None:
+    def __init__(self, document: Any, read_picture: Callable[[bytes], str] | None = None) -> None:
+        """`read_picture`, if given, turns a picture's image bytes into text (OCR)."""
         self._document = document
         self._part = document.part
+        self._read_picture = read_picture
         self._comments = _comment_texts(document)
         self._notes = {
             "footnote": _note_texts(document.part, "footnotes", _W["footnote"]),
@@ -105,6 +108,11 @@ class DocxBody:
                 title = self._chart_title(child.get(_R_ID))
                 if title:
                     parts.append(f" [Chart: {title}]")
+            elif tag == f"{_A}blip" and self._read_picture is not None:
+                blob = _image_blob(self._part, child.get(_R_EMBED))
+                text = self._read_picture(blob) if blob else ""
+                if text:
+                    parts.append(f"\n{text}\n")
             elif isinstance(tag, str):
                 self._inline(child, parts, boxes)
 
@@ -134,6 +142,20 @@ class DocxBody:
     def _chart_title(self, rid: str | None) -> str:
         part = self._part.related_parts.get(rid) if rid else None
         return chart_title(part.blob) if part is not None else ""
+
+
+def docx_picture_ids(document: Any) -> list[str]:
+    """The relationship ids of the pictures (DrawingML) in the body, in reading order."""
+    body = document.element.body
+    return [rid for blip in body.iter(f"{_A}blip") if (rid := blip.get(_R_EMBED))]
+
+
+def _image_blob(part: Any, rid: str | None) -> bytes:
+    """The bytes of an embedded image part; b"" for a linked (external) one."""
+    rel = part.rels.get(rid) if rid else None
+    if rel is None or rel.is_external:
+        return b""
+    return bytes(rel.target_part.blob)
 
 
 def _comment_texts(document: Any) -> dict[str, str]:

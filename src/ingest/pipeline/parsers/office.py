@@ -11,10 +11,12 @@ from typing import Any
 import docx
 import openpyxl
 import pptx
+from pptx.shapes.picture import Picture
 
-from ingest.errors import CorruptDocument, DocumentRejected
+from ingest.errors import CorruptDocument, DocumentRejected, EmptyDocument
 from ingest.pipeline.parsers.budget import _TextBudget
-from ingest.pipeline.parsers.docx_body import DocxBody
+from ingest.pipeline.parsers.docx_body import DocxBody, docx_picture_ids
+from ingest.pipeline.parsers.pictures import PictureReader
 from ingest.pipeline.parsers.strict_ooxml import as_transitional
 from ingest.pipeline.parsers.tables import markdown_table
 from ingest.pipeline.parsers.text import HeadingPath
@@ -50,13 +52,33 @@ def _check_office_container(data: bytes, kind: str, legacy_ext: str) -> None:
 def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "DOCX (Word)", ".doc")
     document = docx.Document(io.BytesIO(as_transitional(data)))
+    pictures = PictureReader(budget)
+    picture_ids = docx_picture_ids(document)
+    blocks = list(DocxBody(document).blocks())
+    if pictures.wanted("".join(text for _, text in blocks), len(picture_ids)):
+        blocks = list(DocxBody(document, pictures.read).blocks())  # again, reading pictures
     sections = HeadingPath()
-    for level, text in DocxBody(document).blocks():
+    for level, text in blocks:
         text = budget.take(text)
         if level is not None:
             sections.start(level, text)
         sections.add(text)
-    return sections.segments()
+    segments = sections.segments()
+    _check_pictures_only(segments, len(picture_ids), pictures, "DOCX (Word)")
+    return segments
+
+
+def _check_pictures_only(
+    segments: list[Segment], pictures: int, reader: PictureReader, kind: str
+) -> None:
+    """A document whose only content is pictures that OCR could not read: say why."""
+    if not pictures or any(segment.text.strip() for segment in segments):
+        return
+    why = reader.unavailable or f"OCR found no text in {'them' if pictures > 1 else 'it'}"
+    raise EmptyDocument(
+        f"no text could be extracted from this {kind} file: its only content is "
+        f"{pictures} picture{'s' if pictures > 1 else ''}, and {why}"
+    )
 
 
 # --- PPTX ---------------------------------------------------------------------
@@ -66,13 +88,33 @@ def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "PPTX (PowerPoint)", ".ppt")
     presentation = pptx.Presentation(io.BytesIO(as_transitional(data)))
     budget.check_pages(len(presentation.slides), "slides")
+    pictures = PictureReader(budget)
     segments = []
+    picture_count = 0
     for number, slide in enumerate(presentation.slides, start=1):
         lines = list(_pptx_shape_lines(slide.shapes))
+        blobs = list(_pptx_picture_blobs(slide.shapes))
+        picture_count += len(blobs)
+        if pictures.wanted("".join(lines), len(blobs)):
+            lines.extend(pictures.read(blob) for blob in blobs)
         lines.extend(_pptx_notes_lines(slide))
-        text = budget.take("\n".join(lines))
+        text = budget.take("\n".join(line for line in lines if line))
         segments.append(Segment(text=text, page=number, heading=_pptx_title(slide)))
+    _check_pictures_only(segments, picture_count, pictures, "PPTX (PowerPoint)")
     return segments
+
+
+def _pptx_picture_blobs(shapes: Iterable[Any]) -> Iterator[bytes]:
+    """The embedded image of every picture on the slide, groups included; linked
+    (external) pictures have none."""
+    for shape in shapes:
+        if hasattr(shape, "shapes"):
+            yield from _pptx_picture_blobs(shape.shapes)
+        elif isinstance(shape, Picture):
+            try:
+                yield bytes(shape.image.blob)
+            except (KeyError, ValueError, AttributeError):
+                continue  # a linked picture, or one whose image part is missing
 
 
 def _pptx_title(slide: Any) -> str | None:

@@ -11,6 +11,7 @@ import pypdfium2.raw as pdfium_raw
 from ingest.errors import CorruptDocument, EmptyDocument
 from ingest.pipeline.parsers.budget import _TextBudget
 from ingest.pipeline.parsers.ocr import ocr_image, ocr_unavailable_reason, render_pdf_page
+from ingest.pipeline.parsers.rtl import has_rtl, logical_order
 from ingest.pipeline.segments import Segment
 
 # PDFium is not thread-safe, not even across different documents: serialise it.
@@ -26,7 +27,7 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
             segments = []
             image_pages = 0
             for index in range(len(pdf)):
-                text, needed_ocr = _pdf_page_text(pdf, index, budget.ocr, no_ocr is None)
+                text, needed_ocr = _pdf_page_text(pdf, index, budget, no_ocr is None)
                 image_pages += needed_ocr
                 segments.append(Segment(text=budget.take(text), page=index + 1))
         finally:
@@ -48,24 +49,47 @@ def _open_pdf(data: bytes) -> Any:
         raise
 
 
-def _pdf_page_text(pdf: Any, index: int, mode: str, can_ocr: bool) -> tuple[str, bool]:
+def _pdf_page_text(pdf: Any, index: int, budget: _TextBudget, can_ocr: bool) -> tuple[str, bool]:
     """The page's text, and whether it is an image without a text layer that OCR
     could not read (OCR off or not installed)."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
-            text = str(textpage.get_text_range())
+            text = _page_text(textpage)
         finally:
             textpage.close()
-        wants_ocr = mode == "force" or (not text.strip() and _has_images(page))
+        wants_ocr = budget.ocr == "force" or (not text.strip() and _has_images(page))
         if not wants_ocr:
             return text, False
         if not can_ocr:
             return text, True
+        budget.take_ocr_page()
         return ocr_image(render_pdf_page(page)), False
     finally:
         page.close()
+
+
+def _page_text(textpage: Any) -> str:
+    """The page's text, Arabic and Hebrew lines in logical order (parsers/rtl.py)."""
+    text = str(textpage.get_text_range())
+    if not has_rtl(text):
+        return text
+    return logical_order(text, _ligature_pairs(textpage, text))
+
+
+def _ligature_pairs(textpage: Any, text: str) -> set[int]:
+    """Indexes i where characters i and i+1 share one glyph's box: one glyph, two letters
+    (lam-alef). Only lam/alef neighbours are looked at: boxes cost a call each."""
+    if textpage.count_chars() != len(text):  # characters outside the BMP: no 1:1 index
+        return set()
+    return {
+        index
+        for index in range(len(text) - 1)
+        if "\u0644" in text[index : index + 2]
+        and text[index] != text[index + 1]
+        and textpage.get_charbox(index) == textpage.get_charbox(index + 1)
+    }
 
 
 def _has_images(page: Any) -> bool:
