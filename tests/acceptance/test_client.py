@@ -19,6 +19,7 @@ from ingest.client import (
     PayloadRejected,
     PermissionDenied,
     RateLimited,
+    WaitTimedOut,
 )
 from ingest.models import HitOut, JobOut
 from ingest.vocabulary import JobStatus
@@ -172,6 +173,23 @@ def test_rate_limited_requests_wait_for_retry_after(tmp_path: Path) -> None:
         with Client(served.url, key, max_retries=5) as patient:
             answers = [patient.jobs.list() for _ in range(8)]
         assert len(answers) == 8
+
+        # wait() reads each unfinished job, so it meets the limit too: it waits out
+        # each Retry-After, reports progress, and ends when every job is final...
+        files = [make_txt(tmp_path / "docs", f"limited-{i}.txt", prose(20, i)) for i in range(3)]
+        with Client(served.url, served.key("editor"), max_retries=10) as editor:
+            ids = [q.job_id for q in editor.upload(files, collection="limited")]
+            seen: list[JobOut] = []
+            done = editor.wait(ids, progress=seen.append, timeout=120)
+            assert [j.job_id for j in done] == ids
+            assert {j.status for j in done} == {JobStatus.SUCCEEDED}
+            assert {j.job_id for j in seen if j.status == JobStatus.SUCCEEDED} == set(ids)
+
+            # ...but never past its timeout: a Retry-After beyond it ends the wait.
+            with Client(served.url, served.key("editor"), max_retries=0) as impatient:
+                _first_refusal(impatient, requests=10)
+            with pytest.raises(WaitTimedOut):
+                editor.wait(ids, timeout=0.5)
 
 
 def _first_refusal(client: Client, requests: int) -> RateLimited:

@@ -1,6 +1,8 @@
-"""The console as an operator uses it, in Chromium: sign in, upload three files (one
-broken) and watch them finish without reloading, search, and a viewer who can change
-nothing. A screenshot of each page lands in the test's tmp dir (paths printed)."""
+"""The console as an operator uses it, in Chromium: sign in, watch the jobs list follow
+a job's status without reloading, requeue one dead letter (and only it) and then the
+selected ones, upload three files (one broken) and watch them finish without reloading,
+search, and a viewer who can change nothing. A screenshot of each page lands in the
+test's tmp dir (paths printed)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
+from ingest.store import Claim, NewJob, Store
+from ingest.vocabulary import JobStatus
 from tests.fixtures_docs import make_corrupt_pdf, make_md, make_txt, prose
 from tests.support.processes import wait_until
 from tests.support.server import serve_inline
@@ -21,6 +25,8 @@ from tests.support.server import serve_inline
 pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
+# A queue no worker of the served app takes: the test moves these jobs itself.
+BY_HAND = "by-hand"
 OTTERS = "The otter observatory at Brindlecombe counts nineteen river otters each dawn."
 
 
@@ -73,6 +79,60 @@ class Pages:
         self.until(lambda: "/console/signin" in self.driver.current_url, "signed out")
 
 
+def run_by_hand(store: Store) -> Claim:
+    """A job on a queue nobody serves, claimed by the test: it is `running`."""
+    store.jobs.submit(NewJob(kind="noop", payload={}, queue=BY_HAND, max_attempts=1))
+    claims = store.jobs.claim_many("browser-test", [BY_HAND], 600, 1)
+    assert claims, "the job just submitted was not claimable"
+    return claims[0]
+
+
+def kill(store: Store, claim: Claim) -> None:
+    assert store.jobs.end_attempt(claim, JobStatus.DEAD, error_type="Boom", error_message="boom")
+
+
+def status_in_list(pages: Pages, job_id: str) -> str | None:
+    for row in pages.all("#job-rows tbody tr"):
+        if job_id[:12] in row.text:
+            return row.find_element(By.CSS_SELECTOR, ".status").text
+    return None
+
+
+def watch_jobs_list_and_requeue_dead_letters(pages: Pages, store: Store) -> None:
+    pages.open("/console/jobs")
+    pages.driver.execute_script("window.notReloaded = true;")
+    first = run_by_hand(store)
+    job_id = first.job.id
+    pages.until(lambda: status_in_list(pages, job_id) == "running", "the new job, running")
+    kill(store, first)
+    pages.until(lambda: status_in_list(pages, job_id) == "dead", "its new status: dead")
+    assert pages.driver.execute_script("return window.notReloaded === true;")
+
+    others = [run_by_hand(store) for _ in range(2)]
+    for claim in others:
+        kill(store, claim)
+    dead = [job_id, *(c.job.id for c in others)]
+
+    def status(job: str) -> str:
+        found = store.jobs.get(job)
+        assert found is not None
+        return str(found.status)
+
+    # One row's button requeues that row only, even with another row's box ticked.
+    pages.open("/console/dead")
+    pages.find(f'input[type=checkbox][value="{dead[0]}"]').click()
+    row = next(r for r in pages.all("main tbody tr") if dead[1][:12] in r.text)
+    row.find_element(By.XPATH, ".//button[normalize-space()='Requeue']").click()
+    pages.until(lambda: status(dead[1]) == "queued", "the one requeued job")
+    assert [status(dead[0]), status(dead[2])] == ["dead", "dead"]
+    pages.until(lambda: dead[1][:12] not in pages.find("main").text, "the dead list, reloaded")
+    # The bulk button requeues the ticked rows.
+    for job in (dead[0], dead[2]):
+        pages.find(f'input[type=checkbox][value="{job}"]').click()
+    pages.driver.find_element(By.XPATH, "//button[normalize-space()='Requeue selected']").click()
+    pages.until(lambda: [status(j) for j in dead] == ["queued"] * 3, "the selected requeued")
+
+
 def test_operator_uploads_watches_searches_and_a_viewer_changes_nothing(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -88,6 +148,11 @@ def test_operator_uploads_watches_searches_and_a_viewer_changes_nothing(
         pages = Pages(browser, served.url, shots)
         pages.sign_in(served.key("admin"))
         pages.shot("overview")
+        store = Store.open(served.env["DATABASE_URL"])
+        try:
+            watch_jobs_list_and_requeue_dead_letters(pages, store)
+        finally:
+            store.close()
 
         pages.open("/console/upload")
         collection = pages.find("#collection")

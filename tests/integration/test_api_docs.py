@@ -35,3 +35,6 @@ def test_docs_page_and_its_assets_are_served_locally_and_root_leads_there(
         home = client.get("/", follow_redirects=False)
         assert home.status_code in (302, 307)
         assert home.headers["location"] == "/api/v1/docs"
+        browser = client.get("/", headers={"Accept": "text/html,*/*;q=0.8"}, follow_redirects=False)
+        assert browser.status_code in (302, 307)
+        assert browser.headers["location"] == "/console"

@@ -5,12 +5,16 @@ no write controls and a forged POST is 403 and audited), sign-out ends the sessi
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from ingest.settings import Settings
+from ingest.store import NewJob
+from ingest.vocabulary import JobStatus
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_md, prose
 from tests.support.api import Api, api_settings, running_api
@@ -178,3 +182,98 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(api: Api) -> None:
     assert revoked.status_code == 200
     assert api.ctx.store.access.lookup(secret.group(1)) is None
     assert "POST /console/admin/keys" in api.client.get("/console/admin/audit").text
+
+
+# --- dead letters and the live jobs list ---------------------------------------------
+
+BY_HAND = "by-hand"  # a queue the app's inline worker does not take
+
+
+def dead_letters(api: Api, n: int) -> list[str]:
+    ledger = api.ctx.ledger
+    ids = []
+    for _ in range(n):
+        ledger.submit(NewJob(kind="noop", payload={}, queue=BY_HAND, max_attempts=1))
+        claim = ledger.claim_many("console-test", [BY_HAND], 600, 1)[0]
+        assert ledger.end_attempt(claim, JobStatus.DEAD, error_type="Boom", error_message="boom")
+        ids.append(claim.job.id)
+    return ids
+
+
+class FormFields(HTMLParser):
+    """Which form each `job_id` field and button of a page belongs to, as a browser
+    decides it: the `form` attribute, else the enclosing <form>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: str | None = None
+        self.count = 0
+        self.fields: list[tuple[str, str, str]] = []  # (form, tag/type, value)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.count += 1
+            self.current = a.get("id") or f"form-{self.count}"
+        elif tag in ("input", "button") and a.get("name") == "job_id":
+            owner = a.get("form") or self.current or "none"
+            self.fields.append((owner, a.get("type") or tag, a.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.current = None
+
+
+def test_one_dead_letters_requeue_sends_that_job_only_and_bulk_sends_the_ticked(
+    api: Api,
+) -> None:
+    ids = dead_letters(api, 3)
+    csrf = sign_in(api, "editor")
+    parsed = FormFields()
+    parsed.feed(api.client.get("/console/dead").text)
+    boxes = [(form, value) for form, kind, value in parsed.fields if kind == "checkbox"]
+    singles = [(form, value) for form, kind, value in parsed.fields if kind != "checkbox"]
+    assert sorted(v for _, v in boxes) == sorted(ids)
+    bulk_forms = {form for form, _ in boxes}
+    assert len(bulk_forms) == 1
+    # Every row's button submits a form holding that row's job and nothing else.
+    assert sorted(v for _, v in singles) == sorted(ids)
+    per_form = Counter(form for form, _ in singles)
+    assert set(per_form.values()) == {1}
+    assert not bulk_forms & set(per_form)
+
+    def status(job_id: str) -> str:
+        job = api.ctx.ledger.get(job_id)
+        assert job is not None
+        return str(job.status)
+
+    assert api.client.post("/console/dead/requeue", data={"job_id": ids[0]}).status_code == 403
+    one = api.client.post(
+        "/console/dead/requeue", data={"csrf": csrf, "job_id": ids[0]}, follow_redirects=False
+    )
+    assert one.status_code == 303
+    assert [status(j) for j in ids] == ["queued", "dead", "dead"]
+    bulk = api.client.post("/console/dead/requeue", data={"csrf": csrf, "job_id": ids[1:]})
+    assert bulk.status_code == 200
+    assert [status(j) for j in ids] == ["queued", "queued", "queued"]
+
+
+def test_the_jobs_list_refreshes_its_rows_from_a_fragment_with_the_same_filters(
+    api: Api,
+) -> None:
+    (job_id,) = dead_letters(api, 1)
+    sign_in(api, "viewer")
+    page = api.client.get("/console/jobs", params={"status": "dead", "queue": BY_HAND}).text
+    found = re.search(r'id="job-rows" data-refresh="([^"]+)"', page)
+    assert found
+    refresh = found.group(1).replace("&amp;", "&")
+    assert "status=dead" in refresh
+    assert f"queue={BY_HAND}" in refresh
+    rows = api.client.get(refresh)
+    assert rows.status_code == 200
+    assert "<html" not in rows.text
+    assert job_id[:12] in rows.text
+    assert "status-dead" in rows.text
+
+    api.ctx.ledger.retry(job_id)
+    assert "no jobs" in api.client.get(refresh).text  # queued now: out of this filter

@@ -99,7 +99,8 @@ _DOCS_ASSETS = f"{DOCS_URL}/assets"
 
 def serve_docs_offline(app: FastAPI) -> None:
     """The API docs page with Swagger UI's assets served from the installed package
-    (swagger-ui-bundle-v2), so it works with no internet access; `/` leads to it."""
+    (swagger-ui-bundle-v2), so it works with no internet access; `/` leads to it (a
+    browser's `/` to the console)."""
     app.mount(_DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
     @app.get(DOCS_URL, include_in_schema=False)
@@ -118,7 +119,10 @@ def serve_docs_offline(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> RedirectResponse:
-        return RedirectResponse(request.scope.get("root_path", "") + DOCS_URL)
+        # A browser (it asks for HTML) lands on the console; any other client on the
+        # API docs, as before.
+        target = "/console" if "text/html" in request.headers.get("accept", "") else DOCS_URL
+        return RedirectResponse(request.scope.get("root_path", "") + target)
 
 
 def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +25,7 @@ from ingest.errors import (
     RateLimited,
     ServerError,
     ServiceUnavailable,
+    WaitTimedOut,
 )
 from ingest.models import JobOut
 from ingest.vocabulary import JobStatus
@@ -172,6 +174,88 @@ def list_params(**params: Any) -> dict[str, Any]:
 
 def is_final(job: JobOut) -> bool:
     return job.status in FINAL
+
+
+Progress = Callable[[JobOut], None]
+
+
+class Waiting:
+    """The bookkeeping of `Client.wait` and `AsyncClient.wait`, without I/O: which jobs
+    are still moving (only those are read again), `progress` on every change, backoff
+    while nothing changes, and the deadline, which also bounds waiting out a 429/503."""
+
+    def __init__(
+        self,
+        job_ids: Sequence[str],
+        progress: Progress | None,
+        timeout: float | None,
+        poll_interval: float,
+        max_poll_interval: float,
+    ) -> None:
+        self.job_ids = list(job_ids)
+        self.progress = progress
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.interval = poll_interval
+        self.final: dict[str, JobOut] = {}
+        self.seen: dict[str, tuple[Any, ...]] = {}
+        self.changed = False
+
+    def pending(self) -> list[str]:
+        """The jobs to read this round: each not-yet-final id once, in the order asked."""
+        return [j for j in dict.fromkeys(self.job_ids) if j not in self.final]
+
+    def note(self, job: JobOut) -> None:
+        fingerprint = (job.status, job.progress, job.stage, job.message, job.attempt)
+        if self.seen.get(job.job_id) != fingerprint:
+            self.seen[job.job_id] = fingerprint
+            self.changed = True
+            if self.progress is not None:
+                self.progress(job)
+        if is_final(job):
+            self.final[job.job_id] = job
+
+    def done(self) -> bool:
+        return not self.pending()
+
+    def result(self) -> list[JobOut]:
+        return [self.final[j] for j in self.job_ids]
+
+    def next_sleep(self) -> float:
+        """Seconds until the next round (never past the deadline); WaitTimedOut if the
+        deadline has passed. Back to the shortest interval after a change."""
+        if self.changed:
+            self.interval = self.poll_interval
+        else:
+            self.interval = min(self.interval * 1.5, self.max_poll_interval)
+        self.changed = False
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            raise self._timed_out()
+        return self.interval if remaining is None else min(self.interval, remaining)
+
+    def refused(self, exc: RateLimited | ServiceUnavailable) -> None:
+        """The server still refused after the client's retries: WaitTimedOut when its
+        Retry-After reaches past the deadline (the retries stopped for that), else
+        the refusal itself."""
+        remaining = self._remaining()
+        if remaining is not None and (exc.retry_after or 0.0) >= remaining:
+            raise self._timed_out() from exc
+        raise exc
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _timed_out(self) -> WaitTimedOut:
+        left = len(self.pending())
+        return WaitTimedOut(f"{left} job(s) not final after {self.timeout:g} s")
+
+
+def past(deadline: float | None, delay: float) -> bool:
+    """Would waiting `delay` seconds from now end after `deadline`?"""
+    return deadline is not None and time.monotonic() + delay > deadline
 
 
 class SseParser:

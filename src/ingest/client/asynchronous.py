@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -14,21 +13,22 @@ import httpx
 from ingest.client._common import (
     API,
     ChatAnswer,
+    Progress,
     SseParser,
+    Waiting,
     auth_headers,
     chat_body,
     chat_event,
     close_files,
-    is_final,
     list_params,
     open_files,
+    past,
     raise_for_problem,
     retry_delay,
     search_body,
     upload_form,
 )
-from ingest.client.sync import Progress, _note
-from ingest.errors import ServerUnreachable, WaitTimedOut
+from ingest.errors import RateLimited, ServerUnreachable, ServiceUnavailable
 from ingest.models import (
     ChunkOut,
     ChunkPage,
@@ -79,7 +79,13 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(
-        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        stream: bool = False,
+        deadline: float | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         files_factory = kwargs.pop("files", None)
         attempt = 0
@@ -94,7 +100,7 @@ class AsyncClient:
                 if callable(files_factory) and files:
                     close_files(files)
             delay = retry_delay(response, attempt, self.max_retry_wait)
-            if delay is None or attempt >= self.max_retries:
+            if delay is None or attempt >= self.max_retries or past(deadline, delay):
                 break
             await response.aclose()
             attempt += 1
@@ -148,27 +154,20 @@ class AsyncClient:
         poll_interval: float = 0.2,
         max_poll_interval: float = 2.0,
     ) -> list[JobOut]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        final: dict[str, JobOut] = {}
-        seen: dict[str, tuple[Any, ...]] = {}
-        interval = poll_interval
+        """`Client.wait`, awaitable."""
+        waiting = Waiting(job_ids, progress, timeout, poll_interval, max_poll_interval)
         while True:
-            changed = False
-            for job_id in job_ids:
-                if job_id in final:
-                    continue
-                job = await self.jobs.get(job_id)
-                changed |= _note(job, seen, progress)
-                if is_final(job):
-                    final[job_id] = job
-            if len(final) == len(set(job_ids)):
-                return [final[j] for j in job_ids]
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimedOut(
-                    f"{len(job_ids) - len(final)} job(s) not final after {timeout:g} s"
-                )
-            interval = poll_interval if changed else min(interval * 1.5, max_poll_interval)
-            await anyio.sleep(interval)  # polling interval between status reads
+            for job_id in waiting.pending():
+                try:
+                    body = await self._json(
+                        "GET", f"{API}/jobs/{job_id}", deadline=waiting.deadline
+                    )
+                except (RateLimited, ServiceUnavailable) as refused:
+                    waiting.refused(refused)
+                waiting.note(JobOut.model_validate(body))
+            if waiting.done():
+                return waiting.result()
+            await anyio.sleep(waiting.next_sleep())  # polling interval between status reads
 
     async def search(
         self,

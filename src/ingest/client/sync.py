@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,20 +14,22 @@ import httpx
 from ingest.client._common import (
     API,
     ChatAnswer,
+    Progress,
     SseParser,
+    Waiting,
     auth_headers,
     chat_body,
     chat_event,
     close_files,
-    is_final,
     list_params,
     open_files,
+    past,
     raise_for_problem,
     retry_delay,
     search_body,
     upload_form,
 )
-from ingest.errors import ServerUnreachable, WaitTimedOut
+from ingest.errors import RateLimited, ServerUnreachable, ServiceUnavailable
 from ingest.models import (
     ChunkOut,
     ChunkPage,
@@ -42,8 +44,6 @@ from ingest.models import (
     StatusOut,
     UploadAccepted,
 )
-
-Progress = Callable[[JobOut], None]
 
 
 class Client:
@@ -85,9 +85,16 @@ class Client:
     # --- plumbing -----------------------------------------------------------------
 
     def _send(
-        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        stream: bool = False,
+        deadline: float | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """One request, sent again on 429/503 after Retry-After; errors raised.
+        """One request, sent again on 429/503 after Retry-After (not when that would
+        end past `deadline`, a time.monotonic()); errors raised.
         `files` may be a callable that opens them afresh for every attempt."""
         files_factory = kwargs.pop("files", None)
         attempt = 0
@@ -102,7 +109,7 @@ class Client:
                 if callable(files_factory) and files:
                     close_files(files)
             delay = retry_delay(response, attempt, self.max_retry_wait)
-            if delay is None or attempt >= self.max_retries:
+            if delay is None or attempt >= self.max_retries or past(deadline, delay):
                 break
             response.close()
             attempt += 1
@@ -160,29 +167,22 @@ class Client:
         poll_interval: float = 0.2,
         max_poll_interval: float = 2.0,
     ) -> list[JobOut]:
-        """Poll until every job is final (succeeded, failed, cancelled, dead), with
-        backoff while nothing changes; `progress` sees each job whenever it changes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        final: dict[str, JobOut] = {}
-        seen: dict[str, tuple[Any, ...]] = {}
-        interval = poll_interval
+        """Poll until every job is final (succeeded, failed, cancelled, dead); the
+        jobs in the order asked. Each round reads only the jobs not final yet (one
+        small GET each, never a list), with backoff while nothing changes; `progress`
+        sees each job whenever it changes. A 429/503 is waited out after its
+        Retry-After like any call, but never past `timeout`: WaitTimedOut then."""
+        waiting = Waiting(job_ids, progress, timeout, poll_interval, max_poll_interval)
         while True:
-            changed = False
-            for job_id in job_ids:
-                if job_id in final:
-                    continue
-                job = self.jobs.get(job_id)
-                changed |= _note(job, seen, progress)
-                if is_final(job):
-                    final[job_id] = job
-            if len(final) == len(set(job_ids)):
-                return [final[j] for j in job_ids]
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimedOut(
-                    f"{len(job_ids) - len(final)} job(s) not final after {timeout:g} s"
-                )
-            interval = poll_interval if changed else min(interval * 1.5, max_poll_interval)
-            time.sleep(interval)  # polling interval between status reads
+            for job_id in waiting.pending():
+                try:
+                    body = self._json("GET", f"{API}/jobs/{job_id}", deadline=waiting.deadline)
+                except (RateLimited, ServiceUnavailable) as refused:
+                    waiting.refused(refused)
+                waiting.note(JobOut.model_validate(body))
+            if waiting.done():
+                return waiting.result()
+            time.sleep(waiting.next_sleep())  # polling interval between status reads
 
     def search(
         self,
@@ -316,14 +316,3 @@ class Documents:
 
     def delete(self, document_id: str) -> None:
         self._c._send("DELETE", f"{API}/documents/{document_id}").close()
-
-
-def _note(job: JobOut, seen: dict[str, tuple[Any, ...]], progress: Progress | None) -> bool:
-    """Tell `progress` about a job that changed since the last look; True if it did."""
-    fingerprint = (job.status, job.progress, job.stage, job.message, job.attempt)
-    if seen.get(job.job_id) == fingerprint:
-        return False
-    seen[job.job_id] = fingerprint
-    if progress is not None:
-        progress(job)
-    return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -154,13 +155,27 @@ def jobs_page(
     status: Annotated[list[JobStatus] | None, Query()] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str, Query(max_length=200)] = "",
+    partial: Annotated[str | None, Query(pattern="^rows$")] = None,
 ) -> HTMLResponse:
+    """The jobs list; `?partial=rows` is its table alone, which the page's script
+    fetches again every few seconds so statuses change without a reload."""
     page = job_routes.list_jobs(
         services, session.principal, status=status, queue=queue or None, limit=200
     )
     jobs = [j for j in page.jobs if _matches(j, q)]
+    if partial:
+        return render(request, "job_table.html", session, jobs=jobs)
+    rows = [(k, v) for k, v in request.query_params.multi_items() if k != "partial"]
+    refresh_url = f"/console/jobs?{urlencode([*rows, ('partial', 'rows')])}"
     return render(
-        request, "jobs.html", session, jobs=jobs, status=status or [], queue=queue or "", q=q
+        request,
+        "jobs.html",
+        session,
+        jobs=jobs,
+        status=status or [],
+        queue=queue or "",
+        q=q,
+        refresh_url=refresh_url,
     )
 
 

@@ -1,5 +1,6 @@
-// The console's only script: live job pages, uploads with progress, confirmations.
-// Plain JavaScript, no build step; every page works without it except these three.
+// The console's only script: live job pages and jobs list, uploads with progress,
+// confirmations. Plain JavaScript, no build step; every page works without it (the
+// jobs list then shows what it held when loaded) except uploads.
 "use strict";
 
 function csrfToken() {
@@ -31,6 +32,31 @@ function liveJobPage() {
     const error = document.getElementById("job-error");
     if (job.error) { error.hidden = false; error.textContent = (job.error.type || "") + ": " + (job.error.message || ""); }
   });
+}
+
+const LIST_REFRESH_MS = 2000;
+
+function liveJobsList() {
+  // The list's rows, fetched again (same filters) every LIST_REFRESH_MS while the tab is
+  // visible: one small request, no reload, so a job's new status shows where it is.
+  const rows = document.getElementById("job-rows");
+  if (!rows || !rows.dataset.refresh) return;
+  let busy = false;
+  const refresh = () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    fetch(rows.dataset.refresh, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then((r) => {
+        // Sent to the sign-in page: the session ended; show that page, as a reload would.
+        if (r.redirected) { window.location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
+      .then((html) => { if (html !== null) rows.innerHTML = html; })
+      .catch(() => {})  // the next tick tries again
+      .finally(() => { busy = false; });
+  };
+  setInterval(refresh, LIST_REFRESH_MS);
+  document.addEventListener("visibilitychange", refresh);
 }
 
 function uploadRow(file) {
@@ -112,4 +138,4 @@ function confirmations() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { liveJobPage(); uploadPage(); confirmations(); });
+document.addEventListener("DOMContentLoaded", () => { liveJobPage(); liveJobsList(); uploadPage(); confirmations(); });
