@@ -211,3 +211,17 @@ def test_jobs_queued_on_the_folder_still_run_after_switching_to_s3(
         assert job(after, queued.id).status == "succeeded"
         assert cleanup(after)["removed"] == 1
     assert not (tmp_path / "incoming" / queued.id).exists()
+
+
+def test_a_file_a_client_placed_in_the_incoming_folder_is_ingested_and_kept(
+    context: Context, staged: Stored
+) -> None:
+    # POST /api/v1/jobs/ingest: on S3 the API copies it into the bucket for the workers.
+    placed = make_txt(staged.settings.incoming_dir / "drop", "relay.txt", TEXT)
+    queued = context.submitter.submit_incoming(placed, collection="c")
+    run_jobs(context)
+    assert job(context, queued.id).status == "succeeded"
+    cleanup(context)
+    assert placed.read_text() == TEXT  # the client's file: never ours to delete
+    on_folder = staged.settings.storage == "filesystem"
+    assert staged.names() == ({"drop/relay.txt"} if on_folder else set())
