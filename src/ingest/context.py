@@ -22,6 +22,7 @@ from ingest.jobs.worker import Worker
 from ingest.pipeline.segments import ParseLimits
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
+from ingest.staging import Staging, build_staging
 from ingest.store import Store
 from ingest.store.ledger import Ledger
 from ingest.vocabulary import Queue
@@ -191,18 +192,28 @@ class Context:
         return build_doorbell(self.settings)
 
     @cached_property
+    def staging(self) -> Staging:
+        """Where uploads wait for a worker (INGEST_STORAGE), built once per process."""
+        return build_staging(self.settings)
+
+    @cached_property
     def submitter(self) -> Submitter:
-        return Submitter(self.store, self.settings, self.doorbell)
+        return Submitter(self.store, self.settings, self.doorbell, self.staging)
 
     # --- the job runtime, with this application's job kinds --------------------------
 
     def handlers(self) -> dict[str, Handler]:
         from ingest.ingestion.handlers import INGEST, IngestHandler
 
-        maintenance = Maintenance(self.store, self.settings, lambda: self.embedder.model_id)
+        maintenance = Maintenance(
+            self.store, self.settings, lambda: self.embedder.model_id, self.staging
+        )
         # The ingestor (model, tokenizer, parser pool) is built at the first ingest job.
         ingest = IngestHandler(
-            self.store, lambda: self.ingestor, incoming_dir=self.settings.incoming_dir
+            self.store,
+            lambda: self.ingestor,
+            staging=self.staging,
+            max_file_bytes=self.settings.max_file_bytes,
         )
         return {INGEST: ingest, NOOP: run_noop, **maintenance.handlers()}
 

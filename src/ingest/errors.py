@@ -57,6 +57,11 @@ class ParseOutOfMemory(DocumentRejected):
     """The parser needed more than INGEST_PARSE_MEMORY_MB and was stopped."""
 
 
+class StagedFileChanged(DocumentRejected):
+    """A staged upload's bytes no longer match the size and SHA-256 recorded when it
+    was accepted (or sit on storage this process is not configured for)."""
+
+
 class EmbeddingError(PipelineError):
     """The embedder failed; usually transient (a busy HTTP endpoint)."""
 
@@ -78,6 +83,11 @@ class SchemaOutOfDate(StoreError):
 
 class LeaseLost(StoreError):
     """This worker no longer owns the job's current attempt; nothing it writes may land."""
+
+
+class StagingUnavailable(IngestError):
+    """The staging storage (INGEST_STORAGE: the incoming folder or the S3 bucket)
+    could not be written or read just now; worth retrying."""
 
 
 # --- jobs -------------------------------------------------------------------

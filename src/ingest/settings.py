@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("REDIS_URL", "INGEST_REDIS_URL")
     )
     incoming_dir: Path = Path("./ingest_incoming")
+    # Where uploads wait for a worker: INGEST_INCOMING_DIR, or an S3-compatible bucket
+    # (ingest[s3]; credentials from the standard AWS variables) shared by no volume.
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    s3_bucket: str | None = None
+    s3_prefix: str = "ingest/staged/"
+    s3_endpoint_url: str | None = None
     max_attempts: int = Field(default=3, ge=1)
 
     # Input bounds

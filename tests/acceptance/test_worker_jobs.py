@@ -329,7 +329,7 @@ def test_transient_embedding_failures_retry_then_dead_letter_and_manual_retry(
     # one's: a retry needs its bytes.
     cleanup = db.ledger.submit(NewJob(kind=CLEANUP_STAGED, payload={}, queue="maintenance"))
     job = wait_finished(db, [cleanup.id], timeout=120, alive=[worker])[cleanup.id]
-    assert (job.status, job.result) == ("succeeded", {"removed": 1})
+    assert (job.status, job.result) == ("succeeded", {"removed": 1, "orphans_removed": 0})
 
     server.heal()
     [requeued] = run_cli_json(env, "jobs", "retry", doomed)["jobs"]

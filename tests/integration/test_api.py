@@ -606,7 +606,7 @@ def test_health_checks_inline(api: Api) -> None:
     body = ready.json()
     assert body["status"] == "ok"
     checks = body["checks"]
-    assert set(checks) == {"database", "redis", "incoming_dir", "embedder", "workers"}
+    assert set(checks) == {"database", "redis", "incoming_dir", "staging", "embedder", "workers"}
     assert checks["database"] == {"status": "ok", "detail": api.ctx.store.dialect}
     assert checks["redis"] == {"status": "disabled"}
     assert checks["incoming_dir"]["status"] == "ok"

@@ -132,6 +132,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context or Context(settings)
+        # At start, not at the first upload: INGEST_STORAGE=s3 without boto3 or a
+        # bucket is a ConfigError the operator sees before serving.
+        ctx.staging  # noqa: B018
         services = build_services(ctx)
         app.state.services = services
         state["services"] = services

@@ -35,6 +35,7 @@ from ingest.errors import (
     PathNotAllowed,
     QueryError,
     QueueFull,
+    StagingUnavailable,
     TooManyFiles,
     UnsupportedFormat,
 )
@@ -139,6 +140,7 @@ _DOMAIN_PROBLEMS = (
     _Mapping(QueryError, 400, "invalid-query", "Invalid query"),
     _Mapping(QueueFull, 503, "queue-full", "Too much work queued"),
     _Mapping(EmbeddingError, 503, "embedder-unavailable", "Embedding service unavailable"),
+    _Mapping(StagingUnavailable, 503, "staging-unavailable", "Upload storage unavailable"),
     _Mapping(ConfigError, 500, "misconfigured", "Server misconfigured"),
 )
 _INTERNAL = _Mapping(IngestError, 500, "internal-error", "Internal error")
@@ -152,6 +154,8 @@ def _domain_extras(exc: IngestError) -> tuple[dict[str, str] | None, dict[str, A
     """(headers, extra body members) some errors carry."""
     if isinstance(exc, QueueFull):
         return {"Retry-After": str(exc.retry_after)}, {}
+    if isinstance(exc, StagingUnavailable):
+        return {"Retry-After": "5"}, {}
     if isinstance(exc, InvalidInput):
         error = FieldError(field=exc.field, location=exc.location, message=str(exc))
         return None, {"errors": [error]}

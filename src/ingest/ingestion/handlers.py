@@ -4,13 +4,14 @@ write the document, and record the job's outcome."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import DocumentRejected
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
+from ingest.staging import Staging
 from ingest.store import Store
 
 if TYPE_CHECKING:  # the ingestor pulls in every parser library: built at the first job
@@ -33,27 +34,47 @@ class IngestHandler:
     document goes (collection, source URI, metadata)."""
 
     def __init__(
-        self, store: Store, ingestor: Callable[[], Ingestor], *, incoming_dir: Path
+        self,
+        store: Store,
+        ingestor: Callable[[], Ingestor],
+        *,
+        staging: Staging,
+        max_file_bytes: int,
     ) -> None:
         self.store = store
         self.ingestor = ingestor
-        self.incoming_dir = incoming_dir
+        self.staging = staging
+        self.max_file_bytes = max_file_bytes
 
     def __call__(self, execution: JobExecution) -> None:
         payload = execution.claim.job.payload
         execution.checkpoint()
-        prepared = self.ingestor().prepare(
-            resolve_payload_path(payload, self.incoming_dir),
-            collection=payload["collection"],
-            metadata=payload.get("metadata") or {},
-            source_uri=payload["source_uri"],
-            filename=payload.get("filename"),
-            on_progress=execution.progress,
-        )
+        with self._payload_file(payload) as path:
+            prepared = self.ingestor().prepare(
+                path,
+                collection=payload["collection"],
+                metadata=payload.get("metadata") or {},
+                source_uri=payload["source_uri"],
+                filename=payload.get("filename"),
+                on_progress=execution.progress,
+            )
         try:
             self._commit(execution, prepared)
         except _Superseded as superseded:
             self._skip_superseded(execution, superseded.newer_job_id)
+
+    def _payload_file(self, payload: dict[str, Any]) -> AbstractContextManager[Path]:
+        """The file a job reads: staged bytes (a local copy of an S3 object, checked
+        against the size and SHA-256 recorded at upload) or a local path."""
+        if "staged" not in payload:
+            return nullcontext(Path(str(payload["path"])))
+        size, sha256 = payload.get("staged_size"), payload.get("staged_sha256")
+        return self.staging.fetch(
+            str(payload["staged"]),
+            max_bytes=self.max_file_bytes,
+            size=size if isinstance(size, int) else None,
+            sha256=sha256 if isinstance(sha256, str) else None,
+        )
 
     def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
         result = prepared.result
@@ -95,15 +116,3 @@ class IngestHandler:
             if job.document_id is not None:
                 tx.documents.lock([job.document_id])
             execution.succeed_in(tx, result, document_id=job.document_id)
-
-
-def resolve_payload_path(payload: dict[str, Any], incoming_dir: Path) -> Path:
-    """Staged files are stored relative to INGEST_INCOMING_DIR, so each process
-    resolves them against its own mount of the shared folder."""
-    if "staged" in payload:
-        root = incoming_dir.resolve()
-        path: Path = (root / str(payload["staged"])).resolve()
-        if root not in path.parents:
-            raise DocumentRejected("staged file path escapes INGEST_INCOMING_DIR")
-        return path
-    return Path(str(payload["path"]))

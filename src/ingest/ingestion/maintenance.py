@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.handlers import Handler
 from ingest.settings import Settings
+from ingest.staging import Staging
 from ingest.store import Store
 
 CLEANUP_STAGED = "maintenance.cleanup_staged"
@@ -21,9 +20,12 @@ TASKS = (CLEANUP_STAGED, PURGE_JOBS, ORPHANS, INTEGRITY)
 
 
 class Maintenance:
-    def __init__(self, store: Store, settings: Settings, model_id: Callable[[], str]) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, model_id: Callable[[], str], staging: Staging
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.staging = staging
         # The embedding model the integrity check looks for vectors of.
         self.model_id = model_id
 
@@ -37,20 +39,29 @@ class Maintenance:
 
     def cleanup_staged(self, execution: JobExecution) -> dict[str, Any]:
         """Delete staged uploads whose job succeeded, and the rest (failed, dead, cancelled,
-        abandoned) once past the upload retention, so a retry still finds its file."""
-        root = self.settings.incoming_dir.resolve()
+        abandoned) once past the upload retention, so a retry still finds its file.
+        Then the orphans: bytes staged for a job that was never committed (a crash
+        between the upload's PUT and its transaction), once past the same retention."""
         older_than = time.time() - self.settings.upload_retention.total_seconds()
         removable = self.store.staged_files.to_remove(older_than)
         removed_ids: list[int] = []
-        for staged_id, relative in removable:
-            execution.checkpoint()
-            path = (root / relative).resolve()
-            if root in path.parents:
-                path.unlink(missing_ok=True)
-                _remove_empty_parent(path.parent, root)
-            removed_ids.append(staged_id)
-        self.store.staged_files.mark_removed(removed_ids)
-        return {"removed": len(removed_ids)}
+        try:
+            for staged_id, location in removable:
+                execution.checkpoint()
+                self.staging.remove(location)
+                removed_ids.append(staged_id)
+        finally:
+            # What was removed stays recorded even if the storage fails half-way.
+            self.store.staged_files.mark_removed(removed_ids)
+        return {"removed": len(removed_ids), "orphans_removed": self._sweep_orphans(older_than)}
+
+    def _sweep_orphans(self, older_than: float) -> int:
+        stale = [job_id for job_id, newest in self.staging.staged_jobs() if newest < older_than]
+        known = self.store.staged_files.known_jobs(stale)
+        orphans = [job_id for job_id in stale if job_id not in known]
+        for job_id in orphans:
+            self.staging.discard(job_id)
+        return len(orphans)
 
     def purge_jobs(self, execution: JobExecution) -> dict[str, Any]:
         """Forget finished jobs older than INGEST_JOB_RETENTION, and long-gone workers."""
@@ -66,11 +77,10 @@ class Maintenance:
     def integrity_check(self, execution: JobExecution) -> dict[str, Any]:
         """Documents without chunks, chunks without vectors, staged files that vanished."""
         report = self.store.integrity_report(self.model_id())
-        root = self.settings.incoming_dir.resolve()
         missing = [
-            {"job_id": job_id, "path": relative}
-            for job_id, relative in self.store.staged_files.live()
-            if not (root / relative).exists()
+            {"job_id": job_id, "path": location}
+            for job_id, location in self.store.staged_files.live()
+            if not self.staging.exists(location)
         ]
         report["staged_files_missing"] = len(missing)
         report["staged_files_missing_sample"] = missing[:20]
@@ -79,14 +89,3 @@ class Maintenance:
         )
         report["checked_at"] = time.time()
         return report
-
-
-def _remove_empty_parent(folder: Path, root: Path) -> None:
-    if folder == root or root not in folder.parents:
-        return
-    try:
-        empty = not any(folder.iterdir())
-    except FileNotFoundError:  # already gone (another cleanup, a discarded duplicate)
-        return
-    if empty:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import shutil
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.errors import FileTooLarge, IdempotencyKeyReused, InvalidInput
+from ingest.errors import IdempotencyKeyReused, InvalidInput
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
 from ingest.settings import Settings
+from ingest.staging import StagedFile, Staging, sanitize_filename
 from ingest.store import Job, NewJob, Store, Transaction, new_job_id
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-MAX_FILENAME_CHARS = 200
-_MAX_SUFFIX_CHARS = 16
 # The first bytes of an upload, checked against the type its name claims.
 _SNIFF_BYTES = 8192
 
@@ -39,58 +33,10 @@ def check_priority(priority: int) -> int:
     return priority
 
 
-def sanitize_filename(name: str) -> str:
-    """A client's filename made safe to use as one path component (ASCII, at most
-    MAX_FILENAME_CHARS); a long name is shortened before its extension."""
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip(" .") or "upload"
-    if len(base) <= MAX_FILENAME_CHARS:
-        return base
-    stem, dot, suffix = base.rpartition(".")
-    if not dot or not stem or len(suffix) > _MAX_SUFFIX_CHARS:
-        return base[:MAX_FILENAME_CHARS]
-    return stem[: MAX_FILENAME_CHARS - len(suffix) - 1] + "." + suffix
-
-
 def upload_idempotency_key(key: str, index: int) -> str:
     """The ledger key of file `index` of an upload sent with this Idempotency-Key. A
     hash, so every client key (up to 200 characters) fits the 200-character column."""
     return f"upload:{hashlib.sha256(key.encode()).hexdigest()}:{index}"
-
-
-@dataclass(frozen=True, slots=True)
-class StagedFile:
-    relative: str
-    size: int
-    sha256: str
-
-
-def stage_stream(
-    stream: IO[bytes], incoming_dir: Path, job_id: str, filename: str, *, max_bytes: int
-) -> StagedFile:
-    """Copy a stream into INGEST_INCOMING_DIR/<job id>/<safe name>, bounded, fsync'd."""
-    folder = incoming_dir.resolve() / job_id
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / sanitize_filename(filename)
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with target.open("wb") as out:
-            while block := stream.read(1 << 20):
-                size += len(block)
-                if size > max_bytes:
-                    raise FileTooLarge(
-                        f"upload exceeds the limit of {max_bytes:,} bytes (INGEST_MAX_UPLOAD_BYTES)"
-                    )
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        _fsync_dir(folder)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return StagedFile(f"{job_id}/{target.name}", size, digest.hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +71,10 @@ def request_fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def discard_staged(incoming_dir: Path, uploads: Sequence[StagedUpload]) -> None:
-    """Remove the staged bytes of uploads that will not be queued."""
-    root = incoming_dir.resolve()
-    for upload in uploads:
-        shutil.rmtree(root / upload.job_id, ignore_errors=True)
+def staged_location(staged: StagedFile) -> dict[str, Any]:
+    """What a job payload says of its staged bytes: where they are, and the size and
+    SHA-256 the worker checks them against before ingesting."""
+    return {"staged": staged.relative, "staged_size": staged.size, "staged_sha256": staged.sha256}
 
 
 class _KeyTaken(Exception):
@@ -137,22 +82,22 @@ class _KeyTaken(Exception):
     (private: raised to roll back every row this upload wrote)."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Submitter:
     """The one way work gets into the ledger: the API, the CLI and (later) synced
     sources all submit through here."""
 
-    def __init__(self, store: Store, settings: Settings, doorbell: Doorbell) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, doorbell: Doorbell, staging: Staging
+    ) -> None:
         self.store = store
         self.settings = settings
         self.doorbell = doorbell
+        self.staging = staging
+
+    def discard_staged(self, uploads: Sequence[StagedUpload]) -> None:
+        """Remove the staged bytes of uploads that will not be queued."""
+        for upload in uploads:
+            self.staging.discard(upload.job_id)
 
     # --- local files (`ingest add`) -------------------------------------------------
 
@@ -166,27 +111,35 @@ class Submitter:
         idempotency_key: str | None = None,
         priority: int = 0,
     ) -> Job:
-        """Queue one local file. With `stage`, its bytes are copied into the shared
-        incoming folder first, so a worker on another machine can read them."""
+        """Queue one local file. With `stage`, its bytes are copied into staging (the
+        shared incoming folder or the bucket) first, so a worker on another machine
+        can read them."""
         source = str(path.resolve())
         if not stage:
             payload: dict[str, Any] = {"path": source}
             return self._commit(
                 payload, None, source, path.name, collection, metadata, idempotency_key, priority
             )
+        return self._stage_and_commit(path, source, collection, metadata, idempotency_key, priority)
+
+    def _stage_and_commit(
+        self,
+        path: Path,
+        source_uri: str,
+        collection: str,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        priority: int,
+    ) -> Job:
         job_id = new_job_id()
         with path.open("rb") as stream:
-            staged = stage_stream(
-                stream,
-                self.settings.incoming_dir,
-                job_id,
-                path.name,
-                max_bytes=self.settings.max_file_bytes,
+            staged = self.staging.put(
+                stream, job_id, path.name, max_bytes=self.settings.max_file_bytes
             )
         return self._commit(
-            {"staged": staged.relative},
+            staged_location(staged),
             staged,
-            source,
+            source_uri,
             path.name,
             collection,
             metadata,
@@ -204,9 +157,15 @@ class Submitter:
         priority: int = 0,
     ) -> Job:
         """Queue a file a client already placed in INGEST_INCOMING_DIR. It is the
-        client's file, so maintenance never deletes it (no staged-file record)."""
+        client's file, so maintenance never deletes it (no staged-file record). With
+        S3 staging the workers share no folder with this process: a copy is staged
+        in the bucket (and removed when done), the client's file is left alone."""
         root = self.settings.incoming_dir.resolve()
         relative = path.resolve().relative_to(root).as_posix()
+        if self.staging.name != "filesystem":
+            return self._stage_and_commit(
+                path, f"incoming://{relative}", collection, metadata, None, priority
+            )
         return self._commit(
             {"staged": relative},
             None,
@@ -245,17 +204,13 @@ class Submitter:
         try:
             for filename, stream in named:
                 job_id = new_job_id()
-                on_disk = stage_stream(
-                    stream,
-                    self.settings.incoming_dir,
-                    job_id,
-                    filename,
-                    max_bytes=self.settings.max_upload_bytes,
+                on_disk = self.staging.put(
+                    stream, job_id, filename, max_bytes=self.settings.max_upload_bytes
                 )
                 source_uri = f"upload://{collection}/{filename}"
                 staged.append(StagedUpload(job_id, on_disk, filename, source_uri))
         except BaseException:
-            discard_staged(self.settings.incoming_dir, staged)
+            self.discard_staged(staged)
             raise
         return self.submit_uploads(
             staged,
@@ -295,11 +250,11 @@ class Submitter:
                     for index, upload in enumerate(uploads)
                 ]
         except _KeyTaken:
-            discard_staged(self.settings.incoming_dir, uploads)
+            self.discard_staged(uploads)
             assert idempotency_key is not None
             return self._earlier_upload(idempotency_key, len(uploads), fingerprint)
         except BaseException:
-            discard_staged(self.settings.incoming_dir, uploads)
+            self.discard_staged(uploads)
             raise
         for job in jobs:
             self.doorbell.ring(job.queue, job.id)
@@ -319,7 +274,7 @@ class Submitter:
         key = upload_idempotency_key(idempotency_key, index) if idempotency_key else None
         job = self._enqueue_in(
             tx,
-            {"staged": upload.staged.relative, "request_fingerprint": fingerprint},
+            {**staged_location(upload.staged), "request_fingerprint": fingerprint},
             upload.staged,
             upload.source_uri,
             upload.filename,
@@ -375,7 +330,7 @@ class Submitter:
             )
         if staged is not None and job.id != job_id:
             # The idempotency key matched an earlier job: these bytes are not needed.
-            shutil.rmtree(self.settings.incoming_dir.resolve() / str(job_id), ignore_errors=True)
+            self.staging.discard(str(job_id))
         self.doorbell.ring(job.queue, job.id)
         return job
 

@@ -1,4 +1,5 @@
-"""Staged uploads: bytes a job needs, kept in the incoming folder until it is done."""
+"""Staged uploads: bytes a job needs, kept in staging (the incoming folder or the S3
+bucket) until it is done. `path` is the staged location."""
 
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ class StagedFiles:
                 .where(staged_files.c.id.in_(list(ids)))
                 .values(removed_at=time.time())
             )
+
+    def known_jobs(self, job_ids: Sequence[str]) -> set[str]:
+        """Those of `job_ids` that a job row or a staged-file record still names: bytes
+        under any other id belong to no job (the orphan sweep's test)."""
+        known: set[str] = set()
+        with read_transaction(self.engine) as conn:
+            for start in range(0, len(job_ids), 500):  # bounded IN lists
+                batch = list(job_ids[start : start + 500])
+                known.update(conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(batch))))
+                known.update(
+                    conn.scalars(
+                        sa.select(staged_files.c.job_id).where(
+                            staged_files.c.job_id.in_(batch), staged_files.c.removed_at.is_(None)
+                        )
+                    )
+                )
+        return known
 
     def live(self) -> list[tuple[str, str]]:
         """(job id, path) of staged files that active jobs still need."""

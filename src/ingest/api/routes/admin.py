@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -75,11 +74,11 @@ def ready(services: ServicesDep) -> JSONResponse:
             client.close()
         return ""
 
-    def incoming() -> str:
-        s.incoming_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=s.incoming_dir, prefix=".ready-"):
-            pass
-        return str(s.incoming_dir)
+    on_s3 = s.storage == "s3"
+
+    def staging() -> str:
+        # The folder is written to, the bucket asked for (HEAD): uploads can be staged.
+        return ctx.staging.check_ready()
 
     def embedder() -> str:
         if not ctx.embedder_ready:
@@ -99,7 +98,9 @@ def ready(services: ServicesDep) -> JSONResponse:
     checks: dict[str, CheckOut] = {
         "database": _check(database),
         "redis": _check(redis) if s.redis_url else CheckOut(status="disabled"),
-        "incoming_dir": _check(incoming),
+        # With S3 staging no folder is needed: the bucket is checked as "staging".
+        "incoming_dir": CheckOut(status="disabled") if on_s3 else _check(staging),
+        "staging": _check(staging) if on_s3 else CheckOut(status="ok", detail="incoming_dir"),
         "embedder": _check(embedder),
         "workers": _check(workers) if s.mode == "queue" else CheckOut(status="ok", detail="inline"),
     }
