@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     # Jobs: leases, retries, limits
     concurrency: int = Field(default=2, ge=1, le=64)
-    queues: str = "ingest,maintenance"
+    queues: str = "ingest,maintenance,sources"
     lease_seconds: float = Field(default=6.0, gt=0)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=3600.0, gt=0)
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     redis_queue_prefix: str = "ingest:queue:"
+
+    # Synced sources (s3://bucket/prefix): an S3-compatible endpoint (MinIO, Ceph, R2);
+    # unset, AWS itself. Credentials and region come from the standard AWS variables.
+    s3_endpoint_url: str | None = None
 
     # HTTP API
     # uvicorn worker processes of `ingest serve` (its --workers overrides it).

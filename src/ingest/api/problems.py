@@ -35,6 +35,7 @@ from ingest.errors import (
     PathNotAllowed,
     QueryError,
     QueueFull,
+    SourceExists,
     TooManyFiles,
     UnsupportedFormat,
 )
@@ -131,6 +132,7 @@ _DOMAIN_PROBLEMS = (
         "idempotency-key-reused",
         "Idempotency key already used for another request",
     ),
+    _Mapping(SourceExists, 409, "source-exists", "Source already added"),
     _Mapping(TooManyFiles, 413, "too-many-files", "Too many files"),
     _Mapping(FileTooLarge, 413, "payload-too-large", "Payload too large"),
     _Mapping(UnsupportedFormat, 415, "unsupported-media-type", "Unsupported file type"),

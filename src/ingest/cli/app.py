@@ -43,7 +43,7 @@ from ingest.store import Job, Store
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 if TYPE_CHECKING:
-    from ingest.cli.follow import IngestionPlan
+    from ingest.ingestion.plan import IngestionPlan
 
 app = typer.Typer(
     name="ingest",
