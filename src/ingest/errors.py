@@ -168,6 +168,10 @@ class SourceExists(Conflict):
     """Adding a source for a location and collection that already have one."""
 
 
+class SourceNotAllowed(IngestError):
+    """A folder source the API may not add: outside INGEST_SOURCE_ROOTS."""
+
+
 class SourceUnavailable(IngestError):
     """A synced source cannot be listed (folder missing, bucket unreachable): its
     sync fails with this reason and its documents stay as they are."""

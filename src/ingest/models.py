@@ -176,7 +176,7 @@ class SourceIn(BaseModel):
         description="A folder path (as the workers see it) or s3://bucket/prefix"
     )
     collection: Name = "default"
-    every: Annotated[str, Field(min_length=1, max_length=32)] = Field(
+    every: Annotated[str, Field(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$")] = Field(
         default="1h", description="Sync period: a number with s, m, h or d (15m); at least 10 s"
     )
     include: list[Glob] = Field(default_factory=list, max_length=100)

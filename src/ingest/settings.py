@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Synced sources (s3://bucket/prefix): an S3-compatible endpoint (MinIO, Ceph, R2);
     # unset, AWS itself. Credentials and region come from the standard AWS variables.
     s3_endpoint_url: str | None = None
+    # Folders (comma-separated) under which the API may add folder sources; unset, only
+    # the CLI can (an admin key must not make the server read any folder it can).
+    source_roots: str = ""
 
     # HTTP API
     # uvicorn worker processes of `ingest serve` (its --workers overrides it).
@@ -149,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def queue_names(self) -> list[str]:
         return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+    @property
+    def source_root_paths(self) -> list[Path]:
+        return [Path(r.strip()).resolve() for r in self.source_roots.split(",") if r.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,8 +15,9 @@ from ingest.errors import NotFound, SourceExists
 from ingest.ingestion import sources
 from ingest.jobs.scheduler import Scheduler
 from ingest.store import Job
-from ingest.vocabulary import DocumentStatus, JobStatus, Queue
+from ingest.vocabulary import DocumentStatus, JobStatus
 from tests.conftest import CountingEmbedder
+from tests.support.sources import run_sync
 from tests.support.store_checks import duplicate_chunk_count
 
 TEXTS = {
@@ -32,18 +33,6 @@ def _folder(root: Path, files: dict[str, str] = TEXTS) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
-
-
-def run_sync(ctx: Context, source_id: str | None = None) -> Job:
-    """Queue a sync (unless one is queued already) and run every job it leads to,
-    here, until the sources and ingest queues are empty."""
-    queued = ctx.ledger.list_jobs(statuses=[JobStatus.QUEUED], kind=sources.SYNC, limit=10)
-    if source_id is not None and not queued:
-        sources.sync_now(ctx.store, ctx.settings, ctx.doorbell, source_id)
-    ctx.worker(queues=[Queue.SOURCES, Queue.INGEST], burst=True).run()
-    latest = ctx.ledger.list_jobs(kind=sources.SYNC, limit=1)[0]
-    assert latest.is_terminal, latest
-    return latest
 
 
 def _add(ctx: Context, location: Path | str, **options: object) -> str:

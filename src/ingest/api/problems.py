@@ -36,6 +36,7 @@ from ingest.errors import (
     QueryError,
     QueueFull,
     SourceExists,
+    SourceNotAllowed,
     TooManyFiles,
     UnsupportedFormat,
 )
@@ -133,6 +134,7 @@ _DOMAIN_PROBLEMS = (
         "Idempotency key already used for another request",
     ),
     _Mapping(SourceExists, 409, "source-exists", "Source already added"),
+    _Mapping(SourceNotAllowed, 400, "source-not-allowed", "Source location not allowed"),
     _Mapping(TooManyFiles, 413, "too-many-files", "Too many files"),
     _Mapping(FileTooLarge, 413, "payload-too-large", "Payload too large"),
     _Mapping(UnsupportedFormat, 415, "unsupported-media-type", "Unsupported file type"),

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import DocumentRejected, NotFound, SourceUnavailable
+from ingest.errors import DocumentRejected, NotFound, SourceNotAllowed, SourceUnavailable
 from ingest.ingestion.plan import plan_files
 from ingest.ingestion.source_listing import (
+    S3_SCHEME,
     FolderListing,
     Listed,
     S3Listing,
@@ -94,6 +95,24 @@ def add_source(
     job = store.jobs.submit(scheduled_sync(source, time.time(), settings.max_attempts))
     doorbell.ring(job.queue, job.id)
     return source, job
+
+
+def check_api_location(location: str, settings: Settings) -> None:
+    """Through the API a folder source must lie under INGEST_SOURCE_ROOTS: an API key
+    must not make the server index any folder it can read (/etc, other tenants')."""
+    if location.startswith(S3_SCHEME):
+        return
+    if not Path(location).is_absolute():
+        raise SourceNotAllowed(f"{location!r}: a folder source is an absolute path")
+    roots = settings.source_root_paths
+    if not roots:
+        raise SourceNotAllowed(
+            "folder sources can be added through the API only under INGEST_SOURCE_ROOTS "
+            "(unset on this server); `ingest sources add` on the server can add any"
+        )
+    path = Path(location).resolve()
+    if not any(path == root or root in path.parents for root in roots):
+        raise SourceNotAllowed(f"{location!r} is not under INGEST_SOURCE_ROOTS")
 
 
 def get_source(store: Store, source_id: str) -> SourceRecord:

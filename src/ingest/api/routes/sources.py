@@ -24,12 +24,14 @@ SourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
     status_code=201,
     response_model=SourceAdded,
     summary="Add a synced source (a folder or s3://bucket/prefix) and queue its first sync",
-    responses=problem_responses(401, 403, 409, 422, 429),
+    description="A folder must lie under INGEST_SOURCE_ROOTS (else 400 source-not-allowed).",
+    responses=problem_responses(400, 401, 403, 409, 422, 429),
 )
 def add_source(
     services: ServicesDep, principal: Admin, body: SourceIn, request: Request
 ) -> SourceAdded:
     ctx = services.ctx
+    sources.check_api_location(body.location, ctx.settings)
     source, job = sources.add_source(
         ctx.store,
         ctx.settings,
@@ -48,7 +50,7 @@ def add_source(
     "",
     response_model=SourcePage,
     summary="Every synced source, with its last sync",
-    responses=problem_responses(401, 429),
+    responses=problem_responses(401, 422, 429),
 )
 def list_sources(services: ServicesDep, principal: Viewer) -> SourcePage:
     found = services.ctx.store.sources.list()
