@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ingest.embedding import Embedder, build_embedder
 from ingest.errors import ConfigError
 from ingest.ingestion.maintenance import TASKS, Maintenance
+from ingest.ingestion.sources import SourceSync, due_syncs
 from ingest.ingestion.submit import Submitter
 from ingest.jobs.doorbell import Doorbell, InProcessDoorbell, RedisDoorbell
 from ingest.jobs.handlers import NOOP, Handler, run_noop
@@ -204,6 +205,7 @@ class Context:
 
     def handlers(self) -> dict[str, Handler]:
         from ingest.ingestion.handlers import INGEST, IngestHandler
+        from ingest.ingestion.sources import SYNC, SyncHandler
 
         maintenance = Maintenance(
             self.store, self.settings, lambda: self.embedder.model_id, self.staging
@@ -215,7 +217,12 @@ class Context:
             staging=self.staging,
             max_file_bytes=self.settings.max_file_bytes,
         )
-        return {INGEST: ingest, NOOP: run_noop, **maintenance.handlers()}
+        sync = SyncHandler(self.store, lambda: self.source_sync)
+        return {INGEST: ingest, SYNC: sync, NOOP: run_noop, **maintenance.handlers()}
+
+    @cached_property
+    def source_sync(self) -> SourceSync:
+        return SourceSync(self.store, self.settings, self.submitter, lambda: self.ingestor)
 
     def warm_up_for(self, queues: list[str]) -> None:
         """Before a worker's first claim: a worker of the maintenance queue alone
@@ -231,6 +238,7 @@ class Context:
             doorbell=self.doorbell,
             handlers=self.handlers(),
             scheduled_kinds=TASKS,
+            periodic_jobs=due_syncs(self.store, self.settings),
             warm_up=self.warm_up_for,
         )
 

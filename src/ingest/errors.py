@@ -174,6 +174,19 @@ class IdempotencyKeyReused(Conflict):
     """An Idempotency-Key already used for a request with a different body."""
 
 
+class SourceExists(Conflict):
+    """Adding a source for a location and collection that already have one."""
+
+
+class SourceNotAllowed(IngestError):
+    """A folder source the API may not add: outside INGEST_SOURCE_ROOTS."""
+
+
+class SourceUnavailable(IngestError):
+    """A synced source cannot be listed (folder missing, bucket unreachable): its
+    sync fails with this reason and its documents stay as they are."""
+
+
 class QueueFull(IngestError):
     """Backpressure: INGEST_MAX_QUEUED jobs are already waiting."""
 

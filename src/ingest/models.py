@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ingest.query.search import SearchHit
     from ingest.store import ChunkRecord, DocumentRecord, Job
     from ingest.store.access import ApiKey
+    from ingest.store.sources import SourceRecord
 
 # PostgreSQL text and jsonb cannot hold U+0000, so no string we store or query may.
 NO_NUL = r"^[^\x00]*$"
@@ -161,6 +162,82 @@ class IngestRequest(BaseModel):
     priority: int = Field(
         default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first"
     )
+
+
+# --- synced sources ----------------------------------------------------------------
+
+Glob = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+class SourceIn(BaseModel):
+    """`POST /api/v1/sources`, `ingest sources add`."""
+
+    location: Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)] = Field(
+        description="A folder path (as the workers see it) or s3://bucket/prefix"
+    )
+    collection: Name = "default"
+    every: Annotated[str, Field(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$")] = Field(
+        default="1h", description="Sync period: a number with s, m, h or d (15m); at least 10 s"
+    )
+    include: list[Glob] = Field(default_factory=list, max_length=100)
+    exclude: list[Glob] = Field(default_factory=list, max_length=100)
+
+
+class SyncOut(BaseModel):
+    """How a source's last sync ended; `report` holds listed / submitted / unchanged
+    / deleted / failed (and the first errors) when it succeeded."""
+
+    job_id: str | None
+    status: str | None
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    report: dict[str, Any] | None
+
+
+class SourceOut(BaseModel):
+    source_id: str
+    location: str
+    collection: str
+    interval_seconds: float
+    include: list[str]
+    exclude: list[str]
+    created_at: str
+    last_sync: SyncOut | None
+
+    @classmethod
+    def from_record(cls, source: SourceRecord) -> SourceOut:
+        last = None
+        if source.last_sync_job_id is not None:
+            last = SyncOut(
+                job_id=source.last_sync_job_id,
+                status=source.last_sync_status,
+                started_at=iso(source.last_sync_started_at),
+                finished_at=iso(source.last_sync_finished_at),
+                error=source.last_sync_error,
+                report=source.last_sync_report,
+            )
+        return cls(
+            source_id=source.id,
+            location=source.location,
+            collection=source.collection,
+            interval_seconds=source.interval_seconds,
+            include=source.include,
+            exclude=source.exclude,
+            created_at=iso(source.created_at) or "",
+            last_sync=last,
+        )
+
+
+class SourcePage(BaseModel):
+    sources: list[SourceOut]
+
+
+class SourceAdded(BaseModel):
+    """A new source and its first sync job (queued)."""
+
+    source: SourceOut
+    job: JobOut
 
 
 # --- documents ---------------------------------------------------------------------

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
 
     # Jobs: leases, retries, limits
     concurrency: int = Field(default=2, ge=1, le=64)
-    queues: str = "ingest,maintenance"
+    queues: str = "ingest,maintenance,sources"
     lease_seconds: float = Field(default=6.0, gt=0)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=3600.0, gt=0)
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     redis_queue_prefix: str = "ingest:queue:"
+
+    # Synced sources (s3://bucket/prefix): an S3-compatible endpoint (MinIO, Ceph, R2);
+    # unset, AWS itself. Credentials and region come from the standard AWS variables.
+    s3_endpoint_url: str | None = None
+    # Folders (comma-separated) under which the API may add folder sources; unset, only
+    # the CLI can (an admin key must not make the server read any folder it can).
+    source_roots: str = ""
 
     # HTTP API
     # uvicorn worker processes of `ingest serve` (its --workers overrides it).
@@ -161,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def queue_names(self) -> list[str]:
         return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+    @property
+    def source_root_paths(self) -> list[Path]:
+        return [Path(r.strip()).resolve() for r in self.source_roots.split(",") if r.strip()]
 
     @property
     def is_sqlite(self) -> bool:

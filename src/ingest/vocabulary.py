@@ -50,6 +50,7 @@ class DocumentStatus(StrEnum):
 class Queue(StrEnum):
     INGEST = "ingest"
     MAINTENANCE = "maintenance"
+    SOURCES = "sources"  # syncs of synced sources: list, then submit to INGEST
 
 
 # A job's priority: higher runs first; jobs of equal priority run oldest first.

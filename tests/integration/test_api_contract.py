@@ -40,6 +40,11 @@ ROLES = {
     ("POST", "/api/v1/chat"): "viewer",
     ("GET", "/api/v1/audit"): "admin",
     ("GET", "/api/v1/status"): "viewer",
+    ("POST", "/api/v1/sources"): "admin",
+    ("GET", "/api/v1/sources"): "viewer",
+    ("GET", "/api/v1/sources/{source_id}"): "viewer",
+    ("POST", "/api/v1/sources/{source_id}/sync"): "admin",
+    ("DELETE", "/api/v1/sources/{source_id}"): "admin",
 }
 ROLE_BELOW = {"editor": "viewer", "admin": "editor"}
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -79,7 +84,7 @@ def test_every_route_needs_a_key_and_its_role(api: Api) -> None:
         operation = operations[(method, path)]
         assert operation["x-required-role"] == role, (method, path)
         assert operation["security"], (method, path)
-        url = path.format(document_id="x", job_id="x")
+        url = path.format(document_id="x", job_id="x", source_id="x")
         anonymous = api.client.request(method, url)
         assert_problem(anonymous, 401, "missing-credentials")
         assert anonymous.headers["www-authenticate"] == "Bearer"
@@ -209,7 +214,7 @@ def test_an_unsupported_method_gets_405_with_the_allowed_ones(api: Api) -> None:
         return {m.upper() for p, rx in patterns.items() if rx.match(url) for m in paths[p]}
 
     for path in paths:
-        url = path.format(document_id="x", job_id="x")
+        url = path.format(document_id="x", job_id="x", source_id="x")
         allowed = served_at(url)
         for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - allowed):
             response = api.client.request(method, url, headers=api.auth())

@@ -136,6 +136,16 @@ _CONFIG = {
                 }
             },
         },
+        {
+            # A folder outside INGEST_SOURCE_ROOTS is a documented 400, and a period
+            # under 10 s a 422: no schema can express either.
+            "include-name": "POST /api/v1/sources",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "401", "403", "409", "422", "429"]
+                }
+            },
+        },
     ]
 }
 

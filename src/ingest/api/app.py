@@ -22,7 +22,7 @@ from ingest.api.metrics import build_registry
 from ingest.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from ingest.api.problems import install_openapi, install_problem_handlers
 from ingest.api.ratelimit import RateLimits
-from ingest.api.routes import admin, documents, jobs, query, status
+from ingest.api.routes import admin, documents, jobs, query, sources, status
 from ingest.api.services import Services
 from ingest.context import Context
 from ingest.jobs.scheduler import Scheduler
@@ -162,8 +162,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     )
     serve_docs_offline(app)  # first, where FastAPI's own docs route would be
     install_problem_handlers(app)
-    for router in (documents.router, jobs.router, query.router, admin.router, status.router):
-        app.include_router(router)
+    routers = (documents, jobs, sources, query, admin, status)
+    for module in routers:
+        app.include_router(module.router)
     install_openapi(app)
     install_console(app, settings)
 

@@ -33,6 +33,7 @@ from ingest.cli.health_cmd import health_app
 from ingest.cli.jobs_cmd import jobs_app, register_processes
 from ingest.cli.maintenance_cmd import maintenance_app
 from ingest.cli.serve_cmd import keys_app, serve
+from ingest.cli.sources_cmd import sources_app
 from ingest.errors import ConfigError, IngestError, RunInterrupted
 from ingest.ingestion.results import IngestReport
 from ingest.jobs.views import job_view
@@ -43,7 +44,7 @@ from ingest.store import Job, Store
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
 if TYPE_CHECKING:
-    from ingest.cli.follow import IngestionPlan
+    from ingest.ingestion.plan import IngestionPlan
 
 app = typer.Typer(
     name="ingest",
@@ -371,5 +372,6 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(health_app, name="health")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(sources_app, name="sources")
 app.command()(serve)
 register_processes(app)

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +19,20 @@ from ingest.context import Context
 from ingest.errors import RunInterrupted
 from ingest.ingestion import actions
 from ingest.ingestion.discovery import discover_files
+from ingest.ingestion.plan import IngestionPlan, plan_files
 from ingest.ingestion.results import FileResult, IngestReport
 from ingest.store import Claim, Job
-from ingest.vocabulary import DocumentStatus, JobStatus, Queue
+from ingest.vocabulary import JobStatus, Queue
 
 _FOLLOW_POLL_S = 0.1
 err = Console(stderr=True)
 
 
-@dataclass
-class IngestionPlan:
-    all_files: list[Path]
-    to_submit: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    # {"source", "reason"} of files rejected before and unchanged since.
-    known_failures: list[dict[str, str]] = field(default_factory=list)
-
-
 def plan_ingestion(
     ctx: Context, paths: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
 ) -> IngestionPlan:
-    """Files whose bytes, pipeline and metadata match what is recorded need no job:
-    skipped when indexed, a known failure when rejected for good before."""
-    plan = IngestionPlan(all_files=discover_files(paths))
-    for path in plan.all_files:
-        record = ctx.ingestor.unchanged_record(path, collection=collection, metadata=metadata)
-        if record is None:
-            plan.to_submit.append(path)
-        elif record.status == DocumentStatus.FAILED:
-            reason = record.error or "rejected"
-            plan.known_failures.append({"source": record.source_uri, "reason": reason})
-        else:
-            plan.skipped.append(path)
-    return plan
+    """The files under `paths` that need a job (ingestion/plan.py)."""
+    return plan_files(ctx.ingestor, discover_files(paths), collection=collection, metadata=metadata)
 
 
 def submit_plan(

@@ -173,15 +173,45 @@ class Ingestor:
         same bytes, same pipeline, same metadata. Its status says which: `ready`
         (a skip) or `failed` (a known failure: rejected before for a reason only a
         change of the file can undo). Lets callers avoid queueing no-op jobs."""
-        previous = self.store.get_document(document_id_for(collection, str(path.resolve())))
-        if previous is None or previous.status == DocumentStatus.QUEUED:
+        previous = self._settled(collection, str(path.resolve()))
+        if previous is None:
             return None
         try:
-            digest = content_hash(self._read(path))
+            data = self._read(path)
         except DocumentRejected:
             return None
-        meta = {**(metadata or {}), "filename": path.name}
-        if self._same_input(previous, digest) and previous.metadata == meta:
+        return self._if_unchanged(previous, data, path.name, metadata)
+
+    def unchanged_bytes(
+        self,
+        data: bytes,
+        *,
+        source_uri: str,
+        filename: str,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> DocumentRecord | None:
+        """`unchanged_record` for bytes read elsewhere (an S3 object)."""
+        previous = self._settled(collection, source_uri)
+        if previous is None:
+            return None
+        return self._if_unchanged(previous, data, filename, metadata)
+
+    def _settled(self, collection: str, source_uri: str) -> DocumentRecord | None:
+        previous = self.store.get_document(document_id_for(collection, source_uri))
+        if previous is None or previous.status == DocumentStatus.QUEUED:
+            return None
+        return previous
+
+    def _if_unchanged(
+        self,
+        previous: DocumentRecord,
+        data: bytes,
+        filename: str,
+        metadata: Mapping[str, Any] | None,
+    ) -> DocumentRecord | None:
+        meta = {**(metadata or {}), "filename": filename}
+        if self._same_input(previous, content_hash(data)) and previous.metadata == meta:
             return previous
         return None
 

@@ -6,13 +6,13 @@ kinds in `handlers` (context.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ingest.jobs.doorbell import Doorbell
 from ingest.jobs.handlers import NOOP, Handler, run_noop
 from ingest.settings import Settings
-from ingest.store import Store
+from ingest.store import NewJob, Store
 from ingest.store.ledger import Ledger
 from ingest.store.workers import WorkerRegistry
 
@@ -25,6 +25,9 @@ class Runtime:
     handlers: Mapping[str, Handler] = field(default_factory=lambda: {NOOP: run_noop})
     # Periodic jobs the scheduler enqueues once per time slot.
     scheduled_kinds: tuple[str, ...] = ()
+    # Other periodic jobs, each on its own period (synced sources): the jobs due at
+    # time `now`, each with an idempotency key naming its period.
+    periodic_jobs: Callable[[float], Sequence[NewJob]] | None = None
     # Called once before a worker serving these queues claims its first job, so a
     # slow start (a model load) never runs inside a lease.
     warm_up: Callable[[list[str]], None] | None = None

@@ -2,7 +2,8 @@
 
 Each kind gets one job per time slot (slot = floor(now / interval)), keyed by an
 idempotency key "kind:slot". Any number of scheduler replicas may tick at once:
-the unique key lets exactly one insert win.
+the unique key lets exactly one insert win. Jobs with periods of their own (synced
+sources, `Runtime.periodic_jobs`) come keyed the same way by their period.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ingest.store import Job, NewJob
 from ingest.vocabulary import Queue
 
 log = logging.getLogger(__name__)
+# Keys this replica already submitted are not submitted again; past this many the
+# memory starts over (a resubmission only finds the job the key already has).
+_MAX_REMEMBERED_KEYS = 10_000
 
 
 def slot_of(now: float, interval: float) -> int:
@@ -31,10 +35,15 @@ class Scheduler:
         self.interval = runtime.settings.maintenance_interval_seconds
         self._stop = threading.Event()
         self._last_slot: int | None = None
+        self._submitted_keys: set[str] = set()
 
     def tick(self, now: float | None = None) -> list[Job]:
         """Enqueue this slot's periodic jobs unless some replica already did."""
-        slot = slot_of(time.time() if now is None else now, self.interval)
+        at = time.time() if now is None else now
+        return self._maintenance(at) + self._periodic(at)
+
+    def _maintenance(self, now: float) -> list[Job]:
+        slot = slot_of(now, self.interval)
         if slot == self._last_slot:
             return []
         submitted = []
@@ -51,6 +60,22 @@ class Scheduler:
             self.runtime.doorbell.ring(job.queue, job.id)
             submitted.append(job)
         self._last_slot = slot
+        return submitted
+
+    def _periodic(self, now: float) -> list[Job]:
+        if self.runtime.periodic_jobs is None:
+            return []
+        submitted = []
+        for new in self.runtime.periodic_jobs(now):
+            key = new.idempotency_key
+            if key is None or key in self._submitted_keys:
+                continue
+            job = self.runtime.ledger.submit(new)
+            self.runtime.doorbell.ring(job.queue, job.id)
+            submitted.append(job)
+            if len(self._submitted_keys) >= _MAX_REMEMBERED_KEYS:
+                self._submitted_keys.clear()
+            self._submitted_keys.add(key)
         return submitted
 
     def run(self) -> None:

@@ -225,3 +225,26 @@ conversation_messages = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 sa.Index("ix_conversation_session", conversation_messages.c.session_id, conversation_messages.c.id)
+
+# --- synced sources: folders and buckets re-listed on a period -------------------
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # A resolved folder path, or s3://bucket/prefix.
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("collection", sa.String(200), nullable=False),
+    sa.Column("interval_seconds", sa.Float, nullable=False),
+    sa.Column("include", sa.JSON, nullable=False),
+    sa.Column("exclude", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # The last sync that ended: its job, outcome, times and report (or error).
+    sa.Column("last_sync_job_id", sa.String(32)),
+    sa.Column("last_sync_status", sa.String(16)),
+    sa.Column("last_sync_started_at", sa.Float),
+    sa.Column("last_sync_finished_at", sa.Float),
+    sa.Column("last_sync_error", sa.Text),
+    sa.Column("last_sync_report", sa.JSON),
+    sa.UniqueConstraint("location", "collection", name="uq_sources_location"),
+)

@@ -2,7 +2,8 @@
 maintenance, search, and the unit of work (`transaction()`) every write goes through.
 
 The job ledger, staged files, the worker registry and API access hang off it
-(`store.jobs`, `store.staged_files`, `store.workers`, `store.access`), all on
+(`store.jobs`, `store.staged_files`, `store.workers`, `store.access`,
+`store.sources`), all on
 the primary's engine.
 
 With a read replica (`DATABASE_READ_URL`), search and the read-only listings
@@ -40,6 +41,7 @@ from ingest.store.engine import (
 )
 from ingest.store.ledger import Ledger
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
+from ingest.store.sources import Sources
 from ingest.store.staged_files import StagedFiles
 from ingest.store.transaction import Transaction, transaction
 from ingest.store.workers import WorkerRegistry
@@ -68,6 +70,7 @@ class Store:
         self.staged_files = StagedFiles(engine)
         self.workers = WorkerRegistry(engine)
         self.access = Access(engine)
+        self.sources = Sources(engine)
 
     @classmethod
     def open(

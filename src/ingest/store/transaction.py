@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from ingest.store.documents import DocumentWriter
 from ingest.store.engine import write_transaction
 from ingest.store.ledger import JobWriter
+from ingest.store.sources import SourceWriter
 from ingest.store.staged_files import StagedFileWriter
 
 
@@ -27,6 +28,7 @@ class Transaction:
         self.documents = DocumentWriter(conn)
         self.jobs = JobWriter(conn)
         self.staged_files = StagedFileWriter(conn)
+        self.sources = SourceWriter(conn)
 
 
 @contextmanager

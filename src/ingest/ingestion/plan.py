@@ -1,0 +1,41 @@
+"""Which files need a job: those whose bytes, pipeline or metadata changed since
+their document was written. `ingest add` and synced folders plan the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.vocabulary import DocumentStatus
+
+if TYPE_CHECKING:  # the ingestor pulls in every parser library
+    from ingest.ingestion.ingestor import Ingestor
+
+
+@dataclass
+class IngestionPlan:
+    all_files: list[Path]
+    to_submit: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    # {"source", "reason"} of files rejected before and unchanged since.
+    known_failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def plan_files(
+    ingestor: Ingestor, files: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
+) -> IngestionPlan:
+    """Files whose bytes, pipeline and metadata match what is recorded need no job:
+    skipped when indexed, a known failure when rejected for good before."""
+    plan = IngestionPlan(all_files=list(files))
+    for path in plan.all_files:
+        record = ingestor.unchanged_record(path, collection=collection, metadata=metadata)
+        if record is None:
+            plan.to_submit.append(path)
+        elif record.status == DocumentStatus.FAILED:
+            reason = record.error or "rejected"
+            plan.known_failures.append({"source": record.source_uri, "reason": reason})
+        else:
+            plan.skipped.append(path)
+    return plan

@@ -1,0 +1,132 @@
+"""Synced sources: where documents come from (a folder, an S3 prefix), how often
+to re-list it, and how its last sync ended."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ingest.errors import SourceExists
+from ingest.store.engine import read_transaction, write_transaction
+from ingest.store.schema import sources
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    id: str
+    location: str
+    collection: str
+    interval_seconds: float
+    include: list[str]
+    exclude: list[str]
+    created_at: float
+    last_sync_job_id: str | None = None
+    last_sync_status: str | None = None
+    last_sync_started_at: float | None = None
+    last_sync_finished_at: float | None = None
+    last_sync_error: str | None = None
+    last_sync_report: dict[str, Any] | None = None
+
+
+def _to_source(row: sa.Row[Any]) -> SourceRecord:
+    return SourceRecord(
+        id=row.id,
+        location=row.location,
+        collection=row.collection,
+        interval_seconds=float(row.interval_seconds),
+        include=list(row.include or []),
+        exclude=list(row.exclude or []),
+        created_at=float(row.created_at),
+        last_sync_job_id=row.last_sync_job_id,
+        last_sync_status=row.last_sync_status,
+        last_sync_started_at=row.last_sync_started_at,
+        last_sync_finished_at=row.last_sync_finished_at,
+        last_sync_error=row.last_sync_error,
+        last_sync_report=row.last_sync_report,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """How one sync ended, as the source row keeps it."""
+
+    job_id: str
+    status: str
+    started_at: float
+    finished_at: float
+    error: str | None = None
+    report: Mapping[str, Any] | None = None
+
+
+class SourceWriter:
+    """Inside a transaction: record a sync's outcome with the job's own."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def record_sync(self, source_id: str, outcome: SyncOutcome) -> None:
+        self._conn.execute(
+            sa.update(sources)
+            .where(sources.c.id == source_id)
+            .values(
+                last_sync_job_id=outcome.job_id,
+                last_sync_status=outcome.status,
+                last_sync_started_at=outcome.started_at,
+                last_sync_finished_at=outcome.finished_at,
+                last_sync_error=outcome.error,
+                last_sync_report=dict(outcome.report) if outcome.report is not None else None,
+            )
+        )
+
+
+class Sources:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self,
+        *,
+        location: str,
+        collection: str,
+        interval_seconds: float,
+        include: Sequence[str],
+        exclude: Sequence[str],
+    ) -> SourceRecord:
+        values = {
+            "id": uuid.uuid4().hex,
+            "location": location,
+            "collection": collection,
+            "interval_seconds": interval_seconds,
+            "include": list(include),
+            "exclude": list(exclude),
+            "created_at": time.time(),
+        }
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(sources.insert().values(**values))
+        except sa.exc.IntegrityError:
+            raise SourceExists(f"{location} already syncs into collection {collection!r}") from None
+        found = self.get(str(values["id"]))
+        assert found is not None
+        return found
+
+    def get(self, source_id: str) -> SourceRecord | None:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
+        return _to_source(row) if row else None
+
+    def list(self) -> list[SourceRecord]:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(sources).order_by(sources.c.created_at, sources.c.id))
+            return [_to_source(r) for r in rows]
+
+    def remove(self, source_id: str) -> bool:
+        with write_transaction(self.engine) as conn:
+            deleted = conn.execute(sa.delete(sources).where(sources.c.id == source_id))
+        return bool(deleted.rowcount)
