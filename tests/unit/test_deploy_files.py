@@ -65,7 +65,6 @@ COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "test-password"}
 NON_SETTINGS_VARIABLES = {
     "HF_HUB_OFFLINE": "Hugging Face libraries: never download (the model is in the image)",
     "TRANSFORMERS_OFFLINE": "transformers: never download",
-    "OMP_NUM_THREADS": "torch's CPU thread pool (INGEST_EMBEDDING_RUNTIME=torch only)",
     "FORWARDED_ALLOW_IPS": "uvicorn: whose X-Forwarded-For to trust (the proxy's)",
     "PATH": "the image's venv first",
     "PYTHONUNBUFFERED": "logs reach `docker logs` at once",
