@@ -65,7 +65,6 @@ COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "test-password"}
 NON_SETTINGS_VARIABLES = {
     "HF_HUB_OFFLINE": "Hugging Face libraries: never download (the model is in the image)",
     "TRANSFORMERS_OFFLINE": "transformers: never download",
-    "OMP_NUM_THREADS": "torch's CPU thread pool (INGEST_EMBEDDING_RUNTIME=torch only)",
     "FORWARDED_ALLOW_IPS": "uvicorn: whose X-Forwarded-For to trust (the proxy's)",
     "PATH": "the image's venv first",
     "PYTHONUNBUFFERED": "logs reach `docker logs` at once",
@@ -950,6 +949,16 @@ def test_the_model_ships_inside_the_installed_weights_package() -> None:
     model = bundled_model_dir()
     assert (model / "model.safetensors").is_file()
     assert (model / "tokenizer.json").is_file()
+
+
+def test_the_image_has_tesseract_for_ocr() -> None:
+    """Image files and image-only PDF pages need the tesseract binary (INGEST_OCR=auto);
+    without it those documents fail in the container although they pass on a laptop."""
+    runs = " ".join(i["value"] for i in dockerfile_stages()[-1] if i["instruction"] == "RUN")
+    assert re.search(r"apt-get install .*--no-install-recommends", runs)
+    assert "tesseract-ocr " in runs
+    assert "tesseract-ocr-eng" in runs
+    assert "rm -rf /var/lib/apt/lists/" in runs, "no apt lists left in the layer"
 
 
 def test_dockerfile_runs_as_non_root_offline_with_a_python_healthcheck() -> None:
