@@ -88,6 +88,9 @@ def test_search_reads_the_replica_and_writes_go_to_the_primary(
         _, first = upload(api, make_txt(docs, "keys.txt", (FIRST + " ") * 5))
         poll(replica.caught_up, "the replica to catch up")
         assert first in search_ids(api, "signing keys rotation")
+        ready = api.client.get("/health/ready").json()["checks"]["database_read"]
+        assert ready["status"] == "ok", ready
+        assert ready["detail"].startswith("standby, last commit replayed"), ready
 
         replica.pause_replay()
         try:

@@ -144,6 +144,22 @@ class Store:
     def schema_is_current(self) -> bool:
         return migrate.current_revision(self.engine) == migrate.head_revision()
 
+    def read_replica_status(self) -> str:
+        """The replica behind DATABASE_READ_URL answers: how long ago it replayed the
+        primary's last commit (grows while the primary is idle, too)."""
+        with read_transaction(self.read_engine) as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT pg_is_in_recovery() AS standby, "
+                    "extract(epoch FROM now() - pg_last_xact_replay_timestamp()) AS age"
+                )
+            ).one()
+        if not row.standby:
+            return "not a standby (a primary serves the reads)"
+        if row.age is None:
+            return "standby, nothing replayed yet"
+        return f"standby, last commit replayed {float(row.age):.1f} s ago"
+
     def backup_to(self, target: Path) -> int:
         """A consistent copy of a SQLite store at `target` while it is in use (its size in
         bytes). PostgreSQL is backed up with its own tools (pg_dump -Fc)."""

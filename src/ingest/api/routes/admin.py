@@ -62,6 +62,9 @@ def ready(services: ServicesDep) -> JSONResponse:
         ctx.store.require_current_schema()
         return ctx.store.dialect
 
+    def database_read() -> str:
+        return ctx.store.read_replica_status()
+
     def redis() -> str:
         import redis as redis_lib
 
@@ -104,6 +107,8 @@ def ready(services: ServicesDep) -> JSONResponse:
         "embedder": _check(embedder),
         "workers": _check(workers) if s.mode == "queue" else CheckOut(status="ok", detail="inline"),
     }
+    if s.database_read_url:  # search and listings fail without their replica
+        checks["database_read"] = _check(database_read)
     healthy = all(c["status"] != "error" for c in checks.values())
     body = ReadinessOut(status="ok" if healthy else "error", checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
