@@ -98,3 +98,22 @@ def test_postgresql_quality_benches_run_on_a_generated_tiny_corpus(tmp_path: Pat
     assert "copied" in hybrid
     for name in ["nDCG@10 keyword", "nDCG@10 vector", "nDCG@10 hybrid (settings)"]:
         assert name in hybrid, hybrid
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_console_bench_times_every_console_page_on_a_small_store(tmp_path: Path) -> None:
+    out_json = tmp_path / "console.json"
+    stdout = _bench(
+        "console_bench.py",
+        *("--chunks", "120", "--jobs", "300", "--audit", "50", "--repeat", "2"),
+        *("--db", str(tmp_path / "console.db"), "--json", str(out_json)),
+        cwd=tmp_path,
+    )
+    figures = json.loads(out_json.read_text())
+    assert figures["chunks"] == 120
+    assert figures["jobs"] >= 300  # and the app's own start-up jobs
+    for name in ["overview", "jobs", "job", "dead letters", "document + chunks", "audit log"]:
+        assert name in figures["pages"], name
+        assert name in stdout
+    assert "slowest request" in stdout
