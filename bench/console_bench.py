@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -346,6 +347,7 @@ def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             while not ctx.embedder_ready:  # the app's warm-up loads the model
                 time.sleep(0.1)  # polling the warm-up thread
             wait_until_idle(ctx)
+            fig["load_before"] = os.getloadavg()[0]
             results = {}
             for name, path in pages(client):
                 results[name] = {"path": path, **time_page(client, path, args.repeat)}
@@ -355,6 +357,7 @@ def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
                     f"max {r['max_ms']:.1f} ms",
                     flush=True,
                 )
+        fig["load_after"] = os.getloadavg()[0]
         fig["pages"] = results
         fig["repeat"] = args.repeat
         fig["backend"] = ctx.store.dialect
@@ -403,6 +406,13 @@ def render(fig: dict[str, Any]) -> str:
                 f"first {r['first_ms']:.0f} ms",
             )
         )
+    rows.append(
+        (
+            "machine load average",
+            f"{fig['load_before']:.1f} -> {fig['load_after']:.1f}",
+            f"1-minute, before and after the timing; {os.cpu_count()} cores",
+        )
+    )
     verdict = "MET" if worst <= TARGET_MS else "MISSED"
     rows.append(("slowest request", f"{worst:.1f} ms", f"<= {TARGET_MS:.0f} ms: {verdict}"))
     title = f"console pages, p50 / p95 / max of {fig['repeat']} requests each"
