@@ -135,3 +135,22 @@ def test_parse_bench_reports_word_recall_and_precision(tmp_path: Path) -> None:
     assert "| notes.txt | 0.667 | 1.000 |" in stdout
     assert "| all | 3 | 0.889 | 1.000 |" in stdout
     assert "- empty.txt: EmptyDocument: the file is empty (0 bytes)" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_console_bench_times_every_console_page_on_a_small_store(tmp_path: Path) -> None:
+    out_json = tmp_path / "console.json"
+    stdout = _bench(
+        "console_bench.py",
+        *("--chunks", "120", "--jobs", "300", "--audit", "50", "--repeat", "2"),
+        *("--db", str(tmp_path / "console.db"), "--json", str(out_json)),
+        cwd=tmp_path,
+    )
+    figures = json.loads(out_json.read_text())
+    assert figures["chunks"] == 120
+    assert figures["jobs"] >= 300  # and the app's own start-up jobs
+    for name in ["overview", "jobs", "job", "dead letters", "document + chunks", "audit log"]:
+        assert name in figures["pages"], name
+        assert name in stdout
+    assert "slowest request" in stdout

@@ -538,3 +538,23 @@ def test_unfinished_lists_only_the_jobs_still_moving_with_their_status(ledger: L
     }
     many = [submit(ledger).id for _ in range(501)]  # past one IN (...) batch
     assert set(ledger.unfinished(many)) == set(many)
+
+
+def test_lists_filtered_by_several_statuses_page_newest_first(ledger: Ledger) -> None:
+    statuses = ["succeeded", "failed", "dead", "queued"]
+    made = []
+    for i in range(12):
+        job = submit(ledger, queue="ingest" if i % 3 else "maintenance")
+        # Equal times on purpose: the id breaks the tie, as in one ORDER BY.
+        update(ledger, job.id, status=statuses[i % 4], created_at=1000.0 + i // 2)
+        made.append(job.id)
+    everything = ledger.list_jobs(limit=50)
+    wanted = [JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.QUEUED]
+    expected = [j.id for j in everything if j.status in wanted]
+    assert len(expected) == 9
+    pages = [ledger.list_jobs(statuses=wanted, limit=4, offset=o) for o in (0, 4, 8)]
+    assert [j.id for page in pages for j in page] == expected
+    in_queue = ledger.list_jobs(statuses=wanted, queue="maintenance", limit=50)
+    assert [j.id for j in in_queue] == [
+        j.id for j in everything if j.status in wanted and j.queue == "maintenance"
+    ]

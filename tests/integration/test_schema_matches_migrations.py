@@ -28,6 +28,8 @@ _MIGRATION_ONLY = {
     "chunk_fts_data",
     "chunk_fts_docsize",
     "chunk_fts_idx",
+    # SQLite: the counter the vector cache watches, bumped by triggers (migration 0010).
+    "search_generation",
     # PostgreSQL: generated tsvector column and the indexes over it and the vectors.
     "tsv",
     "ix_chunks_tsv",

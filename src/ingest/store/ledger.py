@@ -260,9 +260,7 @@ class Ledger:
     ) -> list[Job]:
         """Newest first. `kind_family` matches that kind and the kinds under it:
         "maintenance" matches "maintenance.cleanup_staged"."""
-        stmt = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit)
-        if statuses:
-            stmt = stmt.where(jobs.c.status.in_(list(statuses)))
+        stmt = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id)
         if kind:
             stmt = stmt.where(jobs.c.kind == kind)
         if kind_family:
@@ -277,8 +275,20 @@ class Ledger:
             stmt = stmt.where(jobs.c.queue == queue)
         if document_id:
             stmt = stmt.where(jobs.c.document_id == document_id)
+        wanted = list(dict.fromkeys(statuses or []))
         with read_transaction(self.engine) as conn:
-            return [to_job(r) for r in conn.execute(stmt.offset(offset))]
+            if len(wanted) < 2:
+                if wanted:
+                    stmt = stmt.where(jobs.c.status == wanted[0])
+                return [to_job(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
+            # An index range per status, merged: `IN (...)` would sort all their jobs.
+            rows = [
+                r
+                for status in wanted
+                for r in conn.execute(stmt.where(jobs.c.status == status).limit(limit + offset))
+            ]
+        rows.sort(key=lambda r: (-r.created_at, r.id))
+        return [to_job(r) for r in rows[offset : offset + limit]]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{queue: {status: n}}"""

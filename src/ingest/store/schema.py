@@ -158,6 +158,11 @@ sa.Index(
 sa.Index("ix_jobs_lease", jobs.c.status, jobs.c.lease_expires_at)
 sa.Index("ix_jobs_document", jobs.c.document_id)
 sa.Index("ix_jobs_finished", jobs.c.finished_at)
+# The job lists read newest first, overall and per status; the overview reads a kind's
+# latest finished job (migration 0010).
+sa.Index("ix_jobs_created", jobs.c.created_at.desc(), jobs.c.id)
+sa.Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at.desc(), jobs.c.id)
+sa.Index("ix_jobs_kind_finished", jobs.c.kind, jobs.c.status, jobs.c.finished_at)
 
 staged_files = sa.Table(
     "staged_files",

@@ -31,7 +31,7 @@ def vector_ranking(
 
     sqlite-vec's exact scan costs ~70 ms at 100k chunks. On a SQLite file an
     in-process copy of the vectors (store/vector_cache.py, reloaded whenever
-    any connection commits) first picks the few chunks that can be in the top
+    a write to the chunks or vectors commits) first picks the few chunks that can be in the top
     k; sqlite-vec then scores only those, so the answer is the scan's."""
     candidates: list[int] | None = None
     allowed: set[str] | None = None

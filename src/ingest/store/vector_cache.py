@@ -9,13 +9,16 @@ small margin of the k-th best: a superset of the true top k. Store.vector_search
 then scores just those candidates with sqlite-vec's own vec_distance_cosine, so
 results, scores and order are those of the exact scan.
 
-Staleness: `PRAGMA data_version` on a private, read-only watcher connection
-changes whenever any other connection -- in this process or another -- commits
-to the database. The version is read BEFORE a snapshot is loaded, so a commit
-racing the load only causes one extra reload, never a stale answer. While
-commits keep arriving (an ingest running beside searches), reloads are rate
-limited and searches in between use the exact SQL scan instead: never stale,
-never reloading the matrix on every query.
+Staleness: a private watcher connection reads `search_generation.n`, which triggers
+(migration 0010) bump in the same transaction as any write to the chunks, vectors,
+documents or collections that the search reads -- from this process or another;
+other commits (heartbeats, job progress) leave it alone. Before that migration it
+reads `PRAGMA data_version`, which changes whenever another connection commits.
+The version is read BEFORE a snapshot is loaded, so a commit racing the load only
+causes one extra reload, never a stale answer. While such writes keep arriving (an
+ingest running beside searches), reloads are rate limited and searches in between
+use the exact SQL scan instead: never stale, never reloading the matrix on every
+query.
 
 Only file-backed SQLite uses this; anything else keeps the plain SQL scan.
 """
@@ -43,6 +46,8 @@ MAX_CANDIDATES = 4096
 # before reloading again; queries in between that find the data changed use SQL.
 MIN_RELOAD_INTERVAL_S = 1.0
 RELOAD_INTERVAL_FACTOR = 5.0
+
+GENERATION_SQL = "SELECT n FROM search_generation WHERE id = 1"
 
 Rows = Iterable[Sequence[Any]]  # (chunk pk, document id, float32 blob) rows
 
@@ -148,14 +153,25 @@ class VectorCache:
         self._watcher: Any = sqlean.connect(
             database_path, check_same_thread=False, isolation_level=None
         )
+        self._error: type[Exception] = sqlean.OperationalError
         self._watcher_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._snapshots: dict[str, VectorSnapshot] = {}
         self._next_reload_at: dict[str, float] = {}
 
     def version(self) -> int:
+        """The counter migration 0010's triggers bump on every write to the rows vector
+        search reads (other commits, a worker's heartbeat, leave it alone); before that
+        migration, `PRAGMA data_version`, negated so the two never compare equal."""
         with self._watcher_lock:
-            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+            try:
+                # fetchall: a statement left open would hold its read snapshot.
+                rows = self._watcher.execute(GENERATION_SQL).fetchall()
+            except self._error:
+                rows = []
+            if rows:
+                return int(rows[0][0])
+            return -1 - int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
 
     def snapshot(self, model: str, load: Loader) -> VectorSnapshot | None:
         """A snapshot of the current data, or None: then the caller scans in SQL."""
