@@ -63,3 +63,27 @@ def test_a_search_loads_the_model_but_no_parser_library(tmp_path: Path) -> None:
     assert {"onnxruntime", "tokenizers"} <= loaded
     assert loaded & PARSER_LIBRARIES == set()
     assert "torch" not in loaded
+
+
+def test_the_console_scripts_import_loads_no_command(tmp_path: Path) -> None:
+    """The `ingest` script starts with `from ingest.cli import main`, and so does every
+    parser process `ingest add` spawns (multiprocessing re-runs the script there):
+    that import must not load the commands, or each parser process pays for them."""
+    loaded = loaded_after("from ingest.cli import main", tmp_path)
+    assert loaded & {"typer", "rich", "sqlalchemy", "httpx", "pydantic_settings"} == set()
+
+
+def test_an_ingestor_loads_no_parser_library_until_it_parses(tmp_path: Path) -> None:
+    """With isolated parsing (the default) the parser libraries load in the parser
+    processes only: `ingest add` of unchanged files loads none of them."""
+    loaded = loaded_after(
+        """
+        from ingest.context import Context
+        from ingest.settings import load_settings
+        ctx = Context(load_settings())
+        assert ctx.ingestor.pipeline.fingerprint
+        ctx.close()
+        """,
+        tmp_path,
+    )
+    assert loaded & {"pypdfium2", "docx", "pptx", "openpyxl", "trafilatura"} == set()

@@ -15,7 +15,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pebble import ProcessExpired, ProcessPool
 
 from ingest.errors import DocumentRejected, IngestError, ParseOutOfMemory, ParseTimeout
-from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.segments import ParseLimits, Segment
 
 
@@ -25,6 +24,9 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _parse_in_child(data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
+    # Imported in the child only: the worker process itself never parses.
+    from ingest.pipeline.parsers import parse_document
+
     try:
         return parse_document(data, filename, limits)
     except MemoryError:

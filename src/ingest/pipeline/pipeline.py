@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
-from ingest.pipeline.parsers import PARSER_VERSION, parse_document
+from ingest.pipeline.parser_version import PARSER_VERSION
 from ingest.pipeline.segments import ParseLimits, Segment
 
 
@@ -50,6 +50,10 @@ class Pipeline:
 
     def parse(self, data: bytes, filename: str) -> list[Segment]:
         self.check_size(len(data))
+        # Imported here: with isolated parsing (the default) only the parser child
+        # processes load the parser libraries, not every process that ingests.
+        from ingest.pipeline.parsers import parse_document
+
         return parse_document(data, filename, self.limits)
 
     def chunk(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
+from ingest.pipeline.parser_version import PARSER_VERSION
 from ingest.pipeline.parsers.budget import _TextBudget, _too_much_text
 from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
 from ingest.pipeline.parsers.ebook import _parse_epub
@@ -34,10 +35,6 @@ from ingest.pipeline.parsers.text import _parse_markdown, _parse_txt
 from ingest.pipeline.segments import ParseLimits, Segment
 
 __all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
-
-# Bump whenever the text or the segmentation produced for the same file changes:
-# it is part of the pipeline fingerprint, so stored documents get re-parsed.
-PARSER_VERSION = "4"
 
 _MAX_REASON_CHARS = 200
 
