@@ -90,8 +90,16 @@ class S3Staging:
 
     def put(self, stream: IO[bytes], job_id: str, filename: str, *, max_bytes: int) -> StagedFile:
         key = f"{self.prefix}{job_id}/{sanitize_filename(filename)}"
+        # Bounded and hashed before anything is sent: too big leaves no object. An
+        # upload is already spooled by the web server (seekable): read it twice
+        # rather than copy it again.
+        if stream.seekable():
+            start = stream.tell()
+            size, sha256 = copy_bounded(stream, None, max_bytes)
+            stream.seek(start)
+            self._put_verified(key, stream, size, sha256)
+            return StagedFile(self.location(key), size, sha256)
         with tempfile.TemporaryFile() as spool:
-            # Bounded and hashed before anything is sent: too big leaves no object.
             size, sha256 = copy_bounded(stream, spool, max_bytes)
             spool.seek(0)
             self._put_verified(key, spool, size, sha256)
@@ -150,7 +158,7 @@ class S3Staging:
                     f"INGEST_MAX_FILE_BYTES ({max_bytes:,})"
                 )
             with path.open("wb") as out:
-                copy_bounded(body, out, max_bytes)
+                copy_bounded(body, out, max_bytes, "INGEST_MAX_FILE_BYTES")
         except self._errors as exc:
             raise StagingUnavailable(f"reading s3://{bucket}/{key} failed: {exc}") from exc
         finally:
