@@ -11,6 +11,7 @@ sweep (maintenance) deletes it once older than INGEST_UPLOAD_RETENTION."""
 from __future__ import annotations
 
 import base64
+import logging
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from typing import IO, Any
 from ingest.errors import ConfigError, DocumentRejected, FileTooLarge, StagingUnavailable
 from ingest.staging import JOB_ID, StagedFile, copy_bounded, sanitize_filename
 
+log = logging.getLogger(__name__)
 _SCHEME = "s3://"
 # Errors that say the object is not there (as opposed to the service failing).
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -184,8 +186,13 @@ class S3Staging:
             raise StagingUnavailable(f"could not delete s3://{bucket}/{key}: {exc}") from exc
 
     def discard(self, job_id: str) -> None:
-        for key, _ in self._objects(f"{self.prefix}{job_id}/"):
-            self._delete_quietly(self.bucket, key)
+        # Often on a path that already failed (a refused upload): never replace that
+        # error with one of the store's. What stays behind, the orphan sweep removes.
+        try:
+            for key, _ in self._objects(f"{self.prefix}{job_id}/"):
+                self._delete_quietly(self.bucket, key)
+        except StagingUnavailable as exc:
+            log.warning("could not discard the staged objects of job %s: %s", job_id, exc)
 
     def _delete_quietly(self, bucket: str, key: str) -> None:
         # Best effort on a path that already failed: the orphan sweep is the backstop.
