@@ -5,7 +5,8 @@ the same commands as deploy/docker-compose.yml.
 While 500 documents are ingested through the API, a chaos loop SIGKILLs a random
 worker every few seconds (and starts a replacement), restarts one API process, and
 restarts Redis (empty: it keeps nothing). Afterwards every document succeeded exactly
-once, with the chunk counts of a clean single-process run."""
+once, with the chunk counts of a clean single-process run. It runs twice: uploads
+staged on a shared folder, and in an S3 bucket (INGEST_STORAGE=s3)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from tests.support.processes import (
     wait_http_ok,
     wait_until,
 )
+from tests.support.s3 import S3Server
 from tests.support.store_checks import duplicate_chunk_count
 
 DOCUMENTS = 500
@@ -72,13 +74,18 @@ class Chaos:
     redis_restarts: int = 0
     # worker id prefix "host:pid:" -> monotonic time of its SIGKILL
     killed_at: dict[int, float] = field(default_factory=dict)
+    # job id -> (attempt, dead owner, kill time): the jobs each killed worker held,
+    # read right after the kill (uploads may still be going on then).
+    held: dict[str, tuple[int, str, float]] = field(default_factory=dict)
     errors: list[BaseException] = field(default_factory=list)
 
 
-@pytest.fixture
+@pytest.fixture(params=["filesystem", "s3"])
 def topology(
-    tmp_path: Path, postgres_server: PostgresServer
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer
 ) -> Iterator[tuple[dict[str, str], RedisServer, Store]]:
+    """The deployment's environment; uploads staged on a shared folder, or in a bucket
+    of a real S3-compatible server (no INGEST_INCOMING_DIR at all)."""
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
     env = {
@@ -100,6 +107,17 @@ def topology(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if request.param == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        del env["INGEST_INCOMING_DIR"]
+        env.update(s3.env())
+        env.update(
+            {
+                "INGEST_STORAGE": "s3",
+                "INGEST_S3_BUCKET": request.getfixturevalue("s3_bucket"),
+                "INGEST_S3_ENDPOINT_URL": s3.endpoint_url,
+            }
+        )
     store = Store.open(env["DATABASE_URL"])  # the test's own view of the database
     try:
         yield env, redis_server, store
@@ -183,7 +201,10 @@ def chaos_loop(
             rounds += 1
             victim = busy_worker(ledger, workers, stop) or rng.choice(workers)
             victim.kill()
-            chaos.killed_at[victim.pid] = time.monotonic()
+            at = chaos.killed_at[victim.pid] = time.monotonic()
+            for job in ledger.list_jobs(statuses=[JobStatus.RUNNING], limit=200):
+                if job.lease_owner and f":{victim.pid}:" in job.lease_owner:
+                    chaos.held[job.id] = (job.attempt, job.lease_owner, at)
             chaos.kills += 1
             victim.wait(30)
             workers[workers.index(victim)] = spawn.worker(
@@ -239,13 +260,26 @@ def test_topology_survives_chaos(
     )
     started = time.monotonic()
     chaos_thread.start()
+    # Uploads in their own thread: kills during the uploads are timed as they happen.
+    job_ids: list[str] = []
+    upload_errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            job_ids.extend(upload_all([f"http://127.0.0.1:{p}" for p in ports], key, folder))
+        except BaseException as exc:  # surfaced below
+            upload_errors.append(exc)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
     try:
-        job_ids = upload_all([f"http://127.0.0.1:{p}" for p in ports], key, folder)
-        assert len(job_ids) == DOCUMENTS
-        requeue, recovery = watch_recoveries(ledger, job_ids, chaos, timeout=600)
+        requeue, recovery = watch_recoveries(ledger, job_ids, chaos, uploader, timeout=600)
     finally:
         stop.set()
         chaos_thread.join()
+        uploader.join()
+    assert not upload_errors, upload_errors
+    assert len(job_ids) == DOCUMENTS
     assert not chaos.errors, chaos.errors
     elapsed = time.monotonic() - started
     # Stop the schedulers, then let the workers drain the last maintenance slot.
@@ -300,25 +334,18 @@ def test_topology_survives_chaos(
 
 
 def watch_recoveries(
-    ledger: Ledger, job_ids: list[str], chaos: Chaos, *, timeout: float
+    ledger: Ledger, job_ids: list[str], chaos: Chaos, uploader: threading.Thread, *, timeout: float
 ) -> tuple[list[float], list[float]]:
-    """Wait for every job to finish. Meanwhile, for each job a killed worker held,
-    time from the kill until the job is released (back in the queue, or taken by
-    another worker) and until it runs again under a new attempt."""
-    held: dict[str, tuple[int, str, float]] = {}  # job id -> (attempt, dead owner, kill time)
+    """Wait for the uploads to end and every job to finish. Meanwhile, for each job a
+    killed worker held (chaos.held), time from the kill until the job is released (back
+    in the queue, or taken by another worker) and until it runs again under a new
+    attempt."""
     requeued: dict[str, float] = {}
     running_again: dict[str, float] = {}
-    seen_kills: set[int] = set()
 
     def all_done() -> bool:
         now = time.monotonic()
-        for pid, at in list(chaos.killed_at.items()):
-            if pid in seen_kills:
-                continue
-            seen_kills.add(pid)
-            for job in ledger.list_jobs(statuses=["running"], limit=100):
-                if job.lease_owner and f":{pid}:" in job.lease_owner:
-                    held[job.id] = (job.attempt, job.lease_owner, at)
+        held = dict(chaos.held)  # the chaos thread adds to it
         for job_id, (attempt, owner, at) in held.items():
             if job_id in running_again:
                 continue
@@ -329,6 +356,8 @@ def watch_recoveries(
                 requeued[job_id] = now - at
             if job.attempt > attempt and job.status in ("running", "succeeded"):
                 running_again[job_id] = now - at
+        if uploader.is_alive():
+            return False
         finished = ledger.get_many(job_ids)
         return all(j.is_terminal for j in finished) and len(running_again) == len(held)
 

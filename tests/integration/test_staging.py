@@ -225,3 +225,24 @@ def test_a_file_a_client_placed_in_the_incoming_folder_is_ingested_and_kept(
     assert placed.read_text() == TEXT  # the client's file: never ours to delete
     on_folder = staged.settings.storage == "filesystem"
     assert staged.names() == ({"drop/relay.txt"} if on_folder else set())
+
+
+def test_a_missing_bucket_makes_the_api_not_ready_and_uploads_503(
+    s3_server: S3Server, s3_bucket: str, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        isolate_parsing=False,
+        storage="s3",
+        s3_bucket=f"{s3_bucket}-missing",
+        s3_endpoint_url=s3_server.endpoint_url,
+    )
+    with running_api(settings, embedder) as api:
+        ready = api.client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["staging"]["status"] == "error"
+        response = api.upload([make_txt(tmp_path / "src", "relay.txt", TEXT)])
+        problem = assert_problem(response, 503, "staging-unavailable")
+        assert f"s3://{s3_bucket}-missing" in problem["detail"]
+        assert response.headers["Retry-After"]
+        assert api.get("/api/v1/jobs", params={"kind": "ingest"}).json()["jobs"] == []

@@ -56,17 +56,20 @@ class StagedFile:
     sha256: str
 
 
-def copy_bounded(stream: IO[bytes], out: IO[bytes] | None, max_bytes: int) -> tuple[int, str]:
-    """Read `stream` to its end (into `out`, if any), refusing past `max_bytes`:
-    (size, sha256 hex)."""
+def copy_bounded(
+    stream: IO[bytes],
+    out: IO[bytes] | None,
+    max_bytes: int,
+    setting: str = "INGEST_MAX_UPLOAD_BYTES",
+) -> tuple[int, str]:
+    """Read `stream` to its end (into `out`, if any), refusing past `max_bytes` (the
+    value of `setting`): (size, sha256 hex)."""
     digest = hashlib.sha256()
     size = 0
     while block := stream.read(_BLOCK):
         size += len(block)
         if size > max_bytes:
-            raise FileTooLarge(
-                f"upload exceeds the limit of {max_bytes:,} bytes (INGEST_MAX_UPLOAD_BYTES)"
-            )
+            raise FileTooLarge(f"upload exceeds the limit of {max_bytes:,} bytes ({setting})")
         digest.update(block)
         if out is not None:
             out.write(block)

@@ -11,6 +11,7 @@ sweep (maintenance) deletes it once older than INGEST_UPLOAD_RETENTION."""
 from __future__ import annotations
 
 import base64
+import logging
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from typing import IO, Any
 from ingest.errors import ConfigError, DocumentRejected, FileTooLarge, StagingUnavailable
 from ingest.staging import JOB_ID, StagedFile, copy_bounded, sanitize_filename
 
+log = logging.getLogger(__name__)
 _SCHEME = "s3://"
 # Errors that say the object is not there (as opposed to the service failing).
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -90,8 +92,16 @@ class S3Staging:
 
     def put(self, stream: IO[bytes], job_id: str, filename: str, *, max_bytes: int) -> StagedFile:
         key = f"{self.prefix}{job_id}/{sanitize_filename(filename)}"
+        # Bounded and hashed before anything is sent: too big leaves no object. An
+        # upload is already spooled by the web server (seekable): read it twice
+        # rather than copy it again.
+        if stream.seekable():
+            start = stream.tell()
+            size, sha256 = copy_bounded(stream, None, max_bytes)
+            stream.seek(start)
+            self._put_verified(key, stream, size, sha256)
+            return StagedFile(self.location(key), size, sha256)
         with tempfile.TemporaryFile() as spool:
-            # Bounded and hashed before anything is sent: too big leaves no object.
             size, sha256 = copy_bounded(stream, spool, max_bytes)
             spool.seek(0)
             self._put_verified(key, spool, size, sha256)
@@ -150,7 +160,7 @@ class S3Staging:
                     f"INGEST_MAX_FILE_BYTES ({max_bytes:,})"
                 )
             with path.open("wb") as out:
-                copy_bounded(body, out, max_bytes)
+                copy_bounded(body, out, max_bytes, "INGEST_MAX_FILE_BYTES")
         except self._errors as exc:
             raise StagingUnavailable(f"reading s3://{bucket}/{key} failed: {exc}") from exc
         finally:
@@ -176,8 +186,13 @@ class S3Staging:
             raise StagingUnavailable(f"could not delete s3://{bucket}/{key}: {exc}") from exc
 
     def discard(self, job_id: str) -> None:
-        for key, _ in self._objects(f"{self.prefix}{job_id}/"):
-            self._delete_quietly(self.bucket, key)
+        # Often on a path that already failed (a refused upload): never replace that
+        # error with one of the store's. What stays behind, the orphan sweep removes.
+        try:
+            for key, _ in self._objects(f"{self.prefix}{job_id}/"):
+                self._delete_quietly(self.bucket, key)
+        except StagingUnavailable as exc:
+            log.warning("could not discard the staged objects of job %s: %s", job_id, exc)
 
     def _delete_quietly(self, bucket: str, key: str) -> None:
         # Best effort on a path that already failed: the orphan sweep is the backstop.
