@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # OCR (tesseract) for images and for PDF pages without a text layer; "force"
     # OCRs every PDF page, "off" fails such documents with a reason that says so.
     ocr: Literal["auto", "off", "force"] = "auto"
+    # Archives (.zip) and e-mail attachments become child documents, within these bounds.
+    container_max_depth: int = Field(default=3, ge=1, le=20)
+    container_max_files: int = Field(default=1000, ge=1)
+    container_max_expanded_mb: int = Field(default=1024, ge=1)
 
     # Chunking
     chunk_tokens: int = Field(default=254, ge=16)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
+from ingest.pipeline.containers import Expansion, expand_container
 from ingest.pipeline.parsers import PARSER_VERSION, parse_document
-from ingest.pipeline.segments import ParseLimits, Segment
+from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
 
 
 class Pipeline:
@@ -25,8 +27,10 @@ class Pipeline:
         chunker: Chunker,
         limits: ParseLimits,
         max_file_bytes: int,
+        containers: ContainerLimits | None = None,
     ) -> None:
         self.embedder = embedder
+        self.containers = containers or ContainerLimits(max_member_bytes=max_file_bytes)
         self.chunker = chunker
         self.limits = limits
         self.max_file_bytes = max_file_bytes
@@ -51,6 +55,10 @@ class Pipeline:
     def parse(self, data: bytes, filename: str) -> list[Segment]:
         self.check_size(len(data))
         return parse_document(data, filename, self.limits)
+
+    def expand(self, data: bytes, filename: str, spill_dir: Path) -> Expansion:
+        """A container's members, spilled under `spill_dir` (pipeline/containers.py)."""
+        return expand_container(data, filename, self.containers, spill_dir)
 
     def chunk(
         self, segments: Sequence[Segment], on_window: ChunkProgress | None = None
