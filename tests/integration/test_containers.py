@@ -18,6 +18,8 @@ from ingest.store import DocumentRecord
 from ingest.vocabulary import DocumentStatus
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_pdf
+from tests.fixtures_msg import AttachedMsg, make_msg
+from tests.support.api import api_settings, running_api
 from tests.support.store_checks import duplicate_chunk_count
 
 X_TEXT = "The quarterly zymurgy audit found the brewing vats were calibrated in March."
@@ -234,3 +236,62 @@ def test_eml_attachments_and_attached_messages_are_children(ctx: Context, tmp_pa
     nested = by_source["!/Pelicans.eml!/field-notes.txt"]
     assert nested.parent_id == by_source["!/Pelicans.eml"].id
     assert ctx.searcher.search("zymurgy brewing vats", k=1)[0].source.endswith("!/report.pdf")
+
+
+def test_msg_attachments_and_an_attached_msg_are_children(ctx: Context, tmp_path: Path) -> None:
+    inner = AttachedMsg(
+        "Bird survey", "Counts from the estuary.", attachments=(("tally.txt", Y_TEXT.encode()),)
+    )
+    path = make_msg(
+        tmp_path,
+        "outer.msg",
+        subject="Fwd: survey",
+        body="Forwarding the survey with the audit.",
+        sender="alice@example.com",
+        to="bob@example.com",
+        attachments=(("audit.txt", X_TEXT.encode()), inner),
+    )
+
+    report = add_paths(ctx, [path], collection="default")
+
+    assert report.added == 1, report.errors
+    docs, _ = ctx.store.list_documents(limit=50)
+    by_source = {d.source_uri.removeprefix(str(path)): d for d in docs}
+    assert set(by_source) == {
+        "",
+        "!/audit.txt",
+        "!/Bird survey.eml",
+        "!/Bird survey.eml!/tally.txt",
+    }
+    assert all(d.status == DocumentStatus.READY for d in docs), [d.error for d in docs]
+    assert by_source["!/Bird survey.eml!/tally.txt"].parent_id == by_source["!/Bird survey.eml"].id
+    hit = ctx.searcher.search("pelican estuary dawn", k=1)[0]
+    assert hit.source.endswith("outer.msg!/Bird survey.eml!/tally.txt")
+
+
+def test_the_api_lists_and_deletes_a_containers_children(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    path = _a_zip(tmp_path / "docs")
+    with running_api(api_settings(settings), embedder) as api:
+        queued = api.upload([path]).json()["jobs"][0]
+        job = api.wait_job(queued["job_id"])
+        assert job["status"] == "succeeded", job
+        assert job["result"]["children"]["failed"] == 1
+
+        parent_id = queued["document_id"]
+        page = api.get("/api/v1/documents", "viewer", params={"parent_id": parent_id}).json()
+        sources = {d["source"]: d for d in page["documents"]}
+        assert set(sources) == {
+            "upload://handbook/a.zip!/dir/x.txt",
+            "upload://handbook/a.zip!/broken.pdf",
+            "upload://handbook/a.zip!/inner.zip",
+        }
+        assert {d["parent_id"] for d in page["documents"]} == {parent_id}
+        assert sources["upload://handbook/a.zip!/broken.pdf"]["status"] == "failed"
+        parent = api.get(f"/api/v1/documents/{parent_id}").json()
+        assert (parent["status"], parent["chunk_count"], parent["parent_id"]) == ("ready", 0, None)
+
+        assert api.delete(f"/api/v1/documents/{parent_id}").status_code == 204
+        assert api.get("/api/v1/documents").json()["total"] == 0
+        assert api.ctx.store.counts()["chunks"] == 0

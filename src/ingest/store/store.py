@@ -119,10 +119,12 @@ class Store:
         collection: str | None = None,
         status: DocumentStatus | None = None,
         source_prefix: str | None = None,
+        parent_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[DocumentRecord], int]:
-        """A page of documents (newest first) and the total matching."""
+        """A page of documents (newest first) and the total matching; `parent_id`:
+        only the members of that container."""
         conditions = []
         if collection is not None:
             conditions.append(collections.c.name == collection)
@@ -130,6 +132,8 @@ class Store:
             conditions.append(documents.c.status == status)
         if source_prefix is not None:
             conditions.append(documents.c.source_uri.startswith(source_prefix, autoescape=True))
+        if parent_id is not None:
+            conditions.append(documents.c.parent_id == parent_id)
         page = (
             documents_query()
             .where(*conditions)
