@@ -295,3 +295,22 @@ def test_the_api_lists_and_deletes_a_containers_children(
         assert api.delete(f"/api/v1/documents/{parent_id}").status_code == 204
         assert api.get("/api/v1/documents").json()["total"] == 0
         assert api.ctx.store.counts()["chunks"] == 0
+
+
+def test_an_older_submission_never_overwrites_a_newer_ones_members(
+    ctx: Context, tmp_path: Path
+) -> None:
+    # The newer submission runs first (as a second worker might); the older one,
+    # run last, must not write its members over the newer ones.
+    path = _a_zip(tmp_path / "docs")
+    older = ctx.submitter.submit_path(path, collection="default", stage=True)
+    _a_zip(tmp_path / "docs", x_text=Z_TEXT)
+    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
+
+    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
+
+    done = {job.id: job for job in ctx.ledger.get_many([older.id, newer.id])}
+    assert done[older.id].result is not None
+    assert done[older.id].result["superseded_by"] == newer.id
+    assert ctx.searcher.search("zymurgy", mode="keyword") == []
+    assert ctx.searcher.search("xylophone", k=1)[0].source == f"{path}!/dir/x.txt"

@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 _LISTED = 100
 
 
+class Superseded(Exception):
+    """A newer submission of this document exists: this job must not write over
+    what it writes (raised to roll back, or to stop writing children)."""
+
+    def __init__(self, newer_job_id: str) -> None:
+        super().__init__(newer_job_id)
+        self.newer_job_id = newer_job_id
+
+
 @dataclass(slots=True)
 class ChildrenReport:
     """What became of a container's members: counts, and the ones a user will ask about."""
@@ -58,7 +67,10 @@ def ingest_children(
     metadata: Mapping[str, Any],
 ) -> ChildrenReport:
     """Ingest and write each member of `container` (already expanded) in its own
-    transaction, parents before their children."""
+    transaction, parents before their children.
+
+    Raises Superseded once a newer submission of the container is queued or done:
+    its children are the newer job's to write, older bytes must not overwrite them."""
     expansion = container.expansion
     assert expansion is not None
     report = ChildrenReport()
@@ -93,7 +105,9 @@ def ingest_children(
                 parent_id=parent_id,
             )
         with store.transaction() as tx:
-            tx.documents.lock([prepared.result.document_id])
+            tx.documents.lock([top.document_id, prepared.result.document_id])
+            if newer := tx.jobs.newer_outcome(execution.claim.job, or_pending=True):
+                raise Superseded(newer)
             prepared.write(tx)
         ids[member.name] = prepared.result.document_id
         report.record(prepared.result)

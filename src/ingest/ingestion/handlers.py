@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import DocumentRejected
-from ingest.ingestion.containers import ChildrenReport, ingest_children
+from ingest.ingestion.containers import ChildrenReport, Superseded, ingest_children
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
 from ingest.store import Store
@@ -19,15 +19,6 @@ if TYPE_CHECKING:  # the ingestor pulls in every parser library: built at the fi
     from ingest.ingestion.ingestor import Ingestor, Prepared
 
 INGEST = "ingest"
-
-
-class _Superseded(Exception):
-    """A newer submission of this document has already written its outcome
-    (private: raised to roll the outcome transaction back)."""
-
-    def __init__(self, newer_job_id: str) -> None:
-        super().__init__(newer_job_id)
-        self.newer_job_id = newer_job_id
 
 
 class IngestHandler:
@@ -45,30 +36,30 @@ class IngestHandler:
         payload = execution.claim.job.payload
         execution.checkpoint()
         metadata = payload.get("metadata") or {}
-        # A container's members are spilled here while they are ingested.
-        with tempfile.TemporaryDirectory(prefix="ingest-members-") as spill_dir:
-            prepared = self.ingestor().prepare(
-                resolve_payload_path(payload, self.incoming_dir),
-                collection=payload["collection"],
-                metadata=metadata,
-                source_uri=payload["source_uri"],
-                filename=payload.get("filename"),
-                on_progress=execution.progress,
-                spill_dir=Path(spill_dir),
-            )
-            children = None
-            if prepared.expansion is not None:
-                children = ingest_children(
-                    self.store,
-                    self.ingestor(),
-                    prepared,
-                    execution,
+        try:
+            # A container's members are spilled here while they are ingested.
+            with tempfile.TemporaryDirectory(prefix="ingest-members-") as spill_dir:
+                prepared = self.ingestor().prepare(
+                    resolve_payload_path(payload, self.incoming_dir),
                     collection=payload["collection"],
                     metadata=metadata,
+                    source_uri=payload["source_uri"],
+                    filename=payload.get("filename"),
+                    on_progress=execution.progress,
+                    spill_dir=Path(spill_dir),
                 )
-        try:
+                children = None
+                if prepared.expansion is not None:
+                    children = ingest_children(
+                        self.store,
+                        self.ingestor(),
+                        prepared,
+                        execution,
+                        collection=payload["collection"],
+                        metadata=metadata,
+                    )
             self._commit(execution, prepared, children)
-        except _Superseded as superseded:
+        except Superseded as superseded:
             self._skip_superseded(execution, superseded.newer_job_id)
 
     def _commit(
@@ -94,7 +85,7 @@ class IngestHandler:
             if result.outcome != "skipped" and (
                 newer := tx.jobs.newer_outcome(execution.claim.job)
             ):
-                raise _Superseded(newer)
+                raise Superseded(newer)
             if result.outcome == "failed":
                 execution.fail_in(
                     tx,
