@@ -155,13 +155,13 @@ class Ingestor:
         except DocumentRejected as exc:
             return _rejected(Rejection(collection, source, meta, str(exc), parent_id=parent_id))
         digest = content_hash(data)
-        fingerprint = self.pipeline.fingerprint
+        fingerprint = self.pipeline.fingerprint_for(name)
         rejection = Rejection(
             collection, source, meta, "", digest, len(data), fingerprint, parent_id
         )
         # The document is queued (for this job): its error, set by a failure and
         # cleared by a success, says how the last version processed ended.
-        if previous is not None and self._same_input(previous, digest):
+        if previous is not None and self._same_input(previous, digest, fingerprint):
             if previous.error is None and previous.metadata == meta:
                 return Prepared(FileResult(source, "skipped", doc_id))
             if previous.error is not None:
@@ -196,8 +196,8 @@ class Ingestor:
         """A container's member that could not be extracted: its document fails so."""
         return _rejected(Rejection(collection, source_uri, metadata, reason, parent_id=parent_id))
 
-    def _same_input(self, previous: DocumentRecord, digest: str) -> bool:
-        return previous.content_hash == digest and previous.fingerprint == self.pipeline.fingerprint
+    def _same_input(self, previous: DocumentRecord, digest: str, fingerprint: str) -> bool:
+        return previous.content_hash == digest and previous.fingerprint == fingerprint
 
     def unchanged_record(
         self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
@@ -214,7 +214,8 @@ class Ingestor:
         except DocumentRejected:
             return None
         meta = {**(metadata or {}), "filename": path.name}
-        if self._same_input(previous, digest) and previous.metadata == meta:
+        fingerprint = self.pipeline.fingerprint_for(path.name)
+        if self._same_input(previous, digest, fingerprint) and previous.metadata == meta:
             return previous
         return None
 

@@ -14,9 +14,13 @@ from pathlib import Path
 from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
-from ingest.pipeline.containers import Expansion, expand_container
+from ingest.pipeline.containers import Expansion, expand_container, is_container
 from ingest.pipeline.parsers import PARSER_VERSION, parse_document
 from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
+
+# Bump when what a container expands to changes: only containers (.zip, .eml, .msg)
+# are processed again, not every document as a PARSER_VERSION bump would.
+CONTAINER_VERSION = "1"
 
 
 class Pipeline:
@@ -44,6 +48,12 @@ class Pipeline:
                 "model": embedder.model_id,
             }
         )
+
+    def fingerprint_for(self, filename: str) -> str:
+        """A container's fingerprint also names how its members are expanded."""
+        if is_container(filename):
+            return _fingerprint({"pipeline": self.fingerprint, "containers": CONTAINER_VERSION})
+        return self.fingerprint
 
     def check_size(self, size: int) -> None:
         if size > self.max_file_bytes:

@@ -43,7 +43,7 @@ __all__ = [
 
 # Bump whenever the text or the segmentation produced for the same file changes:
 # it is part of the pipeline fingerprint, so stored documents get re-parsed.
-PARSER_VERSION = "4"  # 4: e-mail attachments and .zip members become child documents
+PARSER_VERSION = "3"
 
 _MAX_REASON_CHARS = 200
 
