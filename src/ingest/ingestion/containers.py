@@ -111,4 +111,5 @@ def ingest_children(
             prepared.write(tx)
         ids[member.name] = prepared.result.document_id
         report.record(prepared.result)
+    execution.progress(Progress("members", total, total, f"{total} members ingested"))
     return report
