@@ -314,3 +314,29 @@ def test_an_older_submission_never_overwrites_a_newer_ones_members(
     assert done[older.id].result["superseded_by"] == newer.id
     assert ctx.searcher.search("zymurgy", mode="keyword") == []
     assert ctx.searcher.search("xylophone", k=1)[0].source == f"{path}!/dir/x.txt"
+
+
+def test_a_member_that_timed_out_is_tried_again_with_its_unchanged_container(
+    ctx: Context, tmp_path: Path
+) -> None:
+    path = _a_zip(tmp_path / "docs")
+    add_paths(ctx, [path], collection="default")
+    member = _children(ctx)["!/dir/x.txt"]
+    # As a parse timeout records it: failed, the input not remembered.
+    with ctx.store.transaction() as tx:
+        tx.documents.record_failed(
+            collection="default",
+            source_uri=member.source_uri,
+            error="parsing took longer than 300 s and was stopped",
+            content_hash=None,
+            fingerprint=None,
+            size_bytes=None,
+            metadata=member.metadata,
+            parent_id=member.parent_id,
+        )
+
+    report = add_paths(ctx, [path], collection="default")
+
+    assert report.skipped == 0
+    assert _children(ctx)["!/dir/x.txt"].status == DocumentStatus.READY
+    assert add_paths(ctx, [path], collection="default").skipped == 1

@@ -162,7 +162,11 @@ class Ingestor:
         # The document is queued (for this job): its error, set by a failure and
         # cleared by a success, says how the last version processed ended.
         if previous is not None and self._same_input(previous, digest, fingerprint):
-            if previous.error is None and previous.metadata == meta:
+            if (
+                previous.error is None
+                and previous.metadata == meta
+                and self._members_done(name, doc_id)
+            ):
                 return Prepared(FileResult(source, "skipped", doc_id))
             if previous.error is not None:
                 # Rejected before with these very bytes and this pipeline: it would be
@@ -196,6 +200,11 @@ class Ingestor:
         """A container's member that could not be extracted: its document fails so."""
         return _rejected(Rejection(collection, source_uri, metadata, reason, parent_id=parent_id))
 
+    def _members_done(self, filename: str, doc_id: str) -> bool:
+        """A container is a no-op again only if none of its members failed for a
+        reason other than its bytes (a parse timeout): those are tried again."""
+        return not is_container(filename) or not self.store.has_members_to_retry(doc_id)
+
     def _same_input(self, previous: DocumentRecord, digest: str, fingerprint: str) -> bool:
         return previous.content_hash == digest and previous.fingerprint == fingerprint
 
@@ -215,7 +224,11 @@ class Ingestor:
             return None
         meta = {**(metadata or {}), "filename": path.name}
         fingerprint = self.pipeline.fingerprint_for(path.name)
-        if self._same_input(previous, digest, fingerprint) and previous.metadata == meta:
+        if (
+            self._same_input(previous, digest, fingerprint)
+            and previous.metadata == meta
+            and (previous.error is not None or self._members_done(path.name, previous.id))
+        ):
             return previous
         return None
 

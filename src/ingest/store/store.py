@@ -156,6 +156,27 @@ class Store:
             rows = conn.execute(documents_query().where(collections.c.name == collection)).all()
         return [to_document(r) for r in rows]
 
+    def has_members_to_retry(self, document_id: str) -> bool:
+        """Whether a container has a member (at any depth) that failed for a reason
+        other than its bytes (a parse timeout, a memory limit: recorded without a
+        fingerprint), so ingesting the unchanged container again is not a no-op."""
+        doc = self.get_document(document_id)
+        if doc is None:
+            return False
+        stmt = (
+            sa.select(documents.c.id)
+            .join(collections, collections.c.id == documents.c.collection_id)
+            .where(
+                collections.c.name == doc.collection,
+                documents.c.source_uri.startswith(doc.source_uri + "!/", autoescape=True),
+                documents.c.status == DocumentStatus.FAILED,
+                documents.c.fingerprint.is_(None),
+            )
+            .limit(1)
+        )
+        with read_transaction(self.engine) as conn:
+            return conn.execute(stmt).first() is not None
+
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         with self.transaction() as tx:
             return tx.documents.delete(doc_ids)
