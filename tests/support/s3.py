@@ -19,7 +19,7 @@ from tests.support.processes import free_port, wait_until
 
 # Credentials moto accepts (any non-empty pair); the region is what boto3 needs to sign.
 ACCESS_KEY = "testing"
-SECRET_KEY = "testing"
+SECRET_KEY = "testing"  # noqa: S105 - a test server's throwaway credential
 REGION = "us-east-1"
 
 
