@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,27 @@ def test_a_corrupt_archive_is_a_corrupt_document(tmp_path: Path) -> None:
 def test_uploads_accept_zip_archives() -> None:
     check_upload("a.zip", b"PK\x03\x04rest")
     check_upload("empty.zip", b"PK\x05\x06rest")
+
+
+def test_a_message_nested_past_the_depth_keeps_its_text_not_its_attachments(
+    tmp_path: Path,
+) -> None:
+    inner = EmailMessage()
+    inner["Subject"] = "Inner"
+    inner.set_content("inner body")
+    inner.add_attachment(b"deep text", "text", "plain", filename="deep.txt")
+    outer = EmailMessage()
+    outer["Subject"] = "Outer"
+    outer.set_content("outer body")
+    outer.add_attachment(b"notes", "text", "plain", filename="notes.txt")
+    outer.add_attachment(inner, filename="Inner.eml")
+
+    result = expand_container(outer.as_bytes(), "m.eml", ContainerLimits(max_depth=1), tmp_path)
+
+    assert [(m.name, m.error) for m in result.members] == [
+        ("notes.txt", None),
+        ("Inner.eml", None),
+    ]
+    assert [s.name for s in result.skipped] == ["Inner.eml!/"]
+    assert "INGEST_CONTAINER_MAX_DEPTH" in result.skipped[0].reason
+    assert Path(result.members[1].path or "").read_bytes().startswith(b"Subject: Inner")
