@@ -9,6 +9,7 @@ stream, its string properties as UTF-16 streams, and one recipient storage.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 _FREE, _END, _FAT_SECTOR, _NO_STREAM = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
@@ -18,6 +19,26 @@ _UNICODE = 0x001F
 # property id -> name: PidTagSubject, PidTagBody, PidTagMessageClass, sender fields
 _SUBJECT, _BODY, _CLASS, _SENDER_NAME, _SENDER_SMTP = 0x0037, 0x1000, 0x001A, 0x0C1A, 0x5D01
 _DISPLAY_NAME, _SMTP_ADDRESS, _ATTACH_LONG_FILENAME = 0x3001, 0x39FE, 0x3707
+# Attachments: PidTagAttachDataBinary/Object, PidTagAttachMethod and its values.
+_ATTACH_DATA, _ATTACH_METHOD, _BY_VALUE, _BY_EMBEDDED_MESSAGE = 0x3701, 0x3705, 1, 5
+_BINARY, _INT32, _OBJECT = 0x0102, 0x0003, 0x000D
+_EMBEDDED = "__substg1.0_3701000D"
+
+
+@dataclass(frozen=True)
+class AttachedMsg:
+    """An Outlook message attached to a message (stored as an embedded message object)."""
+
+    subject: str
+    body: str
+    sender: str = "someone@example.com"
+    to: str = "someone@example.com"
+    attachments: tuple[Attachment, ...] = ()
+
+
+# A file name (an empty attachment), a file name and its bytes (under 4 KiB: every
+# stream goes to the mini stream), or a message.
+Attachment = str | tuple[str, bytes] | AttachedMsg
 
 
 def make_msg(
@@ -28,28 +49,63 @@ def make_msg(
     body: str,
     sender: str,
     to: str,
-    attachments: tuple[str, ...] = (),
+    attachments: tuple[Attachment, ...] = (),
 ) -> Path:
-    """A message; `attachments` are the file names of (empty) attachments."""
-    strings = {_SUBJECT: subject, _CLASS: "IPM.Note", _SENDER_NAME: sender, _SENDER_SMTP: sender}
-    if body:
-        strings[_BODY] = body
-    count = len(attachments)
-    message = _property_storage(strings, header=struct.pack("<8x4I8x", 1, count, 1, count))
-    for number, filename in enumerate(attachments):
-        message[f"__attach_version1.0_#{number:08X}"] = _property_storage(
-            {_ATTACH_LONG_FILENAME: filename}, header=bytes(8)
-        )
-    message["__recip_version1.0_#00000000"] = _property_storage(
-        {_DISPLAY_NAME: to, _SMTP_ADDRESS: to}, header=bytes(8)
-    )
+    """A message with these attachments."""
+    message = _message_storage(subject, body, sender, to, attachments, embedded=False)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_bytes(_compound_file(message))
     return path
 
 
-def _property_storage(strings: dict[int, str], header: bytes) -> dict[str, object]:
+def _message_storage(
+    subject: str,
+    body: str,
+    sender: str,
+    to: str,
+    attachments: tuple[Attachment, ...],
+    *,
+    embedded: bool,
+) -> dict[str, object]:
+    strings = {_SUBJECT: subject, _CLASS: "IPM.Note", _SENDER_NAME: sender, _SENDER_SMTP: sender}
+    if body:
+        strings[_BODY] = body
+    count = len(attachments)
+    # [MS-OXMSG] 2.4.1: 32 bytes of header for the top-level message, 24 for an embedded one.
+    header = struct.pack("<8x4I", 1, count, 1, count) + (b"" if embedded else bytes(8))
+    message = _property_storage(strings, header=header)
+    for number, attachment in enumerate(attachments):
+        message[f"__attach_version1.0_#{number:08X}"] = _attachment_storage(attachment)
+    message["__recip_version1.0_#00000000"] = _property_storage(
+        {_DISPLAY_NAME: to, _SMTP_ADDRESS: to}, header=bytes(8)
+    )
+    return message
+
+
+def _attachment_storage(attachment: Attachment) -> dict[str, object]:
+    if isinstance(attachment, AttachedMsg):
+        storage = _property_storage({}, header=bytes(8), method=_BY_EMBEDDED_MESSAGE)
+        storage[_EMBEDDED] = _message_storage(
+            attachment.subject,
+            attachment.body,
+            attachment.sender,
+            attachment.to,
+            attachment.attachments,
+            embedded=True,
+        )
+        entry = struct.pack("<HHIII", _OBJECT, _ATTACH_DATA, 0x6, 0xFFFFFFFF, 0)
+        storage["__properties_version1.0"] = bytes(storage["__properties_version1.0"]) + entry
+        return storage
+    filename, data = (attachment, b"") if isinstance(attachment, str) else attachment
+    return _property_storage(
+        {_ATTACH_LONG_FILENAME: filename}, header=bytes(8), binary=data, method=_BY_VALUE
+    )
+
+
+def _property_storage(
+    strings: dict[int, str], header: bytes, *, binary: bytes = b"", method: int | None = None
+) -> dict[str, object]:
     storage: dict[str, object] = {}
     entries = b""
     for pid, value in strings.items():
@@ -59,6 +115,11 @@ def _property_storage(strings: dict[int, str], header: bytes) -> dict[str, objec
         storage[f"__substg1.0_{pid:04X}{_UNICODE:04X}"] = data
         # ...but the size recorded counts one ([MS-OXMSG] 2.1.2).
         entries += struct.pack("<HHIII", _UNICODE, pid, 0x6, len(data) + 2, 0)
+    if binary:
+        storage[f"__substg1.0_{_ATTACH_DATA:04X}{_BINARY:04X}"] = binary
+        entries += struct.pack("<HHIII", _BINARY, _ATTACH_DATA, 0x6, len(binary), 0)
+    if method is not None:
+        entries += struct.pack("<HHIII", _INT32, _ATTACH_METHOD, 0x6, method, 0)
     storage["__properties_version1.0"] = header + entries
     return storage
 

@@ -20,7 +20,7 @@ from ingest.jobs.doorbell import Doorbell, InProcessDoorbell, RedisDoorbell
 from ingest.jobs.handlers import NOOP, Handler, run_noop
 from ingest.jobs.runtime import Runtime
 from ingest.jobs.worker import Worker
-from ingest.pipeline.segments import ParseLimits
+from ingest.pipeline.segments import ContainerLimits, ParseLimits
 from ingest.query.search import FusionConfig, Searcher
 from ingest.settings import Settings
 from ingest.staging import Staging, build_staging
@@ -65,6 +65,7 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> Pipeline:
         chunker=chunker,
         limits=parse_limits(settings),
         max_file_bytes=settings.max_file_bytes,
+        containers=container_limits(settings),
     )
 
 
@@ -74,6 +75,15 @@ def parse_limits(settings: Settings) -> ParseLimits:
         max_pages=settings.max_pages,
         ocr=settings.ocr,
         max_ocr_pages=settings.ocr_max_pages,
+    )
+
+
+def container_limits(settings: Settings) -> ContainerLimits:
+    return ContainerLimits(
+        max_depth=settings.container_max_depth,
+        max_files=settings.container_max_files,
+        max_expanded_bytes=settings.container_max_expanded_mb * 1024 * 1024,
+        max_member_bytes=settings.max_file_bytes,
     )
 
 
@@ -146,6 +156,7 @@ class Context:
             timeout_s=s.parse_timeout_seconds,
             memory_mb=s.parse_memory_mb,
             limits=parse_limits(s),
+            containers=container_limits(s),
         )
 
     @cached_property
@@ -158,6 +169,7 @@ class Context:
             self.pipeline,
             embed_batch_size=self.settings.embedding_batch_size,
             parse=parser.parse if parser else None,
+            expand=parser.expand if parser else None,
         )
 
     @cached_property

@@ -49,6 +49,11 @@ class CorruptDocument(DocumentRejected):
     """The file claims a format but its bytes do not parse as that format."""
 
 
+class ContainerTooLarge(DocumentRejected):
+    """An archive or message expands past INGEST_CONTAINER_MAX_FILES or
+    INGEST_CONTAINER_MAX_EXPANDED_MB (a zip bomb): the container fails."""
+
+
 class ParseTimeout(DocumentRejected):
     """The parser ran past INGEST_PARSE_TIMEOUT_SECONDS and was killed."""
 

@@ -267,6 +267,8 @@ class DocumentOut(BaseModel):
     created_at: str | None
     updated_at: str | None
     last_job: JobOut | None = None
+    # The container (a .zip, an e-mail) this document is a member of; None: top level.
+    parent_id: str | None = None
 
     @classmethod
     def from_record(cls, doc: DocumentRecord, last_job: Job | None = None) -> DocumentOut:
@@ -283,6 +285,7 @@ class DocumentOut(BaseModel):
             created_at=iso(doc.created_at),
             updated_at=iso(doc.updated_at),
             last_job=JobOut.from_job(last_job) if last_job else None,
+            parent_id=doc.parent_id,
         )
 
 

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Most pages, image frames and Office pictures one document may send to OCR: about
     # 2 CPU-s each, so the default fits inside the default parse timeout (300 s).
     ocr_max_pages: int = Field(default=100, ge=1)
+    # Archives (.zip) and e-mail attachments become child documents, within these bounds.
+    container_max_depth: int = Field(default=3, ge=1, le=20)
+    container_max_files: int = Field(default=1000, ge=1)
+    container_max_expanded_mb: int = Field(default=1024, ge=1)
 
     # Chunking
     chunk_tokens: int = Field(default=254, ge=16)

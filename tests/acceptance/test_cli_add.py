@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 from tests.acceptance.test_cli import make_corpus, run, run_json
@@ -98,3 +100,38 @@ def test_without_a_terminal_each_finished_document_gets_a_line(
     quiet = run(cli_env, "add", str(docs), "--quiet")
     assert "] added " not in quiet.stderr
     assert "added 1, updated 0, skipped 3" in quiet.stdout
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_members_are_searchable_and_a_zip_bomb_fails_alone(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Parsing isolated, as by default: the members are expanded in the parser process.
+    env = {**cli_env, "INGEST_CONTAINER_MAX_EXPANDED_MB": "2"}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "The lighthouse keeper logs the foghorn tests every Sunday at noon."
+    (docs / "good.zip").write_bytes(_zip({"dir/log.txt": text.encode()}))
+    # Declares a few KB; the archive inside it expands to 20 MB of zeros.
+    inner = _zip({"zeros.txt": bytes(20 * 1024 * 1024)})
+    (docs / "bomb.zip").write_bytes(_zip({"inner.zip": inner, "a.txt": b"hello there"}))
+
+    proc = run(env, "add", str(docs), "--json", check=False)
+
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["added"], report["failed"]) == (1, 1)
+    assert Path(report["errors"][0]["source"]).name == "bomb.zip"
+    assert "INGEST_CONTAINER_MAX_EXPANDED_MB" in report["errors"][0]["reason"]
+    hits = run_json(env, "search", "lighthouse foghorn", "--k", "1")["results"]
+    assert isinstance(hits, list)
+    assert hits[0]["source"] == f"{docs / 'good.zip'}!/dir/log.txt"
+    status = run_json(env, "status")
+    assert status["by_status"] == {"ready": 2, "failed": 1}

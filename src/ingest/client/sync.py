@@ -291,11 +291,13 @@ class Documents:
         source_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        parent_id: str | None = None,
     ) -> DocumentPage:
         params = list_params(
             collection=collection,
             status=status,
             source_prefix=source_prefix,
+            parent_id=parent_id,
             limit=limit,
             offset=offset,
         )

@@ -95,7 +95,8 @@ def run_maintenance_now(
 
 
 def delete_document(store: Store, document_id: str) -> None:
-    """Cancel the document's jobs in flight, then delete it with its chunks."""
+    """Cancel the document's jobs in flight, then delete it with its chunks (and its
+    child documents, a container's members, with theirs)."""
     get_document(store, document_id)
     in_flight = store.jobs.list_jobs(
         document_id=document_id, statuses=list(ACTIVE), limit=_CANCEL_ON_DELETE
@@ -107,11 +108,14 @@ def delete_document(store: Store, document_id: str) -> None:
 
 def delete_missing(store: Store, roots: Sequence[Path], collection: str, seen: set[str]) -> int:
     """`ingest add --sync`: drop the collection's documents under the given roots
-    whose file is gone."""
+    whose file is gone (a container's members go with it, never on their own:
+    their source names no file)."""
     resolved = [r.resolve() for r in roots]
     gone = [
         d.id
         for d in store.documents_in(collection)
-        if d.source_uri not in seen and is_under_roots(d.source_uri, resolved)
+        if d.parent_id is None
+        and d.source_uri not in seen
+        and is_under_roots(d.source_uri, resolved)
     ]
     return store.delete_documents(gone) if gone else 0

@@ -3,12 +3,14 @@ write the document, and record the job's outcome."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.ingestion.containers import ChildrenReport, Superseded, ingest_children
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
 from ingest.staging import Staging
@@ -18,15 +20,6 @@ if TYPE_CHECKING:  # the ingestor pulls in every parser library: built at the fi
     from ingest.ingestion.ingestor import Ingestor, Prepared
 
 INGEST = "ingest"
-
-
-class _Superseded(Exception):
-    """A newer submission of this document has already written its outcome
-    (private: raised to roll the outcome transaction back)."""
-
-    def __init__(self, newer_job_id: str) -> None:
-        super().__init__(newer_job_id)
-        self.newer_job_id = newer_job_id
 
 
 class IngestHandler:
@@ -49,18 +42,34 @@ class IngestHandler:
     def __call__(self, execution: JobExecution) -> None:
         payload = execution.claim.job.payload
         execution.checkpoint()
-        with self._payload_file(payload) as path:
-            prepared = self.ingestor().prepare(
-                path,
-                collection=payload["collection"],
-                metadata=payload.get("metadata") or {},
-                source_uri=payload["source_uri"],
-                filename=payload.get("filename"),
-                on_progress=execution.progress,
-            )
+        metadata = payload.get("metadata") or {}
         try:
-            self._commit(execution, prepared)
-        except _Superseded as superseded:
+            # A container's members are spilled here while they are ingested.
+            with (
+                self._payload_file(payload) as path,
+                tempfile.TemporaryDirectory(prefix="ingest-members-") as spill_dir,
+            ):
+                prepared = self.ingestor().prepare(
+                    path,
+                    collection=payload["collection"],
+                    metadata=metadata,
+                    source_uri=payload["source_uri"],
+                    filename=payload.get("filename"),
+                    on_progress=execution.progress,
+                    spill_dir=Path(spill_dir),
+                )
+                children = None
+                if prepared.expansion is not None:
+                    children = ingest_children(
+                        self.store,
+                        self.ingestor(),
+                        prepared,
+                        execution,
+                        collection=payload["collection"],
+                        metadata=metadata,
+                    )
+            self._commit(execution, prepared, children)
+        except Superseded as superseded:
             self._skip_superseded(execution, superseded.newer_job_id)
 
     def _payload_file(self, payload: dict[str, Any]) -> AbstractContextManager[Path]:
@@ -76,21 +85,30 @@ class IngestHandler:
             sha256=sha256 if isinstance(sha256, str) else None,
         )
 
-    def _commit(self, execution: JobExecution, prepared: Prepared) -> None:
+    def _commit(
+        self, execution: JobExecution, prepared: Prepared, children: ChildrenReport | None
+    ) -> None:
         result = prepared.result
         if result.outcome in ("added", "updated"):
             execution.progress(Progress("write", 0, 1, f"writing {result.chunks} chunks"))
         outcome = {k: v for k, v in asdict(result).items() if k != "reason"}
+        if children is not None:
+            outcome["children"] = children.as_dict()
         with self.store.transaction() as tx:
             # The document row first: on PostgreSQL its lock orders two writers.
             tx.documents.lock([result.document_id])
             prepared.write(tx)
+            if children is not None:
+                # Members gone from the container go with it (and theirs with them).
+                outcome["children"]["removed"] = tx.documents.delete_children_except(
+                    result.document_id, children.document_ids
+                )
             # Two submissions of one document can run at once on two workers: the
             # older must not overwrite what the newer wrote (raising rolls back).
             if result.outcome != "skipped" and (
                 newer := tx.jobs.newer_outcome(execution.claim.job)
             ):
-                raise _Superseded(newer)
+                raise Superseded(newer)
             if result.outcome == "failed":
                 execution.fail_in(
                     tx,

@@ -26,12 +26,14 @@ from ingest.errors import (
 from ingest.ingestion.results import FileResult, Outcome
 from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
 from ingest.pipeline.chunking import Chunk, ChunkProgress
+from ingest.pipeline.containers import Expansion, is_container
 from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import Segment
 from ingest.store import ChunkRecord, DocumentRecord, Store, Transaction, document_id_for
 from ingest.vocabulary import DocumentStatus
 
 ParseFunction = Callable[[bytes, str], list[Segment]]
+ExpandFunction = Callable[[bytes, str, Path], Expansion]
 
 # Rejections that only a change of the file (or of the pipeline) can undo. A parse
 # timeout or memory limit depends on settings outside the pipeline fingerprint, so
@@ -54,6 +56,7 @@ class NewVersion:
     size_bytes: int
     metadata: Mapping[str, Any]
     chunk_rows: Sequence[ChunkRecord]
+    parent_id: str | None = None
 
     def write(self, tx: Transaction) -> None:
         tx.documents.replace(
@@ -64,6 +67,7 @@ class NewVersion:
             size_bytes=self.size_bytes,
             metadata=self.metadata,
             chunk_rows=self.chunk_rows,
+            parent_id=self.parent_id,
         )
 
 
@@ -78,6 +82,7 @@ class Rejection:
     content_hash: str | None = None
     size_bytes: int | None = None
     fingerprint: str | None = None
+    parent_id: str | None = None
 
     def write(self, tx: Transaction) -> None:
         tx.documents.record_failed(
@@ -88,16 +93,19 @@ class Rejection:
             fingerprint=self.fingerprint,
             size_bytes=self.size_bytes,
             metadata=self.metadata,
+            parent_id=self.parent_id,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """What ingesting one file came to: the result to report, and what to write
-    (nothing for a skip)."""
+    """What ingesting one file came to: the result to report, what to write
+    (nothing for a skip), and for a container its members, spilled, to ingest as
+    child documents (ingestion/containers.py)."""
 
     result: FileResult
     change: NewVersion | Rejection | None = None
+    expansion: Expansion | None = None
 
     def write(self, tx: Transaction) -> None:
         if self.change is not None:
@@ -112,12 +120,14 @@ class Ingestor:
         *,
         embed_batch_size: int = 8,
         parse: ParseFunction | None = None,
+        expand: ExpandFunction | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.embed_batch_size = embed_batch_size
         # Parsing in an isolated child process (pipeline/isolation.py) when given.
         self.parse = parse or pipeline.parse
+        self.expand = expand or pipeline.expand
 
     def prepare(
         self,
@@ -128,8 +138,13 @@ class Ingestor:
         source_uri: str | None = None,
         filename: str | None = None,
         on_progress: ProgressCallback = ignore_progress,
+        parent_id: str | None = None,
+        spill_dir: Path | None = None,
     ) -> Prepared:
-        """Bring one document up to date, up to the write: what changed, computed."""
+        """Bring one document up to date, up to the write: what changed, computed.
+
+        `spill_dir`: a container's members are expanded there (not for a child
+        document: the top container expands its nested ones)."""
         source = source_uri or str(path.resolve())
         name = filename or path.name
         meta = {**(metadata or {}), "filename": name}  # ours: a user cannot replace it
@@ -138,22 +153,32 @@ class Ingestor:
         try:
             data = self._read(path)
         except DocumentRejected as exc:
-            return _rejected(Rejection(collection, source, meta, str(exc)))
+            return _rejected(Rejection(collection, source, meta, str(exc), parent_id=parent_id))
         digest = content_hash(data)
-        fingerprint = self.pipeline.fingerprint
-        rejection = Rejection(collection, source, meta, "", digest, len(data), fingerprint)
+        fingerprint = self.pipeline.fingerprint_for(name)
+        rejection = Rejection(
+            collection, source, meta, "", digest, len(data), fingerprint, parent_id
+        )
         # The document is queued (for this job): its error, set by a failure and
         # cleared by a success, says how the last version processed ended.
-        if previous is not None and self._same_input(previous, digest):
-            if previous.error is None and previous.metadata == meta:
+        if previous is not None and self._same_input(previous, digest, fingerprint):
+            if (
+                previous.error is None
+                and previous.metadata == meta
+                and self._members_done(name, doc_id)
+            ):
                 return Prepared(FileResult(source, "skipped", doc_id))
             if previous.error is not None:
                 # Rejected before with these very bytes and this pipeline: it would be
                 # again. (Other failures forget the input: see store/documents.py.)
                 return _rejected(_with_reason(rejection, previous.error or "rejected"))
         existed = previous is not None and previous.content_hash is not None
+        expansion = None
         try:
             version = self._process(data, name, rejection, on_progress)
+            if spill_dir is not None and is_container(name):
+                on_progress(Progress("parse", 0, 1, f"expanding {name}"))
+                expansion = self.expand(data, name, spill_dir)
         except DocumentRejected as exc:
             return _rejected(_with_reason(rejection, str(exc), permanent=_is_permanent(exc)))
         outcome: Outcome = "updated" if existed else "added"
@@ -161,10 +186,27 @@ class Ingestor:
         result = FileResult(
             source, outcome, doc_id, chunks=len(version[0].chunk_rows), embedded=embedded
         )
-        return Prepared(result, version[0])
+        return Prepared(result, version[0], expansion)
 
-    def _same_input(self, previous: DocumentRecord, digest: str) -> bool:
-        return previous.content_hash == digest and previous.fingerprint == self.pipeline.fingerprint
+    def reject_member(
+        self,
+        *,
+        collection: str,
+        source_uri: str,
+        metadata: Mapping[str, Any],
+        reason: str,
+        parent_id: str,
+    ) -> Prepared:
+        """A container's member that could not be extracted: its document fails so."""
+        return _rejected(Rejection(collection, source_uri, metadata, reason, parent_id=parent_id))
+
+    def _members_done(self, filename: str, doc_id: str) -> bool:
+        """A container is a no-op again only if none of its members failed for a
+        reason other than its bytes (a parse timeout): those are tried again."""
+        return not is_container(filename) or not self.store.has_members_to_retry(doc_id)
+
+    def _same_input(self, previous: DocumentRecord, digest: str, fingerprint: str) -> bool:
+        return previous.content_hash == digest and previous.fingerprint == fingerprint
 
     def unchanged_record(
         self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
@@ -211,7 +253,12 @@ class Ingestor:
         metadata: Mapping[str, Any] | None,
     ) -> DocumentRecord | None:
         meta = {**(metadata or {}), "filename": filename}
-        if self._same_input(previous, content_hash(data)) and previous.metadata == meta:
+        fingerprint = self.pipeline.fingerprint_for(filename)
+        if (
+            self._same_input(previous, content_hash(data), fingerprint)
+            and previous.metadata == meta
+            and (previous.error is not None or self._members_done(filename, previous.id))
+        ):
             return previous
         return None
 
@@ -249,6 +296,7 @@ class Ingestor:
             size_bytes=len(data),
             metadata=target.metadata,
             chunk_rows=[_chunk_record(doc_id, c) for c in chunks],
+            parent_id=target.parent_id,
         )
         return version, embedded
 
@@ -298,6 +346,7 @@ def _with_reason(rejection: Rejection, reason: str, *, permanent: bool = True) -
         rejection.content_hash,
         rejection.size_bytes,
         rejection.fingerprint if permanent else None,
+        rejection.parent_id,
     )
 
 

@@ -29,7 +29,10 @@ _STAGE_SPANS: dict[str, tuple[float, float]] = {
     "parse": (0.02, 0.10),
     "chunk": (0.10, 0.15),
     "embed": (0.15, 0.95),
-    "write": (0.95, 1.0),
+    # A container's members, after its own text (so the bar never runs backwards);
+    # the stage's current/total and message count them.
+    "members": (0.95, 0.99),
+    "write": (0.99, 1.0),
 }
 
 

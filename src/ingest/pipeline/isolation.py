@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, TypeVar
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 from ingest.errors import DocumentRejected, IngestError, ParseOutOfMemory, ParseTimeout
-from ingest.pipeline.segments import ParseLimits, Segment
+from ingest.pipeline.containers import Expansion, expand_container
+from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
+
+T = TypeVar("T")
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -27,8 +33,18 @@ def _parse_in_child(data: bytes, filename: str, limits: ParseLimits) -> list[Seg
     # Imported in the child only: the worker process itself never parses.
     from ingest.pipeline.parsers import parse_document
 
+    return _in_child(lambda: parse_document(data, filename, limits))
+
+
+def _expand_in_child(
+    data: bytes, filename: str, limits: ContainerLimits, spill_dir: str
+) -> Expansion:
+    return _in_child(lambda: expand_container(data, filename, limits, Path(spill_dir)))
+
+
+def _in_child(work: Callable[[], T]) -> T:
     try:
-        return parse_document(data, filename, limits)
+        return work()
     except MemoryError:
         # Re-raise as our own type: a MemoryError pickled back might not survive the trip.
         raise ParseOutOfMemory("parsing needed more memory than allowed") from None
@@ -54,11 +70,18 @@ def _caused_by_memory(exc: BaseException) -> bool:
 
 class IsolatedParser:
     def __init__(
-        self, *, workers: int, timeout_s: float, memory_mb: int, limits: ParseLimits
+        self,
+        *,
+        workers: int,
+        timeout_s: float,
+        memory_mb: int,
+        limits: ParseLimits,
+        containers: ContainerLimits | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._memory_mb = memory_mb
         self._limits = limits
+        self._containers = containers or ContainerLimits()
         # spawn, not fork: the parent holds threads and a loaded model.
         self._pool = ProcessPool(
             max_workers=workers,
@@ -70,6 +93,19 @@ class IsolatedParser:
 
     def parse(self, data: bytes, filename: str) -> list[Segment]:
         future = self._pool.submit(_parse_in_child, self._timeout_s, data, filename, self._limits)
+        segments: list[Segment] = self._result(future)
+        return segments
+
+    def expand(self, data: bytes, filename: str, spill_dir: Path) -> Expansion:
+        """A container's members, spilled under `spill_dir`, within the same time and
+        memory limits as a parse."""
+        future = self._pool.submit(
+            _expand_in_child, self._timeout_s, data, filename, self._containers, str(spill_dir)
+        )
+        expansion: Expansion = self._result(future)
+        return expansion
+
+    def _result(self, future: ProcessFuture[Any]) -> Any:
         try:
             return future.result()
         except FutureTimeout:

@@ -9,12 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
+from ingest.pipeline.containers import Expansion, expand_container, is_container
 from ingest.pipeline.parser_version import PARSER_VERSION
-from ingest.pipeline.segments import ParseLimits, Segment
+from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
+
+# Bump when what a container expands to changes: only containers (.zip, .eml, .msg)
+# are processed again, not every document as a PARSER_VERSION bump would.
+CONTAINER_VERSION = "1"
 
 
 class Pipeline:
@@ -25,8 +31,10 @@ class Pipeline:
         chunker: Chunker,
         limits: ParseLimits,
         max_file_bytes: int,
+        containers: ContainerLimits | None = None,
     ) -> None:
         self.embedder = embedder
+        self.containers = containers or ContainerLimits(max_member_bytes=max_file_bytes)
         self.chunker = chunker
         self.limits = limits
         self.max_file_bytes = max_file_bytes
@@ -40,6 +48,12 @@ class Pipeline:
                 "model": embedder.model_id,
             }
         )
+
+    def fingerprint_for(self, filename: str) -> str:
+        """A container's fingerprint also names how its members are expanded."""
+        if is_container(filename):
+            return _fingerprint({"pipeline": self.fingerprint, "containers": CONTAINER_VERSION})
+        return self.fingerprint
 
     def check_size(self, size: int) -> None:
         if size > self.max_file_bytes:
@@ -55,6 +69,10 @@ class Pipeline:
         from ingest.pipeline.parsers import parse_document
 
         return parse_document(data, filename, self.limits)
+
+    def expand(self, data: bytes, filename: str, spill_dir: Path) -> Expansion:
+        """A container's members, spilled under `spill_dir` (pipeline/containers.py)."""
+        return expand_container(data, filename, self.containers, spill_dir)
 
     def chunk(
         self, segments: Sequence[Segment], on_window: ChunkProgress | None = None

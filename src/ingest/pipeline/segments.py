@@ -26,3 +26,15 @@ class ParseLimits:
     ocr: str = "auto"
     # Pages, image frames and Office pictures read by OCR in one document (~2 CPU-s each).
     max_ocr_pages: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerLimits:
+    """Bounds on expanding one top-level container (a .zip, an e-mail's attachments),
+    nested containers included: INGEST_CONTAINER_MAX_*."""
+
+    max_depth: int = 3
+    max_files: int = 1000
+    max_expanded_bytes: int = 1024 * 1024 * 1024
+    # INGEST_MAX_FILE_BYTES: a bigger member is not spilled; its child document fails.
+    max_member_bytes: int = 50 * 1024 * 1024

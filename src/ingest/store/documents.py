@@ -45,6 +45,8 @@ class DocumentRecord:
     size_bytes: int | None
     created_at: float
     updated_at: float
+    # The container (archive, e-mail) this document is a member of; None: top level.
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ def to_document(row: sa.Row[Any]) -> DocumentRecord:
         size_bytes=m["size_bytes"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        parent_id=m["parent_id"],
     )
 
 
@@ -180,6 +183,7 @@ class DocumentWriter:
         size_bytes: int,
         metadata: Mapping[str, Any],
         chunk_rows: Sequence[ChunkRecord],
+        parent_id: str | None = None,
     ) -> str:
         """The document is ready with exactly these chunks (and keyword rows)."""
         doc_id = self._upsert(
@@ -193,6 +197,7 @@ class DocumentWriter:
                 "size_bytes": size_bytes,
                 "meta": dict(metadata),
                 "chunk_count": len(chunk_rows),
+                "parent_id": parent_id,
             },
         )
         self._delete_chunks_of([doc_id])
@@ -209,6 +214,7 @@ class DocumentWriter:
         fingerprint: str | None,
         size_bytes: int | None,
         metadata: Mapping[str, Any],
+        parent_id: str | None = None,
     ) -> str:
         """Mark a document failed. Its previous chunks, if any, stay searchable:
         a bad new version must not destroy a good old one."""
@@ -227,6 +233,7 @@ class DocumentWriter:
                 "size_bytes": size_bytes,
                 "meta": dict(metadata),
                 "chunk_count": prev or 0,
+                "parent_id": parent_id,
             },
         )
 
@@ -298,9 +305,43 @@ class DocumentWriter:
         return {"status": DocumentStatus.FAILED, "error": CANCELLED_BEFORE_INDEXED}
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        self._delete_chunks_of(doc_ids)
-        result = self._conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
-        return int(result.rowcount or 0)
+        """Delete documents with their chunks, and their child documents (the members
+        of an archive, an e-mail's attachments) with theirs: how many were deleted."""
+        ids = self._with_descendants(doc_ids)
+        self._delete_chunks_of(ids)
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            result = self._conn.execute(documents.delete().where(documents.c.id.in_(batch)))
+            deleted += int(result.rowcount or 0)
+        return deleted
+
+    def delete_children_except(self, parent_id: str, keep: Iterable[str]) -> int:
+        """A container ingested again: its descendants no longer in it go."""
+        kept = {parent_id, *keep}
+        gone = [d for d in self._with_descendants([parent_id]) if d not in kept]
+        return self.delete(gone) if gone else 0
+
+    def _children_of(self, parent_ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(parent_ids), 500):
+            batch = list(parent_ids[start : start + 500])
+            rows = self._conn.execute(
+                sa.select(documents.c.id).where(documents.c.parent_id.in_(batch))
+            )
+            found.extend(r.id for r in rows)
+        return found
+
+    def _with_descendants(self, doc_ids: Sequence[str]) -> list[str]:
+        seen = list(dict.fromkeys(doc_ids))
+        known = set(seen)
+        frontier = seen
+        # Bounded by INGEST_CONTAINER_MAX_DEPTH in practice; `known` stops any cycle.
+        while frontier:
+            frontier = [c for c in self._children_of(frontier) if c not in known]
+            known.update(frontier)
+            seen.extend(frontier)
+        return seen
 
     def _insert_chunks(self, doc_id: str, chunk_rows: Sequence[ChunkRecord]) -> None:
         if not chunk_rows:
@@ -329,6 +370,10 @@ class DocumentWriter:
             )
 
     def _delete_chunks_of(self, doc_ids: Sequence[str]) -> None:
+        for start in range(0, len(doc_ids), 500):
+            self._delete_chunks_of_batch(doc_ids[start : start + 500])
+
+    def _delete_chunks_of_batch(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
             return
         if self._conn.dialect.name == "sqlite":

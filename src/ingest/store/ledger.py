@@ -30,7 +30,7 @@ from ingest.store.job_statements import (
     statements,
 )
 from ingest.store.schema import jobs, staged_files
-from ingest.vocabulary import RETRYABLE, TERMINAL, WROTE_OUTCOME, JobStatus
+from ingest.vocabulary import ACTIVE, RETRYABLE, TERMINAL, WROTE_OUTCOME, JobStatus
 
 
 class JobWriter:
@@ -114,9 +114,10 @@ class JobWriter:
         )
         return next((job for job in map(to_job, rows) if job.payload == payload), None)
 
-    def newer_outcome(self, job: Job) -> str | None:
+    def newer_outcome(self, job: Job, *, or_pending: bool = False) -> str | None:
         """The id of a job submitted after `job` for the same document that has
-        already written its outcome (succeeded, failed or dead), if any. Run inside
+        already written its outcome (succeeded, failed or dead), if any; with
+        `or_pending`, also one still queued or running. Run inside
         the transaction that writes the document, after its row is written: on
         PostgreSQL that row lock orders two concurrent writers, and SQLite runs one
         write transaction at a time."""
@@ -131,7 +132,7 @@ class JobWriter:
             .where(
                 jobs.c.document_id == job.document_id,
                 jobs.c.kind == job.kind,
-                jobs.c.status.in_(list(WROTE_OUTCOME)),
+                jobs.c.status.in_(list(WROTE_OUTCOME) + (list(ACTIVE) if or_pending else [])),
                 later,
             )
             .limit(1)

@@ -65,6 +65,9 @@ documents = sa.Table(
     sa.Column("chunk_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # The container (archive, e-mail) this document was expanded from; no foreign
+    # key: the store deletes descendants itself (migration 0006).
+    sa.Column("parent_id", sa.String(32)),
     sa.UniqueConstraint("collection_id", "source_uri", name="uq_documents_source"),
 )
 
@@ -102,6 +105,7 @@ vectors = sa.Table(
 )
 
 sa.Index("ix_documents_status", documents.c.status)
+sa.Index("ix_documents_parent", documents.c.parent_id)
 sa.Index("ix_chunks_document", chunks.c.document_id)
 sa.Index("ix_chunks_text_hash", chunks.c.text_hash)
 

@@ -192,10 +192,12 @@ class Store:
         collection: str | None = None,
         status: DocumentStatus | None = None,
         source_prefix: str | None = None,
+        parent_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[DocumentRecord], int]:
-        """A page of documents (newest first) and the total matching."""
+        """A page of documents (newest first) and the total matching; `parent_id`:
+        only the members of that container."""
         conditions = []
         if collection is not None:
             conditions.append(collections.c.name == collection)
@@ -203,6 +205,8 @@ class Store:
             conditions.append(documents.c.status == status)
         if source_prefix is not None:
             conditions.append(documents.c.source_uri.startswith(source_prefix, autoescape=True))
+        if parent_id is not None:
+            conditions.append(documents.c.parent_id == parent_id)
         page = (
             documents_query()
             .where(*conditions)
@@ -224,6 +228,27 @@ class Store:
         with read_transaction(self.engine) as conn:
             rows = conn.execute(documents_query().where(collections.c.name == collection)).all()
         return [to_document(r) for r in rows]
+
+    def has_members_to_retry(self, document_id: str) -> bool:
+        """Whether a container has a member (at any depth) that failed for a reason
+        other than its bytes (a parse timeout, a memory limit: recorded without a
+        fingerprint), so ingesting the unchanged container again is not a no-op."""
+        doc = self.get_document(document_id)
+        if doc is None:
+            return False
+        stmt = (
+            sa.select(documents.c.id)
+            .join(collections, collections.c.id == documents.c.collection_id)
+            .where(
+                collections.c.name == doc.collection,
+                documents.c.source_uri.startswith(doc.source_uri + "!/", autoescape=True),
+                documents.c.status == DocumentStatus.FAILED,
+                documents.c.fingerprint.is_(None),
+            )
+            .limit(1)
+        )
+        with read_transaction(self.engine) as conn:
+            return conn.execute(stmt).first() is not None
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         with self.transaction() as tx:

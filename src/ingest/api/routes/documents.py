@@ -134,11 +134,20 @@ def list_documents(
     source_prefix: Annotated[str | None, Query(max_length=2000, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    parent_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=NO_NUL,
+            description="Only the child documents of this container (a .zip, an e-mail).",
+        ),
+    ] = None,
 ) -> DocumentPage:
     docs, total = services.ctx.store.list_documents(
         collection=collection,
         status=status,
         source_prefix=source_prefix,
+        parent_id=parent_id,
         limit=limit,
         offset=offset,
     )

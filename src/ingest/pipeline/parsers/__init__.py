@@ -34,7 +34,13 @@ from ingest.pipeline.parsers.tabular import _parse_csv, _parse_json
 from ingest.pipeline.parsers.text import _parse_markdown, _parse_txt
 from ingest.pipeline.segments import ParseLimits, Segment
 
-__all__ = ["PARSER_VERSION", "SUPPORTED_EXTENSIONS", "parse_document"]
+__all__ = [
+    "ARCHIVE_EXTENSIONS",
+    "PARSER_VERSION",
+    "SUPPORTED_EXTENSIONS",
+    "extension_of",
+    "parse_document",
+]
 
 _MAX_REASON_CHARS = 200
 
@@ -48,15 +54,19 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
     Raises UnsupportedFormat, EmptyDocument, CorruptDocument or DocumentRejected;
     nothing else.
     """
-    ext = _extension(filename)
+    ext = extension_of(filename)
     fmt = _FORMATS.get(ext)
-    if fmt is None:
+    if fmt is None and ext not in ARCHIVE_EXTENSIONS:
         supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
         raise UnsupportedFormat(
             f"unsupported file type '{ext or 'no extension'}'; supported: {supported}"
         )
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
+    if fmt is None:
+        # An archive has no text of its own: its members are child documents
+        # (pipeline/containers.py), expanded by the ingestion.
+        return []
 
     budget = _TextBudget(
         limits.max_text_chars, limits.max_pages, limits.ocr, max_ocr_pages=limits.max_ocr_pages
@@ -93,7 +103,7 @@ def _check_total(segments: list[Segment], max_chars: int) -> None:
         raise _too_much_text(max_chars)
 
 
-def _extension(filename: str) -> str:
+def extension_of(filename: str) -> str:
     # Not PurePath.suffix: it treats ".txt" as a hidden file without extension.
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     return "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
@@ -174,4 +184,6 @@ _FORMATS.update(
     for ext, language in SOURCE_LANGUAGES.items()
 )
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
+# Archives: no parser of their own, their members are child documents.
+ARCHIVE_EXTENSIONS: frozenset[str] = frozenset({".zip"})
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS) | ARCHIVE_EXTENSIONS

@@ -1,4 +1,5 @@
-"""E-mail (.eml): the header block and the body; never attachments."""
+"""E-mail (.eml): the header block and the body. The attachments are child
+documents (pipeline/containers.py)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def _email_header(message: EmailMessage, name: str) -> str:
 
 
 def _email_body(message: EmailMessage) -> str:
-    """The text/plain body, else the text/html one reduced to its text; never attachments."""
+    """The text/plain body, else the text/html one reduced to its text (attachments
+    are child documents of their own)."""
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""

@@ -23,6 +23,8 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".ods": _ZIP,
     ".odp": _ZIP,
     ".epub": _ZIP,
+    # An archive: a local file header, or the end record alone (an empty archive).
+    ".zip": (b"PK\x03\x04", b"PK\x05\x06"),
     ".msg": _OLE,
     ".png": (b"\x89PNG\r\n\x1a\n",),
     ".jpg": (b"\xff\xd8\xff",),
