@@ -26,7 +26,7 @@ from alembic import op
 
 revision = "0010"
 # Other branches add 0006-0009; whichever lands last points this at its predecessor.
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
