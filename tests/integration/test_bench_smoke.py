@@ -110,7 +110,8 @@ def _reference_set(directory: Path) -> None:
     document.add_heading("Pricing", level=1)
     document.add_paragraph("The basic plan costs nine euros a month.")
     document.save(str(directory / "memo.docx"))
-    (directory / "memo.docx.md").write_text("# Pricing\n\nThe basic plan costs nine euros a month.\n")
+    reference = "# Pricing\n\nThe basic plan costs nine euros a month.\n"
+    (directory / "memo.docx.md").write_text(reference)
     pdf = FPDF()
     pdf.add_page()
     pdf.set_font("Helvetica", size=12)
