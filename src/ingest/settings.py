@@ -122,9 +122,7 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     redis_queue_prefix: str = "ingest:queue:"
 
-    # Synced sources (s3://bucket/prefix): an S3-compatible endpoint (MinIO, Ceph, R2);
-    # unset, AWS itself. Credentials and region come from the standard AWS variables.
-    s3_endpoint_url: str | None = None
+    # Synced sources (s3://bucket/prefix) use s3_endpoint_url above too.
     # Folders (comma-separated) under which the API may add folder sources; unset, only
     # the CLI can (an admin key must not make the server read any folder it can).
     source_roots: str = ""

@@ -27,12 +27,13 @@ from ingest.ingestion.source_listing import (
     normalize_location,
     parse_every,
 )
-from ingest.ingestion.submit import StagedUpload, Submitter, sanitize_filename, stage_stream
+from ingest.ingestion.submit import StagedUpload, Submitter
 from ingest.jobs.doorbell import Doorbell
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
 from ingest.jobs.scheduler import slot_of
 from ingest.settings import Settings
+from ingest.staging import sanitize_filename
 from ingest.store import Job, NewJob, Store, new_job_id
 from ingest.store.sources import SourceRecord, SyncOutcome
 from ingest.vocabulary import Queue
@@ -244,8 +245,8 @@ class SourceSync:
                 report.unchanged += 1
                 continue
             job_id = new_job_id()
-            staged = stage_stream(
-                io.BytesIO(data), self.settings.incoming_dir, job_id, filename, max_bytes=max_bytes
+            staged = self.submitter.staging.put(
+                io.BytesIO(data), job_id, filename, max_bytes=max_bytes
             )
             upload = StagedUpload(job_id, staged, filename, item.uri)
             jobs = self.submitter.submit_uploads([upload], collection=source.collection)
