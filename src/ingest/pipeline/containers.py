@@ -23,9 +23,7 @@ from email.message import Message
 from pathlib import Path
 
 from ingest.errors import ContainerTooLarge, CorruptDocument, IngestError
-from ingest.pipeline.parsers import ARCHIVE_EXTENSIONS, SUPPORTED_EXTENSIONS, extension_of
-from ingest.pipeline.parsers.email import _as_8bit_message
-from ingest.pipeline.parsers.outlook import msg_attachments
+from ingest.pipeline.filenames import ARCHIVE_EXTENSIONS, extension_of
 from ingest.pipeline.segments import ContainerLimits
 
 # Files whose members (or attachments) become child documents.
@@ -127,6 +125,10 @@ class _Expander:
             for name, payload in _eml_attachments(data):
                 self._emit(name, prefix, parent, depth, [payload], declared=len(payload))
         elif ext == ".msg":
+            # Here, not at import: only a parser process opens containers, and the
+            # processes that merely ask `is_container` must not load parser libraries.
+            from ingest.pipeline.parsers.outlook import msg_attachments
+
             for name, payload in msg_attachments(data):
                 self._emit(name, prefix, parent, depth, [payload], declared=len(payload))
 
@@ -179,6 +181,8 @@ class _Expander:
             return "the member has no usable name"
         if any(part.startswith(".") or part == "__MACOSX" for part in name.split("/")):
             return "a hidden file"
+        from ingest.pipeline.parsers import SUPPORTED_EXTENSIONS  # see expand()
+
         ext = extension_of(name)
         if ext not in SUPPORTED_EXTENSIONS and ext not in CONTAINER_EXTENSIONS:
             return f"unsupported file type '{ext or 'no extension'}'"
@@ -284,6 +288,8 @@ def _describe(exc: Exception) -> str:
 
 def _eml_attachments(data: bytes) -> Iterator[tuple[str, bytes]]:
     """(file name, bytes) of each attachment; an attached message as an .eml file."""
+    from ingest.pipeline.parsers.email import _as_8bit_message  # see _Expander.expand()
+
     message = email.message_from_bytes(_as_8bit_message(data), policy=email.policy.default)
     for number, part in enumerate(_attachment_parts(message), start=1):
         if part.get_content_type() == "message/rfc822":

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
+from ingest.pipeline.filenames import ARCHIVE_EXTENSIONS, extension_of
 from ingest.pipeline.parser_version import PARSER_VERSION
 from ingest.pipeline.parsers.budget import _TextBudget, _too_much_text
 from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
@@ -103,12 +104,6 @@ def _check_total(segments: list[Segment], max_chars: int) -> None:
         raise _too_much_text(max_chars)
 
 
-def extension_of(filename: str) -> str:
-    # Not PurePath.suffix: it treats ".txt" as a hidden file without extension.
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
-
-
 def _describe(exc: Exception) -> str:
     """A short, human version of a library exception."""
     if isinstance(exc, zipfile.BadZipFile):
@@ -185,5 +180,4 @@ _FORMATS.update(
 )
 
 # Archives: no parser of their own, their members are child documents.
-ARCHIVE_EXTENSIONS: frozenset[str] = frozenset({".zip"})
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS) | ARCHIVE_EXTENSIONS
