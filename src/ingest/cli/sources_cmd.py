@@ -103,8 +103,10 @@ def show(source_id: str, as_json: JsonOption = False) -> None:
     view = _source_json(source)
     last = view.pop("last_sync") or {}
     for key, value in view.items():
-        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
-    out.print(f"[bold]last sync[/]: {escape(_last_sync_text(source))}", highlight=False)
+        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False, soft_wrap=True)
+    out.print(
+        f"[bold]last sync[/]: {escape(_last_sync_text(source))}", highlight=False, soft_wrap=True
+    )
     for key in ("job_id", "started_at", "finished_at"):
         if last.get(key):
             out.print(f"  {key}: {last[key]}", highlight=False)
@@ -133,7 +135,10 @@ def remove(source_id: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"removed": _source_json(source)})
     else:
-        out.print(f"removed source {source_id} ({escape(source.location)}); its documents stay")
+        out.print(
+            f"removed source {source_id} ({escape(source.location)}); its documents stay",
+            soft_wrap=True,
+        )
 
 
 def _run_sync(ctx: Context, job: Job) -> Job:
@@ -156,16 +161,24 @@ def _print_outcome(source: SourceRecord, job: Job, as_json: bool) -> None:
         job_json = JobOut.from_job(job).model_dump(mode="json")
         print_json({"source": _source_json(source), "job": job_json})
         return
-    out.print(f"source {source.id}: {escape(source.location)} -> {escape(source.collection)}")
+    out.print(
+        f"source {source.id}: {escape(source.location)} -> {escape(source.collection)}",
+        soft_wrap=True,
+    )
     if not job.is_terminal:
-        out.print(f"sync job {job.id} queued; `ingest sources show {source.id}` for its report")
+        out.print(
+            f"sync job {job.id} queued; `ingest sources show {source.id}` for its report",
+            soft_wrap=True,
+        )
         return
     if job.status != JobStatus.SUCCEEDED:
-        out.print(f"sync {job.status}: {escape(job.error_message or '')}", highlight=False)
+        out.print(
+            f"sync {job.status}: {escape(job.error_message or '')}", highlight=False, soft_wrap=True
+        )
         return
-    out.print(_summary(job.result or {}), highlight=False)
+    out.print(_summary(job.result or {}), highlight=False, soft_wrap=True)
     for error in (job.result or {}).get("errors", []):
-        out.print(f"  failed {escape(error['source'])}: {escape(error['reason'])}")
+        out.print(f"  failed {escape(error['source'])}: {escape(error['reason'])}", soft_wrap=True)
 
 
 def _exit_if_failed(job: Job) -> None:
