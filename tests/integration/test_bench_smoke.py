@@ -98,3 +98,16 @@ def test_postgresql_quality_benches_run_on_a_generated_tiny_corpus(tmp_path: Pat
     assert "copied" in hybrid
     for name in ["nDCG@10 keyword", "nDCG@10 vector", "nDCG@10 hybrid (settings)"]:
         assert name in hybrid, hybrid
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sources_bench_runs_on_a_few_generated_files(tmp_path: Path) -> None:
+    out_json = tmp_path / "figures.json"
+    args = ("--files", "30", "--distinct", "3", "--json", str(out_json))
+    stdout = _bench("sources_bench.py", *args, cwd=tmp_path)
+    assert "unchanged sync job s" in stdout
+    figures = json.loads(out_json.read_text())
+    assert figures["first sync submitted"] == 30
+    assert (figures["unchanged sync unchanged"], figures["unchanged sync submitted"]) == (30, 0)
+    assert figures["unchanged sync texts embedded"] == 0
