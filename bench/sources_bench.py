@@ -2,6 +2,10 @@
 changed (which must read and hash every file, submit nothing, embed nothing).
 
     flock /tmp/bench.lock .venv/bin/python bench/sources_bench.py [--files 10000] [--json OUT]
+    flock /tmp/bench.lock .venv/bin/python bench/sources_bench.py --s3 --files 1000
+
+--s3: the files are objects under s3://bench/share/ on moto's S3-compatible server
+(tests/support/s3.py, started here); a sync reads every object to hash it.
 
 The files are generated in a temporary folder: small text files cycling through
 --distinct texts (the first sync embeds only those; it is not what is measured).
@@ -13,10 +17,12 @@ re-sync (queue the job, a worker claims and runs it, the queues drain).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,28 @@ def generate(folder: Path, files: int, distinct: int) -> None:
         (sub / f"note{i:05d}.txt").write_text(text)
 
 
+@contextlib.contextmanager
+def s3_share(root: Path, files: int, distinct: int) -> Iterator[tuple[str, str]]:
+    """The generated files as objects on a local S3-compatible server: (location,
+    endpoint)."""
+    import boto3
+    from tests.support.s3 import S3Server
+
+    server = S3Server(root / "s3")
+    server.start()
+    try:
+        os.environ.update(server.env())
+        client = boto3.client("s3", endpoint_url=server.endpoint_url)
+        client.create_bucket(Bucket="bench")
+        generate(root / "files", files, distinct)
+        for path in sorted((root / "files").rglob("*.txt")):
+            key = "share/" + path.relative_to(root / "files").as_posix()
+            client.put_object(Bucket="bench", Key=key, Body=path.read_bytes())
+        yield "s3://bench/share/", server.endpoint_url
+    finally:
+        server.stop()
+
+
 def sync(ctx: Context, source_id: str | None) -> tuple[dict[str, Any], float]:
     """Run a sync to the end (the queued one, or a new one); its report and wall time."""
     started = time.perf_counter()
@@ -70,20 +98,26 @@ def main() -> None:
     p.add_argument("--files", type=int, default=10_000)
     p.add_argument("--distinct", type=int, default=100, help="distinct texts among the files")
     p.add_argument("--json", type=Path, help="write the figures here too")
+    p.add_argument("--s3", action="store_true", help="objects on a local S3 server")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
-        generate(root / "share", args.files, args.distinct)
+        location, endpoint = str(root / "share"), None
+        if args.s3:
+            location, endpoint = stack.enter_context(s3_share(root, args.files, args.distinct))
+        else:
+            generate(root / "share", args.files, args.distinct)
         settings = Settings(
             database_url=f"sqlite:///{root / 'ingest.db'}",
             incoming_dir=root / "incoming",
             isolate_parsing=False,
+            s3_endpoint_url=endpoint,
         )
         embedder = CountingEmbedder(build_embedder(settings))
         ctx = Context(settings, embedder=embedder)  # type: ignore[arg-type]
         try:
             source, _ = sources.add_source(
-                ctx.store, settings, ctx.doorbell, str(root / "share"), collection="bench"
+                ctx.store, settings, ctx.doorbell, location, collection="bench"
             )
             first, first_wall = sync(ctx, None)
             embedded_first = embedder.texts
@@ -93,6 +127,7 @@ def main() -> None:
             ctx.close()
     job_s = again["finished_at"] - again["started_at"]
     figures = {
+        "source": "s3" if args.s3 else "folder",
         "files": args.files,
         "first sync wall s": round(first_wall, 2),
         "first sync submitted": first["submitted"],
