@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,9 @@ def s3_share(root: Path, files: int, distinct: int) -> Iterator[tuple[str, str]]
     """The generated files as objects on a local S3-compatible server: (location,
     endpoint)."""
     import boto3
+
+    # The test suite's S3 server helper, from the repository root (as pg_bench.py does).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.support.s3 import S3Server
 
     server = S3Server(root / "s3")
