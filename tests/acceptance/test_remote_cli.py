@@ -101,3 +101,32 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*INGEST, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def test_remote_sources_print_what_local_ones_print(served: Served, tmp_path: Path) -> None:
+    local, remote = served.env, remote_env(served)
+    folder = make_txt(tmp_path / "share", "rota.txt", prose(40, 3)).parent
+    added = run_cli_json(local, "sources", "add", str(folder), "--collection", "synced")
+    source_id = added["source"]["source_id"]
+    assert added["job"]["status"] == "succeeded"
+
+    assert run_cli_json(remote, "sources", "list") == run_cli_json(local, "sources", "list")
+    shown = run_cli_json(remote, "sources", "show", source_id)
+    assert shown == run_cli_json(local, "sources", "show", source_id)
+    synced = run_cli_json(remote, "sources", "sync", source_id)
+    assert synced["job"]["status"] == "succeeded"
+    assert synced["source"]["last_sync"]["report"]["unchanged"] == 1
+
+    # The server has no INGEST_SOURCE_ROOTS: its API adds no folder source.
+    refused = subprocess.run(
+        [*INGEST, "sources", "add", str(folder), "--collection", "other"],
+        env=remote,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "INGEST_SOURCE_ROOTS" in refused.stderr
+    run_cli_json(remote, "sources", "remove", source_id)
+    assert run_cli_json(local, "sources", "list") == {"sources": []}

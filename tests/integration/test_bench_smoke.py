@@ -155,3 +155,16 @@ def test_console_bench_times_every_console_page_on_a_small_store(tmp_path: Path)
         assert name in figures["pages"], name
         assert name in stdout
     assert "slowest request" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sources_bench_runs_on_a_few_generated_files(tmp_path: Path) -> None:
+    out_json = tmp_path / "figures.json"
+    args = ("--files", "30", "--distinct", "3", "--json", str(out_json))
+    stdout = _bench("sources_bench.py", *args, cwd=tmp_path)
+    assert "unchanged sync job s" in stdout
+    figures = json.loads(out_json.read_text())
+    assert figures["first sync submitted"] == 30
+    assert (figures["unchanged sync unchanged"], figures["unchanged sync submitted"]) == (30, 0)
+    assert figures["unchanged sync texts embedded"] == 0

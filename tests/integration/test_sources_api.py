@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from ingest.client import Client
+from ingest.errors import PermissionDenied
 from ingest.settings import Settings
 from tests.conftest import CountingEmbedder
 from tests.support.api import Api, api_settings, assert_problem, running_api
@@ -68,3 +71,37 @@ def test_admin_adds_syncs_and_removes_viewer_reads(api: Api, tmp_path: Path) -> 
     # Its documents stay.
     documents = api.get("/api/v1/documents", "viewer", params={"collection": "team"}).json()
     assert documents["total"] == 1
+
+
+def test_python_client_sources(api: Api, tmp_path: Path) -> None:
+    folder = tmp_path / "shares" / "docs"
+    folder.mkdir(parents=True)
+    (folder / "keys.txt").write_text("Rotating the signing keys happens every ninety days.")
+    transport = httpx.MockTransport(lambda request: _through_app(api, request))
+    with (
+        Client("http://testserver", api.keys["admin"], transport=transport) as admin,
+        Client("http://testserver", api.keys["viewer"], transport=transport) as viewer,
+    ):
+        added = admin.sources.add(str(folder), collection="team", every="15m")
+        assert added.source.interval_seconds == 900
+        first = admin.wait([added.job.job_id], timeout=120)[0]
+        assert first.result is not None
+        assert first.result["submitted"] == 1
+        assert [s.source_id for s in viewer.sources.list()] == [added.source.source_id]
+        shown = viewer.sources.get(added.source.source_id)
+        assert shown.last_sync is not None
+        assert shown.last_sync.status == "succeeded"
+        with pytest.raises(PermissionDenied):
+            viewer.sources.sync(added.source.source_id)
+        job = admin.sources.sync(added.source.source_id)
+        assert admin.wait([job.job_id], timeout=120)[0].status == "succeeded"
+        admin.sources.remove(added.source.source_id)
+        assert viewer.sources.list() == []
+
+
+def _through_app(api: Api, request: httpx.Request) -> httpx.Response:
+    """The client's request answered by the app in this process (its TestClient)."""
+    answer = api.client.request(
+        request.method, str(request.url), headers=request.headers, content=request.content
+    )
+    return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)

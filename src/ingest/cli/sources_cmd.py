@@ -2,7 +2,9 @@
 
 A sync is a ledger job on the `sources` queue: the scheduler queues one per source
 per period. Inline mode runs a sync here, with the ingest jobs it queues, before
-the command returns; queue mode waits for the sync job alone (the workers ingest)."""
+the command returns; queue mode waits for the sync job alone (the workers ingest).
+With `--server` (INGEST_SERVER_URL) the commands go to the HTTP API instead, with
+the same output: `add` and `sync` then wait for the sync job."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ingest.cli import remote
 from ingest.cli.common import audited, err, out, print_json, service_context
 from ingest.ingestion import sources
 from ingest.models import JobOut, SourceOut
 from ingest.store import Job
-from ingest.store.sources import SourceRecord
-from ingest.vocabulary import JobStatus, Queue
+from ingest.vocabulary import TERMINAL, JobStatus, Queue
 
 if TYPE_CHECKING:
     from ingest.context import Context
@@ -48,6 +50,16 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Add a synced source and queue its first sync (inline mode: run it now)."""
+    if remote.server_url():
+        with remote.remote_client() as client:
+            added = client.sources.add(
+                location, collection=collection, every=every, include=include, exclude=exclude
+            )
+            [job_out] = client.wait([added.job.job_id])
+            source_out = client.sources.get(added.source.source_id)
+        _print_outcome(source_out, job_out, as_json)
+        _exit_if_failed(job_out)
+        return
     with service_context() as ctx:
         with audited(ctx, "sources add", location):
             source, job = sources.add_source(
@@ -63,31 +75,35 @@ def add(
         if ctx.settings.mode == "inline":
             job = _run_sync(ctx, job)
             source = sources.get_source(ctx.store, source.id)
-        _print_outcome(source, job, as_json)
-    _exit_if_failed(job)
+        job_out = JobOut.from_job(job)
+        _print_outcome(SourceOut.from_record(source), job_out, as_json)
+    _exit_if_failed(job_out)
 
 
 @sources_app.command("list")
 def list_sources(as_json: JsonOption = False) -> None:
     """Every synced source with how its last sync ended."""
-    with service_context() as ctx:
-        found = ctx.store.sources.list()
+    if remote.server_url():
+        with remote.remote_client() as client:
+            found = client.sources.list()
+    else:
+        with service_context() as ctx:
+            found = [SourceOut.from_record(s) for s in ctx.store.sources.list()]
     if as_json:
-        print_json({"sources": [_source_json(s) for s in found]})
+        print_json({"sources": [s.model_dump(mode="json") for s in found]})
         return
     if not found:
         out.print("no sources: `ingest sources add PATH|s3://bucket/prefix` adds one")
         return
-    table = Table("location", "collection", "every", "last sync", "report / error")
+    table = Table("location", "collection", "every", "last sync")
     table.add_column("source_id", no_wrap=True, min_width=32)
     for s in found:
         table.add_row(
             escape(s.location),
             escape(s.collection),
             _period(s.interval_seconds),
-            s.last_sync_status or "never",
             escape(_last_sync_text(s)[:80]),
-            s.id,
+            s.source_id,
         )
     out.print(table)
 
@@ -95,45 +111,65 @@ def list_sources(as_json: JsonOption = False) -> None:
 @sources_app.command()
 def show(source_id: str, as_json: JsonOption = False) -> None:
     """One source: its settings and its last sync report."""
-    with service_context() as ctx:
-        source = sources.get_source(ctx.store, source_id)
+    if remote.server_url():
+        with remote.remote_client() as client:
+            source = client.sources.get(source_id)
+    else:
+        with service_context() as ctx:
+            source = SourceOut.from_record(sources.get_source(ctx.store, source_id))
     if as_json:
-        print_json(_source_json(source))
+        print_json(source.model_dump(mode="json"))
         return
-    view = _source_json(source)
-    last = view.pop("last_sync") or {}
-    for key, value in view.items():
-        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
-    out.print(f"[bold]last sync[/]: {escape(_last_sync_text(source))}", highlight=False)
-    for key in ("job_id", "started_at", "finished_at"):
-        if last.get(key):
-            out.print(f"  {key}: {last[key]}", highlight=False)
-    for error in (source.last_sync_report or {}).get("errors", []):
-        out.print(f"  failed {escape(error['source'])}: {escape(error['reason'])}")
+    for key, value in source.model_dump(mode="json", exclude={"last_sync"}).items():
+        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False, soft_wrap=True)
+    out.print(
+        f"[bold]last sync[/]: {escape(_last_sync_text(source))}", highlight=False, soft_wrap=True
+    )
+    last = source.last_sync
+    if last is not None:
+        for key, value in (("job_id", last.job_id), ("started_at", last.started_at)):
+            out.print(f"  {key}: {value}", highlight=False)
+        out.print(f"  finished_at: {last.finished_at}", highlight=False)
+        _print_errors((last.report or {}).get("errors", []))
 
 
 @sources_app.command()
 def sync(source_id: str, as_json: JsonOption = False) -> None:
     """Sync the source now and wait for it; exit 1 if it failed."""
+    if remote.server_url():
+        with remote.remote_client() as client:
+            [job_out] = client.wait([client.sources.sync(source_id).job_id])
+            source_out = client.sources.get(source_id)
+        _print_outcome(source_out, job_out, as_json)
+        _exit_if_failed(job_out)
+        return
     with service_context() as ctx:
         with audited(ctx, "sources sync", source_id):
             job = sources.sync_now(ctx.store, ctx.settings, ctx.doorbell, source_id)
-        job = _run_sync(ctx, job)
-        source = sources.get_source(ctx.store, source_id)
-        _print_outcome(source, job, as_json)
-    _exit_if_failed(job)
+        job_out = JobOut.from_job(_run_sync(ctx, job))
+        source_out = SourceOut.from_record(sources.get_source(ctx.store, source_id))
+        _print_outcome(source_out, job_out, as_json)
+    _exit_if_failed(job_out)
 
 
 @sources_app.command()
 def remove(source_id: str, as_json: JsonOption = False) -> None:
     """Stop syncing the source. Its documents stay: delete them as any other."""
-    with service_context() as ctx, audited(ctx, "sources remove", source_id):
-        source = sources.get_source(ctx.store, source_id)
-        sources.remove_source(ctx.store, source_id)
-    if as_json:
-        print_json({"removed": _source_json(source)})
+    if remote.server_url():
+        with remote.remote_client() as client:
+            source = client.sources.get(source_id)
+            client.sources.remove(source_id)
     else:
-        out.print(f"removed source {source_id} ({escape(source.location)}); its documents stay")
+        with service_context() as ctx, audited(ctx, "sources remove", source_id):
+            source = SourceOut.from_record(sources.get_source(ctx.store, source_id))
+            sources.remove_source(ctx.store, source_id)
+    if as_json:
+        print_json({"removed": source.model_dump(mode="json")})
+    else:
+        out.print(
+            f"removed source {source_id} ({escape(source.location)}); its documents stay",
+            soft_wrap=True,
+        )
 
 
 def _run_sync(ctx: Context, job: Job) -> Job:
@@ -151,25 +187,37 @@ def _run_sync(ctx: Context, job: Job) -> Job:
     return finished
 
 
-def _print_outcome(source: SourceRecord, job: Job, as_json: bool) -> None:
+def _print_outcome(source: SourceOut, job: JobOut, as_json: bool) -> None:
     if as_json:
-        job_json = JobOut.from_job(job).model_dump(mode="json")
-        print_json({"source": _source_json(source), "job": job_json})
+        print_json({"source": source.model_dump(mode="json"), "job": job.model_dump(mode="json")})
         return
-    out.print(f"source {source.id}: {escape(source.location)} -> {escape(source.collection)}")
-    if not job.is_terminal:
-        out.print(f"sync job {job.id} queued; `ingest sources show {source.id}` for its report")
+    out.print(
+        f"source {source.source_id}: {escape(source.location)} -> {escape(source.collection)}",
+        soft_wrap=True,
+    )
+    if job.status not in TERMINAL:
+        out.print(
+            f"sync job {job.job_id} queued; `ingest sources show {source.source_id}` "
+            "for its report",
+            soft_wrap=True,
+        )
         return
     if job.status != JobStatus.SUCCEEDED:
-        out.print(f"sync {job.status}: {escape(job.error_message or '')}", highlight=False)
+        reason = (job.error["message"] if job.error else None) or ""
+        out.print(f"sync {job.status}: {escape(reason)}", highlight=False, soft_wrap=True)
         return
-    out.print(_summary(job.result or {}), highlight=False)
-    for error in (job.result or {}).get("errors", []):
-        out.print(f"  failed {escape(error['source'])}: {escape(error['reason'])}")
+    out.print(_summary(job.result or {}), highlight=False, soft_wrap=True)
+    _print_errors((job.result or {}).get("errors", []))
 
 
-def _exit_if_failed(job: Job) -> None:
-    if job.is_terminal and job.status != JobStatus.SUCCEEDED:
+def _print_errors(errors: list[dict[str, str]]) -> None:
+    for error in errors:
+        line = f"  failed {escape(error['source'])}: {escape(error['reason'])}"
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def _exit_if_failed(job: JobOut) -> None:
+    if job.status in TERMINAL and job.status != JobStatus.SUCCEEDED:
         raise typer.Exit(1)
 
 
@@ -177,12 +225,13 @@ def _summary(report: dict[str, Any]) -> str:
     return ", ".join(f"{key} {report.get(key, 0)}" for key in _REPORT_KEYS)
 
 
-def _last_sync_text(source: SourceRecord) -> str:
-    if source.last_sync_status is None:
+def _last_sync_text(source: SourceOut) -> str:
+    last = source.last_sync
+    if last is None:
         return "never synced"
-    if source.last_sync_error:
-        return f"{source.last_sync_status}: {source.last_sync_error}"
-    return f"{source.last_sync_status}: {_summary(source.last_sync_report or {})}"
+    if last.error:
+        return f"{last.status}: {last.error}"
+    return f"{last.status}: {_summary(last.report or {})}"
 
 
 def _period(seconds: float) -> str:
@@ -190,7 +239,3 @@ def _period(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
-
-def _source_json(source: SourceRecord) -> dict[str, Any]:
-    return SourceOut.from_record(source).model_dump(mode="json")

@@ -168,6 +168,22 @@ def chat_body(
     return body
 
 
+def source_body(
+    location: str,
+    collection: str,
+    every: str,
+    include: Sequence[str] | None,
+    exclude: Sequence[str] | None,
+) -> dict[str, Any]:
+    return {
+        "location": location,
+        "collection": collection,
+        "every": every,
+        "include": list(include or []),
+        "exclude": list(exclude or []),
+    }
+
+
 def list_params(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 

@@ -26,6 +26,7 @@ from ingest.client._common import (
     raise_for_problem,
     retry_delay,
     search_body,
+    source_body,
     upload_form,
 )
 from ingest.errors import RateLimited, ServerUnreachable, ServiceUnavailable
@@ -40,6 +41,9 @@ from ingest.models import (
     QueuedUpload,
     ReadinessOut,
     SearchResponse,
+    SourceAdded,
+    SourceOut,
+    SourcePage,
     StatusOut,
     UploadAccepted,
 )
@@ -68,6 +72,7 @@ class AsyncClient:
         )
         self.jobs = AsyncJobs(self)
         self.documents = AsyncDocuments(self)
+        self.sources = AsyncSources(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -298,3 +303,38 @@ class AsyncDocuments:
 
     async def delete(self, document_id: str) -> None:
         await (await self._c._send("DELETE", f"{API}/documents/{document_id}")).aclose()
+
+
+class AsyncSources:
+    """Synced sources: admins add, sync and remove; viewers list and read."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def add(
+        self,
+        location: str,
+        *,
+        collection: str = "default",
+        every: str = "1h",
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> SourceAdded:
+        """Add a folder (under the server's INGEST_SOURCE_ROOTS) or s3://bucket/prefix;
+        its first sync is queued (`.job`)."""
+        body = source_body(location, collection, every, include, exclude)
+        return SourceAdded.model_validate(await self._c._json("POST", f"{API}/sources", json=body))
+
+    async def list(self) -> builtins.list[SourceOut]:
+        return SourcePage.model_validate(await self._c._json("GET", f"{API}/sources")).sources
+
+    async def get(self, source_id: str) -> SourceOut:
+        return SourceOut.model_validate(await self._c._json("GET", f"{API}/sources/{source_id}"))
+
+    async def sync(self, source_id: str) -> JobOut:
+        """Queue a sync now; its job's `result` is the sync report once it ends."""
+        body = await self._c._json("POST", f"{API}/sources/{source_id}/sync")
+        return JobOut.model_validate(body)
+
+    async def remove(self, source_id: str) -> None:
+        await (await self._c._send("DELETE", f"{API}/sources/{source_id}")).aclose()

@@ -27,6 +27,7 @@ from ingest.client._common import (
     raise_for_problem,
     retry_delay,
     search_body,
+    source_body,
     upload_form,
 )
 from ingest.errors import RateLimited, ServerUnreachable, ServiceUnavailable
@@ -41,6 +42,9 @@ from ingest.models import (
     QueuedUpload,
     ReadinessOut,
     SearchResponse,
+    SourceAdded,
+    SourceOut,
+    SourcePage,
     StatusOut,
     UploadAccepted,
 )
@@ -72,6 +76,7 @@ class Client:
         )
         self.jobs = Jobs(self)
         self.documents = Documents(self)
+        self.sources = Sources(self)
 
     def close(self) -> None:
         self._http.close()
@@ -318,3 +323,38 @@ class Documents:
 
     def delete(self, document_id: str) -> None:
         self._c._send("DELETE", f"{API}/documents/{document_id}").close()
+
+
+class Sources:
+    """Synced sources: admins add, sync and remove; viewers list and read."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def add(
+        self,
+        location: str,
+        *,
+        collection: str = "default",
+        every: str = "1h",
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> SourceAdded:
+        """Add a folder (under the server's INGEST_SOURCE_ROOTS) or s3://bucket/prefix;
+        its first sync is queued (`.job`)."""
+        body = source_body(location, collection, every, include, exclude)
+        return SourceAdded.model_validate(self._c._json("POST", f"{API}/sources", json=body))
+
+    def list(self) -> builtins.list[SourceOut]:
+        return SourcePage.model_validate(self._c._json("GET", f"{API}/sources")).sources
+
+    def get(self, source_id: str) -> SourceOut:
+        return SourceOut.model_validate(self._c._json("GET", f"{API}/sources/{source_id}"))
+
+    def sync(self, source_id: str) -> JobOut:
+        """Queue a sync now; its job's `result` is the sync report once it ends."""
+        body = self._c._json("POST", f"{API}/sources/{source_id}/sync")
+        return JobOut.model_validate(body)
+
+    def remove(self, source_id: str) -> None:
+        self._c._send("DELETE", f"{API}/sources/{source_id}").close()

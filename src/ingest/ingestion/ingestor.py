@@ -209,13 +209,19 @@ class Ingestor:
         return previous.content_hash == digest and previous.fingerprint == fingerprint
 
     def unchanged_record(
-        self, path: Path, *, collection: str, metadata: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        known: Mapping[str, DocumentRecord] | None = None,
     ) -> DocumentRecord | None:
         """The document's record when ingesting `path` again would change nothing:
         same bytes, same pipeline, same metadata. Its status says which: `ready`
         (a skip) or `failed` (a known failure: rejected before for a reason only a
-        change of the file can undo). Lets callers avoid queueing no-op jobs."""
-        previous = self._settled(collection, str(path.resolve()))
+        change of the file can undo). Lets callers avoid queueing no-op jobs. `known`:
+        the collection's documents by source URI, read once for many files."""
+        previous = self._settled(collection, str(path.resolve()), known)
         if previous is None:
             return None
         try:
@@ -232,15 +238,21 @@ class Ingestor:
         filename: str,
         collection: str,
         metadata: Mapping[str, Any] | None = None,
+        known: Mapping[str, DocumentRecord] | None = None,
     ) -> DocumentRecord | None:
         """`unchanged_record` for bytes read elsewhere (an S3 object)."""
-        previous = self._settled(collection, source_uri)
+        previous = self._settled(collection, source_uri, known)
         if previous is None:
             return None
         return self._if_unchanged(previous, data, filename, metadata)
 
-    def _settled(self, collection: str, source_uri: str) -> DocumentRecord | None:
-        previous = self.store.get_document(document_id_for(collection, source_uri))
+    def _settled(
+        self, collection: str, source_uri: str, known: Mapping[str, DocumentRecord] | None
+    ) -> DocumentRecord | None:
+        if known is not None:
+            previous = known.get(source_uri)
+        else:
+            previous = self.store.get_document(document_id_for(collection, source_uri))
         if previous is None or previous.status == DocumentStatus.QUEUED:
             return None
         return previous

@@ -12,6 +12,7 @@ from ingest.vocabulary import DocumentStatus
 
 if TYPE_CHECKING:  # the ingestor pulls in every parser library
     from ingest.ingestion.ingestor import Ingestor
+    from ingest.store import DocumentRecord
 
 
 @dataclass
@@ -24,13 +25,21 @@ class IngestionPlan:
 
 
 def plan_files(
-    ingestor: Ingestor, files: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
+    ingestor: Ingestor,
+    files: Sequence[Path],
+    *,
+    collection: str,
+    metadata: Mapping[str, Any],
+    known: Mapping[str, DocumentRecord] | None = None,
 ) -> IngestionPlan:
     """Files whose bytes, pipeline and metadata match what is recorded need no job:
-    skipped when indexed, a known failure when rejected for good before."""
+    skipped when indexed, a known failure when rejected for good before. `known`: the
+    collection's documents by source URI, read once (else one read per file)."""
     plan = IngestionPlan(all_files=list(files))
     for path in plan.all_files:
-        record = ingestor.unchanged_record(path, collection=collection, metadata=metadata)
+        record = ingestor.unchanged_record(
+            path, collection=collection, metadata=metadata, known=known
+        )
         if record is None:
             plan.to_submit.append(path)
         elif record.status == DocumentStatus.FAILED:

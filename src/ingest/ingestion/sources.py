@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from ingest.jobs.progress import Progress
 from ingest.jobs.scheduler import slot_of
 from ingest.settings import Settings
 from ingest.staging import sanitize_filename
-from ingest.store import Job, NewJob, Store, new_job_id
+from ingest.store import DocumentRecord, Job, NewJob, Store, new_job_id
 from ingest.store.sources import SourceRecord, SyncOutcome
 from ingest.vocabulary import Queue
 
@@ -192,22 +192,28 @@ class SourceSync:
             if is_selected(item.relative, source.include, source.exclude)
         ]
         report = SyncReport(listed=len(listed))
+        # The collection's documents, read once: the unchanged checks and the deletions.
+        known = {d.source_uri: d for d in self.store.documents_in(source.collection)}
         if isinstance(listing, S3Listing):
-            self._submit_objects(source, listing, listed, report, checkpoint)
+            self._submit_objects(source, listing, listed, known, report, checkpoint)
         else:
-            self._submit_files(source, listed, report, checkpoint)
-        report.deleted = self._delete_gone(source, listing, {item.uri for item in listed})
+            self._submit_files(source, listed, known, report, checkpoint)
+        seen = {item.uri for item in listed}
+        report.deleted = self._delete_gone(source, listing, known, seen)
         return report
 
     def _submit_files(
         self,
         source: SourceRecord,
         listed: Sequence[Listed],
+        known: Mapping[str, DocumentRecord],
         report: SyncReport,
         checkpoint: Callable[[], None],
     ) -> None:
         files = [Path(item.uri) for item in listed]
-        plan = plan_files(self.ingestor(), files, collection=source.collection, metadata={})
+        plan = plan_files(
+            self.ingestor(), files, collection=source.collection, metadata={}, known=known
+        )
         report.unchanged = len(plan.skipped) + len(plan.known_failures)
         stage = self.settings.mode == "queue"
         for path in plan.to_submit:
@@ -224,6 +230,7 @@ class SourceSync:
         source: SourceRecord,
         listing: S3Listing,
         listed: Sequence[Listed],
+        known: Mapping[str, DocumentRecord],
         report: SyncReport,
         checkpoint: Callable[[], None],
     ) -> None:
@@ -239,7 +246,11 @@ class SourceSync:
                 report.failure(item.uri, str(exc))
                 continue
             unchanged = self.ingestor().unchanged_bytes(
-                data, source_uri=item.uri, filename=filename, collection=source.collection
+                data,
+                source_uri=item.uri,
+                filename=filename,
+                collection=source.collection,
+                known=known,
             )
             if unchanged is not None:
                 report.unchanged += 1
@@ -253,12 +264,16 @@ class SourceSync:
             report.submitted_job(jobs[0])
 
     def _delete_gone(
-        self, source: SourceRecord, listing: FolderListing | S3Listing, seen: set[str]
+        self,
+        source: SourceRecord,
+        listing: FolderListing | S3Listing,
+        known: Mapping[str, DocumentRecord],
+        seen: set[str],
     ) -> int:
         """The source's documents (under its location, selected by its globs) whose
         file or object was not listed: gone, renamed, or no longer selected."""
         gone = []
-        for doc in self.store.documents_in(source.collection):
+        for doc in known.values():
             if doc.source_uri in seen:
                 continue
             relative = listing.relative(doc.source_uri)

@@ -1,7 +1,7 @@
 """Synced sources: folders and buckets re-listed on a period.
 
 Revision ID: 0007
-Revises: 0005 (0006 is another branch's; at merge this becomes "Revises: 0006")
+Revises: 0006
 Create Date: 2026-11-26
 """
 
