@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ingest.store import bm25
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs, vectors
 from ingest.vocabulary import ACTIVE, REJECTED, DocumentStatus, JobStatus
 
@@ -195,6 +196,7 @@ class DocumentWriter:
                 "chunk_count": len(chunk_rows),
             },
         )
+        self._count_keywords(removed=[doc_id], added=chunk_rows)
         self._delete_chunks_of([doc_id])
         self._insert_chunks(doc_id, chunk_rows)
         return doc_id
@@ -298,9 +300,19 @@ class DocumentWriter:
         return {"status": DocumentStatus.FAILED, "error": CANCELLED_BEFORE_INDEXED}
 
     def delete(self, doc_ids: Sequence[str]) -> int:
+        self._count_keywords(removed=doc_ids, added=[])
         self._delete_chunks_of(doc_ids)
         result = self._conn.execute(documents.delete().where(documents.c.id.in_(doc_ids)))
         return int(result.rowcount or 0)
+
+    def _count_keywords(self, *, removed: Sequence[str], added: Sequence[ChunkRecord]) -> None:
+        """PostgreSQL: BM25's statistics follow the chunks, in this transaction and in
+        one statement (store/bm25.py), before the old chunks are deleted. FTS5 keeps
+        its own."""
+        if self._conn.dialect.name == "postgresql":
+            bm25.record_change(
+                self._conn, removed_documents=removed, added_texts=[c.text for c in added]
+            )
 
     def _insert_chunks(self, doc_id: str, chunk_rows: Sequence[ChunkRecord]) -> None:
         if not chunk_rows:

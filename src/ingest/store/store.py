@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
-from ingest.store import migrate, pg_search, sqlite_search
+from ingest.store import bm25, migrate, pg_search, sqlite_search
 from ingest.store.access import Access
 from ingest.store.documents import (
     ChunkHit,
@@ -43,7 +43,6 @@ class Store:
     def __init__(self, engine: Engine, *, keyword_rank_limit: int = 5000) -> None:
         self.engine = engine
         self.keyword_rank_limit = keyword_rank_limit
-        self._lexeme_stats = pg_search.LexemeStats()
         self.jobs = Ledger(engine)
         self.staged_files = StagedFiles(engine)
         self.workers = WorkerRegistry(engine)
@@ -212,6 +211,15 @@ class Store:
         """Delete rows nothing points at. Vectors get a grace period: a running job
         caches its embeddings before it commits the chunks that use them."""
         with write_transaction(self.engine) as conn:
+            if self.dialect == "postgresql":
+                # The foreign key cascades, so there should be none; if there are,
+                # BM25's statistics must lose them too.
+                orphaned = conn.execute(
+                    sa.select(chunks.c.document_id)
+                    .distinct()
+                    .where(~sa.exists().where(documents.c.id == chunks.c.document_id))
+                ).scalars()
+                bm25.record_change(conn, removed_documents=list(orphaned), added_texts=[])
             chunks_removed = conn.execute(
                 chunks.delete().where(~sa.exists().where(documents.c.id == chunks.c.document_id))
             ).rowcount
@@ -339,7 +347,6 @@ class Store:
                     query,
                     k,
                     rank_limit=max(self.keyword_rank_limit, k),
-                    stats=self._lexeme_stats,
                 )
         has_filters = collection is not None or bool(filters)
         return sqlite_search.keyword_ranking(
