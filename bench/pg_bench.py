@@ -58,7 +58,7 @@ from bench_common import (
 )
 from ingest.context import Context
 from ingest.settings import Settings
-from ingest.store import Store
+from ingest.store import Store, bm25
 from ingest.store.ledger import Ledger
 from ingest.store.schema import chunks, collections, documents, vectors
 
@@ -171,6 +171,16 @@ def wait_terminal(ledger: Ledger, ids: list[str], timeout: float = 3600) -> list
     raise TimeoutError("jobs did not finish")
 
 
+def recount_keyword_stats(url: str) -> None:
+    """BM25's statistics for rows loaded with COPY, around DocumentWriter."""
+    store = Store.open(url)
+    try:
+        with store.engine.begin() as conn:
+            bm25.recount(conn)
+    finally:
+        store.close()
+
+
 def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200) -> None:
     """n chunks (one document per 50) with clustered unit vectors, via COPY."""
     rng = np.random.default_rng(1)
@@ -224,6 +234,9 @@ def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200)
         started = time.perf_counter()
         conn.execute("CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)")
         print(f"  GIN build for {n:,} chunks: {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        recount_keyword_stats(url)
+        print(f"  BM25 statistics for {n:,} chunks: {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         # The whole HNSW graph must fit in maintenance_work_mem, or the build
         # slows down many times over (about 2 GB at 1M x 384 dimensions).
@@ -305,6 +318,7 @@ def keywords(args: argparse.Namespace) -> None:
             conn.commit()
             conn.execute("ANALYZE")
             conn.commit()
+        recount_keyword_stats(url)
         print(f"keyword search over {len(corpus):,} documents, {len(qrels)} judged queries")
         limits = [("limit 1000", 1000), ("limit 5000 (the default)", 5000), ("no limit", 10**9)]
         for label, limit in limits:
@@ -337,6 +351,7 @@ def copy_store(sqlite_path: Path, url: str) -> None:
                     # By column key: documents.metadata is `meta` in Python.
                     values = [{c.key: row._mapping[c] for c in table.columns} for row in batch]
                     writer.execute(table.insert(), values)
+            bm25.recount(writer)  # the rows came around DocumentWriter
             writer.exec_driver_sql("ANALYZE")
     finally:
         source.close()

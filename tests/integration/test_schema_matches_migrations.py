@@ -34,6 +34,9 @@ _MIGRATION_ONLY = {
     "tsv",
     "ix_chunks_tsv",
     "ix_vectors_hnsw_384",  # one per vector width, made by the migration
+    # PostgreSQL: BM25's statistics (store/bm25.py), written and read in SQL only.
+    "keyword_length",
+    "keyword_lexemes",
 }
 
 

@@ -49,9 +49,9 @@ def test_fusion_defaults_follow_the_backend_keyword_ranking() -> None:
     }
     postgres = Settings(_env_file=None, database_url="postgresql+psycopg://u@h/db")
     assert postgres.fusion() == {
-        "rrf_k": 10,
-        "vector_weight": 1.0,
-        "keyword_weight": 0.67,
+        "rrf_k": 5,
+        "vector_weight": 0.9,
+        "keyword_weight": 1.0,
         "candidates": 100,
     }
 
@@ -62,4 +62,4 @@ def test_fusion_settings_a_user_chose_win_on_every_backend(
     monkeypatch.setenv("INGEST_FUSION_KEYWORD_WEIGHT", "2")
     postgres = Settings(_env_file=None, database_url="postgresql+psycopg://u@h/db")
     assert postgres.fusion()["keyword_weight"] == 2.0
-    assert postgres.fusion()["vector_weight"] == 1.0
+    assert postgres.fusion()["vector_weight"] == 0.9

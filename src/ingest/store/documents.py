@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ingest.store import bm25
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs, vectors
 from ingest.vocabulary import ACTIVE, REJECTED, DocumentStatus, JobStatus
 
@@ -200,6 +201,7 @@ class DocumentWriter:
                 "parent_id": parent_id,
             },
         )
+        self._count_keywords(removed=[doc_id], added=chunk_rows)
         self._delete_chunks_of([doc_id])
         self._insert_chunks(doc_id, chunk_rows)
         return doc_id
@@ -308,6 +310,7 @@ class DocumentWriter:
         """Delete documents with their chunks, and their child documents (the members
         of an archive, an e-mail's attachments) with theirs: how many were deleted."""
         ids = self._with_descendants(doc_ids)
+        self._count_keywords(removed=ids, added=[])
         self._delete_chunks_of(ids)
         deleted = 0
         for start in range(0, len(ids), 500):
@@ -342,6 +345,15 @@ class DocumentWriter:
             known.update(frontier)
             seen.extend(frontier)
         return seen
+
+    def _count_keywords(self, *, removed: Sequence[str], added: Sequence[ChunkRecord]) -> None:
+        """PostgreSQL: BM25's statistics follow the chunks, in this transaction and in
+        one statement (store/bm25.py), before the old chunks are deleted. FTS5 keeps
+        its own."""
+        if self._conn.dialect.name == "postgresql":
+            bm25.record_change(
+                self._conn, removed_documents=removed, added_texts=[c.text for c in added]
+            )
 
     def _insert_chunks(self, doc_id: str, chunk_rows: Sequence[ChunkRecord]) -> None:
         if not chunk_rows:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from ingest.errors import ConfigError
-from ingest.store import migrate, pg_search, sqlite_search
+from ingest.store import bm25, migrate, pg_search, sqlite_search
 from ingest.store.access import Access
 from ingest.store.documents import (
     ChunkHit,
@@ -65,7 +65,6 @@ class Store:
         # Search and listings: the replica's engine, or the primary's when there is none.
         self.read_engine = read_engine if read_engine is not None else engine
         self.keyword_rank_limit = keyword_rank_limit
-        self._lexeme_stats = pg_search.LexemeStats()
         self.jobs = Ledger(engine)
         self.staged_files = StagedFiles(engine)
         self.workers = WorkerRegistry(engine)
@@ -310,6 +309,15 @@ class Store:
         """Delete rows nothing points at. Vectors get a grace period: a running job
         caches its embeddings before it commits the chunks that use them."""
         with write_transaction(self.engine) as conn:
+            if self.dialect == "postgresql":
+                # The foreign key cascades, so there should be none; if there are,
+                # BM25's statistics must lose them too.
+                orphaned = conn.execute(
+                    sa.select(chunks.c.document_id)
+                    .distinct()
+                    .where(~sa.exists().where(documents.c.id == chunks.c.document_id))
+                ).scalars()
+                bm25.record_change(conn, removed_documents=list(orphaned), added_texts=[])
             chunks_removed = conn.execute(
                 chunks.delete().where(~sa.exists().where(documents.c.id == chunks.c.document_id))
             ).rowcount
@@ -437,7 +445,6 @@ class Store:
                     query,
                     k,
                     rank_limit=max(self.keyword_rank_limit, k),
-                    stats=self._lexeme_stats,
                 )
         has_filters = collection is not None or bool(filters)
         return sqlite_search.keyword_ranking(

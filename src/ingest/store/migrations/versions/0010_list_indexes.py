@@ -15,7 +15,7 @@ chunks on a busy machine, instead of ~50 ms). `search_generation.n` moves only w
 a row the vector search reads changes (triggers, in the writing transaction).
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-11-26
 """
 
@@ -26,7 +26,7 @@ from alembic import op
 
 revision = "0010"
 # Other branches add 0006-0009; whichever lands last points this at its predecessor.
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
