@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from tests.acceptance.test_cli import make_corpus, run, run_json
-from tests.fixtures_docs import make_corrupt_pdf, make_empty
+from tests.fixtures_docs import make_corrupt_pdf, make_empty, make_txt
 
 
 def _job_count(env: dict[str, str]) -> int:
@@ -135,3 +135,20 @@ def test_zip_members_are_searchable_and_a_zip_bomb_fails_alone(
     assert hits[0]["source"] == f"{docs / 'good.zip'}!/dir/log.txt"
     status = run_json(env, "status")
     assert status["by_status"] == {"ready": 2, "failed": 1}
+
+
+def test_adding_the_folder_that_holds_the_database_leaves_ingests_own_files_alone(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # cli_env keeps its database (cli.db, with -wal/-shm) and incoming folder right
+    # in tmp_path: `ingest add .` from the folder where ingest.db lives, as a user does.
+    make_txt(tmp_path, "a.txt", "Apples ripen in the autumn.")
+    make_txt(tmp_path, "b.txt", "Bees make honey in the summer.")
+    (tmp_path / "incoming" / "abc").mkdir(parents=True)
+    (tmp_path / "incoming" / "abc" / "staged.txt").write_text("bytes waiting for a worker")
+
+    first = run_json(cli_env, "add", str(tmp_path))
+    assert (first["added"], first["failed"], first["errors"]) == (2, 0, []), first
+    # The second run meets the database's -wal and -shm files too.
+    second = run_json(cli_env, "add", str(tmp_path))
+    assert (second["skipped"], second["failed"], second["errors"]) == (2, 0, []), second

@@ -18,7 +18,7 @@ from ingest.cli.watch import RunWatcher
 from ingest.context import Context
 from ingest.errors import RunInterrupted
 from ingest.ingestion import actions
-from ingest.ingestion.discovery import discover_files
+from ingest.ingestion.discovery import discover_files, own_paths
 from ingest.ingestion.plan import IngestionPlan, plan_files
 from ingest.ingestion.results import FileResult, IngestReport
 from ingest.store import Claim, Job
@@ -32,7 +32,12 @@ def plan_ingestion(
     ctx: Context, paths: Sequence[Path], *, collection: str, metadata: Mapping[str, Any]
 ) -> IngestionPlan:
     """The files under `paths` that need a job (ingestion/plan.py)."""
-    return plan_files(ctx.ingestor, discover_files(paths), collection=collection, metadata=metadata)
+    return plan_files(
+        ctx.ingestor,
+        discover_files(paths, own=own_paths(ctx.settings)),
+        collection=collection,
+        metadata=metadata,
+    )
 
 
 def submit_plan(
