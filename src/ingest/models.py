@@ -303,6 +303,8 @@ class ChunkOut(BaseModel):
     token_count: int
     page: int | None
     heading: str | None
+    # Some of the text was read by OCR (a scanned page, an image, a picture).
+    ocr: bool = False
 
     @classmethod
     def from_record(cls, chunk: ChunkRecord) -> ChunkOut:
@@ -313,6 +315,7 @@ class ChunkOut(BaseModel):
             token_count=chunk.token_count,
             page=chunk.page,
             heading=chunk.heading,
+            ocr=chunk.ocr,
         )
 
 
@@ -345,6 +348,8 @@ class HitOut(BaseModel):
     heading: str | None
     score: float
     metadata: dict[str, Any]
+    # Some of the text was read by OCR (a scanned page, an image, a picture).
+    ocr: bool = False
 
     @classmethod
     def from_hit(cls, hit: SearchHit) -> HitOut:
@@ -359,6 +364,7 @@ class HitOut(BaseModel):
             heading=hit.heading,
             score=hit.score,
             metadata=hit.metadata,
+            ocr=hit.ocr,
         )
 
 

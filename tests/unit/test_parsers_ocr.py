@@ -45,13 +45,14 @@ def test_png_is_read_by_ocr(tmp_path: Path) -> None:
     segments = parse(make_text_png(tmp_path, "note.png", LINES))
 
     assert words(segments) == " ".join(LINES).split()
+    assert [segment.ocr for segment in segments] == [True]
 
 
 @needs_tesseract
 def test_image_only_pdf_page_is_read_by_ocr(tmp_path: Path) -> None:
     segments = parse(make_scanned_pdf(tmp_path, "scan.pdf", LINES))
 
-    assert [segment.page for segment in segments] == [1]
+    assert [(segment.page, segment.ocr) for segment in segments] == [(1, True)]
     assert words(segments) == " ".join(LINES).split()
 
 
@@ -121,6 +122,7 @@ def test_pptx_picture_is_read_on_a_slide_without_text_of_its_own(tmp_path: Path)
 
     assert scanned.heading == "Scanned memo"
     assert scanned.text == f"Scanned memo\n{PICTURE}"
+    assert (scanned.ocr, results.ocr) == (True, False)
     assert "Invoices" not in results.text, "auto: a slide with text of its own keeps just that"
     assert "[Picture: Invoices are due within thirty days]" in parse(path, ocr="force")[1].text
 
@@ -136,6 +138,8 @@ def test_docx_picture_is_read_where_it_stands(tmp_path: Path) -> None:
         *PICTURE.splitlines(),
         "The end.",
     ]
+    assert segment.ocr
+    assert not parse(path, ocr="off")[0].ocr
 
 
 def test_office_pictures_with_ocr_off_fail_saying_so(tmp_path: Path) -> None:

@@ -378,4 +378,5 @@ def _chunk_record(doc_id: str, chunk: Chunk) -> ChunkRecord:
         token_count=chunk.token_count,
         page=chunk.page,
         heading=chunk.heading,
+        ocr=chunk.ocr,
     )

@@ -39,6 +39,8 @@ class Chunk:
     token_count: int
     page: int | None
     heading: str | None
+    # Some of its text was read by OCR (from its segment: chunks never span segments).
+    ocr: bool = False
 
 
 def text_hash(text: str) -> str:
@@ -216,5 +218,6 @@ class _Sink:
                 token_count=token_count,
                 page=segment.page,
                 heading=segment.heading,
+                ocr=segment.ocr,
             )
         )

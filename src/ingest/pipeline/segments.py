@@ -12,6 +12,9 @@ class Segment:
     text: str
     page: int | None = None
     heading: str | None = None
+    # Some of the text was read by OCR (a scanned page, an image, a slide's picture):
+    # its chunks say so (`ocr: true`), since OCR text may hold misread words.
+    ocr: bool = False
 
 
 @dataclass(frozen=True, slots=True)

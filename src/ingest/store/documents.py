@@ -59,6 +59,7 @@ class ChunkRecord:
     token_count: int
     page: int | None
     heading: str | None
+    ocr: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class ChunkHit:
     heading: str | None
     metadata: dict[str, Any]
     score: float = 0.0
+    ocr: bool = False
 
 
 def documents_query() -> sa.Select[Any]:
@@ -370,6 +372,7 @@ class DocumentWriter:
                     "token_count": c.token_count,
                     "page": c.page,
                     "heading": c.heading,
+                    "ocr": c.ocr,
                 }
                 for c in chunk_rows
             ],

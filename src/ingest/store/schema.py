@@ -89,6 +89,8 @@ chunks = sa.Table(
     sa.Column("token_count", sa.Integer, nullable=False),
     sa.Column("page", sa.Integer),
     sa.Column("heading", sa.Text),
+    # Some of the chunk's text was read by OCR (migration 0011).
+    sa.Column("ocr", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("document_id", "ordinal", name="uq_chunks_ordinal"),
 )
 

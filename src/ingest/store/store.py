@@ -276,6 +276,7 @@ class Store:
                 token_count=r.token_count,
                 page=r.page,
                 heading=r.heading,
+                ocr=r.ocr,
             )
             for r in rows
         ]
@@ -463,6 +464,7 @@ class Store:
                 chunks.c.text,
                 chunks.c.page,
                 chunks.c.heading,
+                chunks.c.ocr,
                 documents.c.source_uri,
                 documents.c.meta,
                 collections.c.name.label("collection_name"),
@@ -484,6 +486,7 @@ class Store:
                 text=r.text,
                 page=r.page,
                 heading=r.heading,
+                ocr=r.ocr,
                 metadata=dict(r._mapping["meta"] or {}),
             )
             for r in rows

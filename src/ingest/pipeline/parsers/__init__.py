@@ -140,7 +140,9 @@ def _clean_segments(segments: Iterable[Segment]) -> list[Segment]:
             continue
         # A heading is a label: one line (slide titles often hold line breaks).
         heading = " ".join(_clean_text(segment.heading).split()) if segment.heading else ""
-        cleaned.append(Segment(text=text, page=segment.page, heading=heading or None))
+        cleaned.append(
+            Segment(text=text, page=segment.page, heading=heading or None, ocr=segment.ocr)
+        )
     return cleaned
 
 

@@ -78,5 +78,5 @@ def parse_image(data: bytes, budget: _TextBudget) -> list[Segment]:
         for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
             budget.take_ocr_page()
             text = budget.take(ocr_image(frame))
-            segments.append(Segment(text=text, page=number if frames > 1 else None))
+            segments.append(Segment(text=text, page=number if frames > 1 else None, ocr=True))
         return segments

@@ -16,7 +16,7 @@ from pptx.shapes.picture import Picture
 from ingest.errors import CorruptDocument, DocumentRejected, EmptyDocument
 from ingest.pipeline.parsers.budget import _TextBudget
 from ingest.pipeline.parsers.docx_body import DocxBody, docx_picture_ids
-from ingest.pipeline.parsers.pictures import PictureReader
+from ingest.pipeline.parsers.pictures import PICTURE_PREFIX, PictureReader
 from ingest.pipeline.parsers.strict_ooxml import as_transitional
 from ingest.pipeline.parsers.tables import markdown_table
 from ingest.pipeline.parsers.text import HeadingPath
@@ -55,14 +55,16 @@ def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     pictures = PictureReader(budget)
     picture_ids = docx_picture_ids(document)
     blocks = list(DocxBody(document).blocks())
-    if pictures.wanted("".join(text for _, text in blocks), len(picture_ids)):
+    read_pictures = pictures.wanted("".join(text for _, text in blocks), len(picture_ids))
+    if read_pictures:
         blocks = list(DocxBody(document, pictures.read).blocks())  # again, reading pictures
     sections = HeadingPath()
     for level, text in blocks:
         text = budget.take(text)
         if level is not None:
             sections.start(level, text)
-        sections.add(text)
+        # A block holding a picture's text (PictureReader.read's `[Picture: ...]`).
+        sections.add(text, ocr=read_pictures and PICTURE_PREFIX in text)
     segments = sections.segments()
     _check_pictures_only(segments, len(picture_ids), pictures, "DOCX (Word)")
     return segments
@@ -95,11 +97,14 @@ def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
         lines = list(_pptx_shape_lines(slide.shapes))
         blobs = list(_pptx_picture_blobs(slide.shapes))
         picture_count += len(blobs)
+        picture_lines = []
         if pictures.wanted("".join(lines), len(blobs)):
-            lines.extend(pictures.read(blob) for blob in blobs)
+            picture_lines = [text for text in map(pictures.read, blobs) if text]
+            lines.extend(picture_lines)
         lines.extend(_pptx_notes_lines(slide))
         text = budget.take("\n".join(line for line in lines if line))
-        segments.append(Segment(text=text, page=number, heading=_pptx_title(slide)))
+        title = _pptx_title(slide)
+        segments.append(Segment(text=text, page=number, heading=title, ocr=bool(picture_lines)))
     _check_pictures_only(segments, picture_count, pictures, "PPTX (PowerPoint)")
     return segments
 

@@ -27,9 +27,9 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
             segments = []
             image_pages = 0
             for index in range(len(pdf)):
-                text, needed_ocr = _pdf_page_text(pdf, index, budget, no_ocr is None)
+                text, needed_ocr, read_by_ocr = _pdf_page_text(pdf, index, budget, no_ocr is None)
                 image_pages += needed_ocr
-                segments.append(Segment(text=budget.take(text), page=index + 1))
+                segments.append(Segment(text=budget.take(text), page=index + 1, ocr=read_by_ocr))
         finally:
             pdf.close()
     if no_ocr and image_pages and not any(segment.text.strip() for segment in segments):
@@ -49,9 +49,11 @@ def _open_pdf(data: bytes) -> Any:
         raise
 
 
-def _pdf_page_text(pdf: Any, index: int, budget: _TextBudget, can_ocr: bool) -> tuple[str, bool]:
-    """The page's text, and whether it is an image without a text layer that OCR
-    could not read (OCR off or not installed)."""
+def _pdf_page_text(
+    pdf: Any, index: int, budget: _TextBudget, can_ocr: bool
+) -> tuple[str, bool, bool]:
+    """The page's text, whether it is an image without a text layer that OCR
+    could not read (OCR off or not installed), and whether OCR read it."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
@@ -61,11 +63,11 @@ def _pdf_page_text(pdf: Any, index: int, budget: _TextBudget, can_ocr: bool) -> 
             textpage.close()
         wants_ocr = budget.ocr == "force" or (not text.strip() and _has_images(page))
         if not wants_ocr:
-            return text, False
+            return text, False, False
         if not can_ocr:
-            return text, True
+            return text, True, False
         budget.take_ocr_page()
-        return ocr_image(render_pdf_page(page)), False
+        return ocr_image(render_pdf_page(page)), False, True
     finally:
         page.close()
 

@@ -27,6 +27,8 @@ TEXT_PER_PICTURE = 100
 _MAX_PICTURE_BYTES = 20 * 1024 * 1024
 _MAX_PICTURE_PIXELS = 40_000_000
 _MIN_WIDTH, _MIN_HEIGHT = 48, 16
+# How a picture's text starts in the document's text.
+PICTURE_PREFIX = "[Picture: "
 
 
 class PictureReader:
@@ -53,7 +55,7 @@ class PictureReader:
         if key not in self._texts:
             self._texts[key] = self._ocr(blob)
         text = self._texts[key]
-        return f"[Picture: {text}]" if text else ""
+        return f"{PICTURE_PREFIX}{text}]" if text else ""
 
     def _ocr(self, blob: bytes) -> str:
         image = _raster(blob)

@@ -30,6 +30,7 @@ class HeadingPath:
         self._path: list[tuple[int, str]] = []
         self._lines: list[str] = []
         self._segments: list[Segment] = []
+        self._ocr = False  # some line of the current section was read by OCR
 
     def start(self, level: int, title: str) -> None:
         self._flush()
@@ -39,8 +40,9 @@ class HeadingPath:
         if title:
             self._path.append((level, title))
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, ocr: bool = False) -> None:
         self._lines.append(line)
+        self._ocr = self._ocr or ocr
 
     def segments(self) -> list[Segment]:
         self._flush()
@@ -50,8 +52,9 @@ class HeadingPath:
         text = "\n".join(self._lines).strip()
         if text:
             heading = " > ".join(title for _, title in self._path) or None
-            self._segments.append(Segment(text=text, heading=heading))
+            self._segments.append(Segment(text=text, heading=heading, ocr=self._ocr))
         self._lines = []
+        self._ocr = False
 
 
 def _split_markdown(text: str) -> list[Segment]:
