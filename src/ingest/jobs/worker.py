@@ -57,6 +57,7 @@ class Worker:
         self._active: dict[JobExecution, Future[None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._warm_thread: threading.Thread | None = None
         self._slot_freed = threading.Event()
         self._keeper_exit = threading.Event()
         self._last_reap = 0.0
@@ -85,6 +86,7 @@ class Worker:
         finally:
             self._shutdown()
             keeper.join(timeout=self.settings.heartbeat_seconds + 1)
+            self._join_warm_up()
 
     def stop(self) -> None:
         """Ask the loop to stop claiming and shut down (safe from a signal handler)."""
@@ -115,9 +117,18 @@ class Worker:
             finally:
                 warmed.set()
 
-        threading.Thread(target=warm, name="warm-up", daemon=True).start()
+        self._warm_thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+        self._warm_thread.start()
         while not warmed.wait(self.settings.poll_seconds) and not self._stop.is_set():
             self._reap_if_due()
+
+    def _join_warm_up(self) -> None:
+        # Stopped while the model still loads (an inline `ingest add` whose jobs another
+        # process finished first): the process must not exit under a thread that is
+        # inside ONNX Runtime's session set-up, which aborts it ("terminate called
+        # without an active exception", exit -6). The load takes seconds.
+        if self._warm_thread is not None:
+            self._warm_thread.join()
 
     def _loop(self) -> None:
         poll = self.settings.poll_seconds
