@@ -37,6 +37,7 @@ HIT_KEYS = {
     "source",
     "collection",
     "text",
+    "ocr",
     "ordinal",
     "page",
     "heading",

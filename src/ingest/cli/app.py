@@ -275,9 +275,11 @@ def search(
             )
             if part
         )
-        # Escaped: a document's "[text](link)" is not Rich markup.
+        # Escaped: a document's "[text](link)" is not Rich markup. Never wrapped: a
+        # source path broken across lines cannot be copied (or found by grep).
         out.print(
-            f"[bold]{rank}.[/] {escape(hit.source)} [dim]{escape(where)} score {hit.score:.4f}[/]"
+            f"[bold]{rank}.[/] {escape(hit.source)} [dim]{escape(where)} score {hit.score:.4f}[/]",
+            soft_wrap=True,
         )
         snippet = " ".join(hit.text.split())
         cut = f"{snippet[:300]}{'…' if len(snippet) > 300 else ''}"

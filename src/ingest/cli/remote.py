@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.cli.common import err, fail, out, print_json, run_settings
@@ -153,7 +154,10 @@ def print_hits(hits: Sequence[HitOut]) -> None:
     for rank, hit in enumerate(hits, start=1):
         parts = (f"page {hit.page}" if hit.page else "", f"§ {hit.heading}" if hit.heading else "")
         where = " ".join(p for p in parts if p)
-        out.print(f"[bold]{rank}.[/] {hit.source} [dim]{where} score {hit.score:.4f}[/]")
+        out.print(  # as the local `ingest search` prints it (cli/app.py)
+            f"[bold]{rank}.[/] {escape(hit.source)} [dim]{escape(where)} score {hit.score:.4f}[/]",
+            soft_wrap=True,
+        )
         snippet = " ".join(hit.text.split())
         out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
 
