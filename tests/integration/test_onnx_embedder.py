@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from ingest.embedding.local import LocalEmbedder
 from ingest.embedding.model_cache import DigestCache
 from ingest.embedding.model_files import resolve_model
 from ingest.embedding.onnx_embedder import OnnxEmbedder
-from ingest.embedding.onnx_graph import BUILDER_VERSION
+from ingest.embedding.onnx_graph import BUILDER_VERSION, build_graph, load_weights
 from ingest.errors import ConfigError
 from ingest.pipeline.chunking import load_tokenizer
 from ingest.pipeline.pipeline import Pipeline
@@ -128,6 +129,42 @@ def test_int8_stays_close_to_fp32(tmp_path: Path) -> None:
         for name in [DigestCache(tmp_path / "cache").sha256(folder / "model.safetensors")[:16]]
         for precision in ("fp32", "int8")
     )
+
+
+def test_int8_graph_computes_what_onnxruntimes_quantiser_makes_of_the_fp32_graph(
+    tmp_path: Path,
+) -> None:
+    """int8 is built directly, without the `onnx` package that ONNX Runtime's own
+    quantiser needs: its outputs must equal quantize_dynamic's, bit for bit."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = make_tiny_bert(tmp_path / "model", hidden=64, layers=2)
+    config = json.loads((folder / "config.json").read_text())
+    weights = load_weights(folder / "model.safetensors")
+    fp32 = tmp_path / "fp32.onnx"
+    fp32.write_bytes(build_graph(weights, config, "fp32"))
+    reference = tmp_path / "reference.onnx"
+    quantize_dynamic(
+        str(fp32),
+        str(reference),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+    )
+    ids = np.random.default_rng(5).integers(4, 40, size=(3, 20)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 12:] = 0  # padding
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+    def run(model: bytes | str) -> np.ndarray:  # type: ignore[type-arg]
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        return session.run(None, feed)[0]  # type: ignore[no-any-return]
+
+    ours, theirs = run(build_graph(weights, config, "int8")), run(str(reference))
+    assert np.array_equal(ours, theirs)
+    assert not np.array_equal(ours, run(str(fp32))), "int8 must differ from fp32 at all"
 
 
 def test_runtime_precision_and_weights_are_part_of_the_pipeline_fingerprint(

@@ -1,12 +1,17 @@
 """A BERT encoder as an ONNX graph, built from `model.safetensors` + `config.json`
-with the `onnx` package alone: no PyTorch at any step.
+in NumPy and written with our own protobuf writer (onnx_proto.py): no PyTorch, and
+not even the `onnx` package, at any step.
 
 The graph maps (input_ids, attention_mask, token_type_ids) to the last hidden
 state; pooling and normalisation happen in NumPy beside it (onnx_embedder.py), so
 one built graph serves every pooling and prefix setting. Built graphs are cached
-on disk keyed by the weights' SHA-256, BUILDER_VERSION and the precision; int8 is
-ONNX Runtime's dynamic quantisation of the MatMul weights, per output channel
-(per-tensor int8 loses too much: min cosine 0.87 against fp32, measured).
+on disk keyed by the weights' SHA-256, BUILDER_VERSION and the precision. int8 is
+dynamic quantisation of the MatMul weights, per output channel (per-tensor int8
+loses too much: min cosine 0.87 against fp32, measured), with activations quantised
+on the fly: the same nodes and numbers as ONNX Runtime's
+`quantize_dynamic(per_channel=True, weight_type=QInt8, op_types_to_quantize=["MatMul"])`
+(tests/integration/test_onnx_embedder.py compares the two), built directly so that
+onnxruntime's quantiser, which imports `onnx`, is not needed.
 """
 
 from __future__ import annotations
@@ -15,26 +20,28 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ingest.embedding.model_cache import exclusive, write_atomically
+from ingest.embedding.onnx_proto import Attribute, DataType, Node, ValueInfo, encode_model
 from ingest.errors import ConfigError
-
-if TYPE_CHECKING:
-    import onnx
 
 log = logging.getLogger(__name__)
 
 # Bump when the graph this module builds changes: cached graphs are keyed by it.
-BUILDER_VERSION = 1
+# 2: written without `onnx`, int8 built directly (same numbers as version 1).
+BUILDER_VERSION = 2
 OPSET = 17
+IR_VERSION = 8  # what ONNX Runtime releases of the last years all read
 Precision = Literal["fp32", "int8"]
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 # Added to attention scores of padding positions: exp() of it is 0 in float32.
 MASK_VALUE = -10000.0
+# Symmetric int8 weights use [-127, 127], so that zero is exactly 0 and ranges mirror.
+INT8_LIMIT = 127
 
 Weights = dict[str, NDArray[Any]]
 
@@ -55,12 +62,8 @@ def cached_graph(
         if target.is_file():  # another process built it while we waited
             return target
         started = time.monotonic()
-        if precision == "fp32":
-            model = build_graph(load_weights(weights_path), config)
-            write_atomically(target, lambda tmp: _save(model, tmp))
-        else:
-            fp32 = cached_graph(weights_path, weights_sha256, config, "fp32", cache_dir)
-            write_atomically(target, lambda tmp: quantize_int8(fp32, tmp))
+        model = build_graph(load_weights(weights_path), config, precision)
+        write_atomically(target, lambda tmp: tmp.write_bytes(model))
         log.info("built %s in %.1f s", target.name, time.monotonic() - started)
     return target
 
@@ -78,25 +81,46 @@ def load_weights(path: Path) -> Weights:
     return weights
 
 
+def quantize_per_channel(weight: NDArray[Any]) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
+    """Symmetric int8 per output channel (columns of an [in, out] weight), computed as
+    ONNX Runtime's quantiser does: scale = max|w| / 127 (in float64, stored float32),
+    q = round-half-even(w / scale), zero point 0; an all-zero channel gets scale 1."""
+    w = np.ascontiguousarray(weight, dtype=np.float32)
+    low = np.minimum(w.min(axis=0), np.float32(0))
+    high = np.maximum(w.max(axis=0), np.float32(0))
+    absmax = np.maximum(np.abs(low), np.abs(high)).astype(np.float64)
+    scale64 = (absmax - (-absmax)) / np.float64(2 * INT8_LIMIT)
+    scale = scale64.astype(np.float32)
+    scale[scale64 < np.finfo(np.float32).tiny] = np.float32(1.0)
+    quantized = np.clip((w / scale).round(), -128, 127).astype(np.int8)
+    return quantized, scale
+
+
 class _Graph:
     """Accumulates nodes and initialisers, naming intermediate values uniquely."""
 
-    def __init__(self, weights: Weights) -> None:
-        import onnx
-
-        self.onnx = onnx
+    def __init__(self, weights: Weights, precision: Precision) -> None:
         self.weights = weights
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        self.precision = precision
+        self.nodes: list[Node] = []
+        self.initializers: list[tuple[str, NDArray[Any]]] = []
         self._count = 0
         self._names: set[str] = set()
+        self._quantized_inputs: dict[str, tuple[str, str, str]] = {}
+        # Shapes of the hidden states, given to ONNX Runtime so that it fuses each
+        # residual Add + LayerNormalization into SkipLayerNormalization (it only does
+        # when both inputs' shapes are known to match).
+        self.hidden_states: list[ValueInfo] = []
+
+    def hidden(self, name: str, width: int) -> str:
+        self.hidden_states.append(ValueInfo(name, DataType.FLOAT, ["batch", "sequence", width]))
+        return name
 
     def constant(self, name: str, value: NDArray[Any]) -> str:
         """An initialiser; a name already given (a shared scalar) is reused."""
         if name not in self._names:
             self._names.add(name)
-            tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name)
-            self.initializers.append(tensor)
+            self.initializers.append((name, np.ascontiguousarray(value)))
         return name
 
     def weight(self, name: str, *, transpose: bool = False) -> str:
@@ -105,24 +129,41 @@ class _Graph:
         value = self.weights[name].astype(np.float32)
         return self.constant(name, value.T if transpose else value)
 
-    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
+    def op(self, op_type: str, *inputs: str, **attrs: Attribute) -> str:
         self._count += 1
         output = f"{op_type.lower()}_{self._count}"
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attrs))
+        self.nodes.append(Node(op_type, list(inputs), [output], attrs))
         return output
 
     def linear(self, x: str, prefix: str, scale: float = 1.0) -> str:
         """x @ W.T + b, as PyTorch's Linear; `scale` folds a constant factor into both."""
         w = self.weights[f"{prefix}.weight"].astype(np.float32).T * np.float32(scale)
         b = self.weights[f"{prefix}.bias"].astype(np.float32) * np.float32(scale)
-        return self.op(
-            "Add",
-            self.op("MatMul", x, self.constant(f"{prefix}.weight", w)),
-            self.constant(f"{prefix}.bias", b),
-        )
+        if self.precision == "int8":
+            product = self._int8_matmul(x, f"{prefix}.weight", w)
+        else:
+            product = self.op("MatMul", x, self.constant(f"{prefix}.weight", w))
+        return self.hidden(self.op("Add", product, self.constant(f"{prefix}.bias", b)), w.shape[1])
+
+    def _int8_matmul(self, x: str, name: str, w: NDArray[np.float32]) -> str:
+        """x @ w with w int8 per channel and x quantised to uint8 at run time:
+        DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by both scales (ONNX
+        Runtime fuses these into one kernel when it loads the graph)."""
+        quantized, scale = quantize_per_channel(w)
+        w_q = self.constant(f"{name}_quantized", quantized)
+        w_scale = self.constant(f"{name}_scale", scale)
+        w_zero = self.constant(f"{name}_zero_point", np.zeros(scale.shape, dtype=np.int8))
+        if x not in self._quantized_inputs:  # q, k and v share one quantised input
+            names = (f"{x}_quantized", f"{x}_scale", f"{x}_zero_point")
+            self.nodes.append(Node("DynamicQuantizeLinear", [x], list(names)))
+            self._quantized_inputs[x] = names
+        x_q, x_scale, x_zero = self._quantized_inputs[x]
+        scales = self.op("Mul", x_scale, w_scale)
+        integers = self.op("MatMulInteger", x_q, w_q, x_zero, w_zero)
+        return self.op("Mul", self.op("Cast", integers, to=int(DataType.FLOAT)), scales)
 
     def layer_norm(self, x: str, prefix: str, eps: float) -> str:
-        return self.op(
+        normalised = self.op(
             "LayerNormalization",
             x,
             self.weight(f"{prefix}.weight"),
@@ -130,37 +171,39 @@ class _Graph:
             axis=-1,
             epsilon=eps,
         )
+        return self.hidden(normalised, len(self.weights[f"{prefix}.weight"]))
 
 
-def build_graph(weights: Weights, config: dict[str, Any]) -> onnx.ModelProto:
-    """BertModel's forward pass (eval mode) as an ONNX graph."""
-    import onnx
-    from onnx import TensorProto, helper
-
+def build_graph(weights: Weights, config: dict[str, Any], precision: Precision = "fp32") -> bytes:
+    """BertModel's forward pass (eval mode) as a serialised ONNX model."""
     _check_config(config)
     hidden = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
     eps = float(config.get("layer_norm_eps", 1e-12))
-    g = _Graph(weights)
+    g = _Graph(weights, precision)
     x = _embeddings(g, eps)
     mask = _attention_bias(g)
     for layer in range(int(config["num_hidden_layers"])):
         x = _encoder_layer(g, x, mask, f"encoder.layer.{layer}", hidden, heads, eps, config)
-    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+    g.nodes.append(Node("Identity", [x], ["last_hidden_state"]))
 
     dims = ["batch", "sequence"]
     inputs = [
-        helper.make_tensor_value_info(name, TensorProto.INT64, dims)
+        ValueInfo(name, DataType.INT64, dims)
         for name in ("input_ids", "attention_mask", "token_type_ids")
     ]
-    output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, hidden])
-    graph = helper.make_graph(g.nodes, "bert_encoder", inputs, [output], g.initializers)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ingest"
+    output = ValueInfo("last_hidden_state", DataType.FLOAT, [*dims, hidden])
+    return encode_model(
+        graph_name="bert_encoder",
+        nodes=g.nodes,
+        initializers=g.initializers,
+        inputs=inputs,
+        outputs=[output],
+        value_info=g.hidden_states,
+        ir_version=IR_VERSION,
+        opset=OPSET,
+        producer="ingest",
     )
-    model.ir_version = 8  # what ONNX Runtime releases of the last years all read
-    onnx.checker.check_model(model)
-    return model
 
 
 def _check_config(config: dict[str, Any]) -> None:
@@ -193,9 +236,7 @@ def _embeddings(g: _Graph, eps: float) -> str:
 
 def _attention_bias(g: _Graph) -> str:
     """[batch, 1, 1, sequence]: 0 where a token is real, MASK_VALUE on padding."""
-    from onnx import TensorProto
-
-    mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    mask = g.op("Cast", "attention_mask", to=int(DataType.FLOAT))
     inverted = g.op("Sub", g.constant("one_f", np.array(1.0, dtype=np.float32)), mask)
     bias = g.op("Mul", inverted, g.constant("mask_value", np.array(MASK_VALUE, dtype=np.float32)))
     return g.op("Unsqueeze", bias, g.constant("axes_1_2", np.array([1, 2], dtype=np.int64)))
@@ -250,38 +291,3 @@ def _activation(g: _Graph, x: str, config: dict[str, Any]) -> str:
     )
     scaled = g.op("Mul", inner, g.constant("gelu_s", np.array(math.sqrt(2 / math.pi), np.float32)))
     return g.op("Mul", g.op("Mul", x, half), g.op("Add", g.op("Tanh", scaled), one))
-
-
-def _save(model: onnx.ModelProto, path: Path) -> None:
-    import onnx
-
-    onnx.save_model(model, str(path))
-
-
-def quantize_int8(fp32: Path, out: Path) -> None:
-    """Dynamic int8: weights of every MatMul quantised per output channel, activations
-    quantised on the fly. Embeddings and LayerNorm stay fp32."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The quantiser logs a line per tensor (and advice) straight on the root logger.
-    quiet = _DropRecordsFrom(str(Path(quantize_dynamic.__code__.co_filename).parent))
-    logging.root.addFilter(quiet)
-    try:
-        quantize_dynamic(
-            str(fp32),
-            str(out),
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
-        )
-    finally:
-        logging.root.removeFilter(quiet)
-
-
-class _DropRecordsFrom(logging.Filter):
-    def __init__(self, folder: str) -> None:
-        super().__init__()
-        self.folder = folder
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.pathname.startswith(self.folder)
