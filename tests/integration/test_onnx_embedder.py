@@ -167,6 +167,21 @@ def test_int8_graph_computes_what_onnxruntimes_quantiser_makes_of_the_fp32_graph
     assert not np.array_equal(ours, run(str(fp32))), "int8 must differ from fp32 at all"
 
 
+def test_a_new_builder_version_removes_the_graphs_older_versions_built(tmp_path: Path) -> None:
+    folder = make_tiny_bert(tmp_path / "model")
+    key = DigestCache(tmp_path / "cache").sha256(folder / "model.safetensors")[:16]
+    graphs = tmp_path / "cache" / "onnx"
+    graphs.mkdir(parents=True)
+    older = [graphs / f"{key}-b{BUILDER_VERSION - 1}-{p}.onnx" for p in ("fp32", "int8")]
+    other_weights = graphs / f"{'0' * 16}-b{BUILDER_VERSION - 1}-int8.onnx"
+    for path in [*older, other_weights]:
+        path.write_bytes(b"an older build")
+    tiny_embedder(folder, tmp_path / "cache", embedding_precision="int8").embed(["model token"])
+    assert sorted(p.name for p in graphs.glob("*.onnx")) == sorted(
+        [f"{key}-b{BUILDER_VERSION}-int8.onnx", other_weights.name]
+    )
+
+
 def test_runtime_precision_and_weights_are_part_of_the_pipeline_fingerprint(
     tmp_path: Path,
 ) -> None:

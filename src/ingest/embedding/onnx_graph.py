@@ -65,7 +65,18 @@ def cached_graph(
         model = build_graph(load_weights(weights_path), config, precision)
         write_atomically(target, lambda tmp: tmp.write_bytes(model))
         log.info("built %s in %.1f s", target.name, time.monotonic() - started)
+        _remove_older_builds(target.parent, weights_sha256[:16])
     return target
+
+
+def _remove_older_builds(folder: Path, weights_key: str) -> None:
+    """Graphs of these weights from other builder versions are never read again: an
+    upgrade would otherwise leave them (up to 150 MB) in the cache for good. A process
+    still running the old version has its graph in memory already."""
+    for old in folder.glob(f"{weights_key}-b*-*.onnx"):
+        if not old.name.startswith(f"{weights_key}-b{BUILDER_VERSION}-"):
+            old.unlink(missing_ok=True)
+            old.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def load_weights(path: Path) -> Weights:
