@@ -17,17 +17,17 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.test_deploy_files import (
+from tests.support.deployment import (
     COMPOSE,
     COMPOSE_VARIABLES,
     DEPLOY,
     K8S_VERSIONS,
     NON_SETTINGS_VARIABLES,
     ROOT,
-    _depends_on,
-    _interpolate_tree,
     compose_file,
     compose_schema,
+    depends_on,
+    interpolate_tree,
     k8s_documents,
     service_env,
     settings_env_names,
@@ -73,7 +73,7 @@ def _merge(base: Any, override: Any) -> Any:
 
 def merged_compose() -> dict[str, Any]:
     override = yaml.load(COMPOSE_S3.read_text(), Loader=_ComposeLoader)
-    override = _interpolate_tree(override, S3_VARIABLES)
+    override = interpolate_tree(override, S3_VARIABLES)
     tree: dict[str, Any] = _merge(copy.deepcopy(compose_file(COMPOSE)), override)
     return tree
 
@@ -98,12 +98,12 @@ def test_with_the_override_api_and_worker_stage_in_minio_and_share_no_volume(
         assert env["AWS_SECRET_ACCESS_KEY"] == S3_VARIABLES["MINIO_ROOT_PASSWORD"], name
     for name in ("api", "worker"):
         assert volume_mounts(svcs[name]) == {}, f"{name} still mounts a volume"
-        depends = _depends_on(svcs[name])
+        depends = depends_on(svcs[name])
         assert depends["minio-bucket"]["condition"] == "service_completed_successfully"
         assert depends["migrate"]["condition"] == "service_completed_successfully"
     assert "ingest-staging" in " ".join(svcs["minio-bucket"]["command"])
     assert svcs["minio"]["healthcheck"]["test"]
-    assert _depends_on(svcs["minio-bucket"])["minio"]["condition"] == "service_healthy"
+    assert depends_on(svcs["minio-bucket"])["minio"]["condition"] == "service_healthy"
     assert volume_mounts(svcs["minio"])["/data"] in merged_compose()["volumes"]
 
 
