@@ -17,6 +17,7 @@ from ingest.pipeline.parse_progress import ParseProgress
 from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.segments import ParseLimits
 from tests.fixtures_formats import (
+    make_docx_with_margin_pictures,
     make_docx_with_picture,
     make_many_page_scan,
     make_pptx_with_pictures,
@@ -48,6 +49,7 @@ def test_each_ocr_unit_is_reported_in_process(tmp_path: Path) -> None:
         tmp_path, "deck.pptx", [("One", "", LINES), ("Two", "", []), ("Three", "", LINES)]
     )
     memo = make_docx_with_picture(tmp_path, "memo.docx", "See below.", LINES)
+    letter = make_docx_with_margin_pictures(tmp_path, "letter.docx", "Hi.", LINES, ["Footer"])
 
     assert parse_here(scan) == pages(3)
     assert parse_here(make_text_png(tmp_path, "note.png", LINES)) == pages(1, "image")
@@ -58,6 +60,7 @@ def test_each_ocr_unit_is_reported_in_process(tmp_path: Path) -> None:
         ParseProgress(3, 3, "slide"),
     ]
     assert parse_here(memo) == pages(1, "picture")
+    assert parse_here(letter) == pages(2, "picture")  # the header's, then the footer's
 
 
 @pytest.mark.parametrize(

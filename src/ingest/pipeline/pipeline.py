@@ -15,8 +15,9 @@ from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
 from ingest.pipeline.containers import Expansion, expand_container, is_container
+from ingest.pipeline.filenames import extension_of
 from ingest.pipeline.parse_progress import ParseProgressCallback
-from ingest.pipeline.parser_version import PARSER_VERSION
+from ingest.pipeline.parser_version import FORMAT_VERSIONS, PARSER_VERSION
 from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
 
 # Bump when what a container expands to changes: only containers (.zip, .eml, .msg)
@@ -51,9 +52,13 @@ class Pipeline:
         )
 
     def fingerprint_for(self, filename: str) -> str:
-        """A container's fingerprint also names how its members are expanded."""
+        """A container's fingerprint also names how its members are expanded; a format
+        with a version of its own (FORMAT_VERSIONS) names it."""
         if is_container(filename):
             return _fingerprint({"pipeline": self.fingerprint, "containers": CONTAINER_VERSION})
+        version = FORMAT_VERSIONS.get(extension_of(filename))
+        if version is not None:
+            return _fingerprint({"pipeline": self.fingerprint, "format": version})
         return self.fingerprint
 
     def check_size(self, size: int) -> None:

@@ -56,8 +56,13 @@ def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     pictures = PictureReader(budget, count=len(picture_ids))
     blocks = list(DocxBody(document).blocks())
     read_pictures = pictures.wanted("".join(text for _, text in blocks), len(picture_ids))
-    if read_pictures:
-        blocks = list(DocxBody(document, pictures.read).blocks())  # again, reading pictures
+    if read_pictures:  # again, reading pictures (headers' first, footers' last)
+        body = DocxBody(document, pictures.read)
+        blocks = [
+            *body.margin_blocks("header"),
+            *body.blocks(),
+            *body.margin_blocks("footer"),
+        ]
         pictures.finish()
     sections = HeadingPath()
     for level, text in blocks:
