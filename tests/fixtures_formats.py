@@ -440,6 +440,49 @@ def make_docx_with_picture(directory: Path, name: str, text: str, lines: list[st
     return path
 
 
+def make_docx_with_vml_picture(directory: Path, name: str, text: str, lines: list[str]) -> Path:
+    """A paragraph of `text`, then a picture of `lines` the way Word before 2010 stored
+    it (VML: `w:pict/v:shape/v:imagedata r:id`), then "The end."."""
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph(text)
+    rid, _ = document.part.get_or_add_image(_png_bytes(lines))
+    run = document.add_paragraph().add_run()
+    run._r.append(
+        parse_xml(
+            '<w:pict xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+            'xmlns:v="urn:schemas-microsoft-com:vml" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            '<v:shape style="width:420pt;height:60pt">'
+            f'<v:imagedata r:id="{rid}"/></v:shape></w:pict>'
+        )
+    )
+    document.add_paragraph("The end.")
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_docx_with_margin_pictures(
+    directory: Path, name: str, text: str, header: list[str], footer: list[str]
+) -> Path:
+    """A body of `text`; a header with typed text and a picture of `header`, a footer
+    with a picture of `footer` (a scan placed behind the page, a letterhead)."""
+    from docx.shared import Inches
+
+    document = docx.Document()
+    document.add_paragraph(text)
+    section = document.sections[0]
+    paragraph = section.header.paragraphs[0]
+    paragraph.text = "Typed header boilerplate"
+    paragraph.add_run().add_picture(_png_bytes(header), width=Inches(6))
+    section.footer.paragraphs[0].add_run().add_picture(_png_bytes(footer), width=Inches(6))
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
 def make_many_page_scan(directory: Path, name: str, pages: int, lines: list[str]) -> Path:
     """A PDF of `pages` image-only pages that all draw one shared image of `lines`:
     a 10,000-page scan in well under a megabyte, written object by object."""

@@ -58,7 +58,7 @@ def test_a_parse_timeout_is_tried_again_next_time(sqlite_ctx: Context, tmp_path:
     path = make_txt(tmp_path, "slow.txt", "Backups are copied to cold storage each night.")
     parse_calls: list[str] = []
 
-    def times_out(data: bytes, filename: str) -> list[Segment]:
+    def times_out(data: bytes, filename: str, on_progress: object = None) -> list[Segment]:
         parse_calls.append(filename)
         raise ParseTimeout("parsing took longer than 1 s and was stopped")
 

@@ -12,7 +12,9 @@ from ingest.pipeline.parsers import parse_document
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_formats import (
+    make_docx_with_margin_pictures,
     make_docx_with_picture,
+    make_docx_with_vml_picture,
     make_many_page_scan,
     make_pdf_with_wrong_text_layer,
     make_pptx_with_pictures,
@@ -140,6 +142,35 @@ def test_docx_picture_is_read_where_it_stands(tmp_path: Path) -> None:
     ]
     assert segment.ocr
     assert not parse(path, ocr="off")[0].ocr
+
+
+@needs_tesseract
+def test_docx_vml_picture_is_read_where_it_stands(tmp_path: Path) -> None:
+    path = make_docx_with_vml_picture(tmp_path, "old.docx", "Intro", LINES)
+
+    (segment,) = parse(path)
+
+    assert [line for line in segment.text.splitlines() if line] == [
+        "Intro",
+        *PICTURE.splitlines(),
+        "The end.",
+    ]
+    assert segment.ocr
+
+
+@needs_tesseract
+def test_docx_header_and_footer_pictures_are_read_their_text_left_out(tmp_path: Path) -> None:
+    path = make_docx_with_margin_pictures(tmp_path, "letter.docx", "Intro", LINES, OTHER)
+
+    (segment,) = parse(path)
+
+    assert [line for line in segment.text.splitlines() if line] == [
+        *PICTURE.splitlines(),  # the header's picture first
+        "Intro",
+        "[Picture: Invoices are due within thirty days]",  # the footer's last
+    ]
+    assert segment.ocr
+    assert "boilerplate" not in parse(path, ocr="off")[0].text
 
 
 def test_office_pictures_with_ocr_off_fail_saying_so(tmp_path: Path) -> None:

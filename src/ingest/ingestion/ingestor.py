@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ingest.embedding import to_blob
 from ingest.errors import (
@@ -27,12 +27,21 @@ from ingest.ingestion.results import FileResult, Outcome
 from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
 from ingest.pipeline.chunking import Chunk, ChunkProgress
 from ingest.pipeline.containers import Expansion, is_container
+from ingest.pipeline.parse_progress import ParseProgress, ParseProgressCallback
 from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import Segment
 from ingest.store import ChunkRecord, DocumentRecord, Store, Transaction, document_id_for
 from ingest.vocabulary import DocumentStatus
 
-ParseFunction = Callable[[bytes, str], list[Segment]]
+
+class ParseFunction(Protocol):
+    """Pipeline.parse, or IsolatedParser.parse: the same callback either way."""
+
+    def __call__(
+        self, data: bytes, filename: str, on_progress: ParseProgressCallback | None = None
+    ) -> list[Segment]: ...
+
+
 ExpandFunction = Callable[[bytes, str, Path], Expansion]
 
 # Rejections that only a change of the file (or of the pipeline) can undo. A parse
@@ -291,7 +300,7 @@ class Ingestor:
         """Parse, chunk and embed: the new version and how many chunks were embedded."""
         on_progress(Progress("parse", 0, 1, f"parsing {filename}"))
         self.pipeline.check_size(len(data))
-        segments = self.parse(data, filename)
+        segments = self.parse(data, filename, _ocr_progress(on_progress))
         on_progress(Progress("parse", 1, 1, f"parsed {len(segments)} segments"))
         chunks = self.pipeline.chunk(segments, _chunk_progress(on_progress))
         chars = sum(len(segment.text) for segment in segments)
@@ -334,6 +343,20 @@ class Ingestor:
             done = start + len(batch)
             on_progress(Progress("embed", done, total, f"embedded {done}/{total} chunks"))
         return total
+
+
+def _ocr_progress(on_progress: ProgressCallback) -> ParseProgressCallback:
+    """OCR inside the parse reports each page (image, picture, slide) it starts: the
+    job's stage is `ocr`, its message "OCR page 3 of 10"."""
+
+    def report(p: ParseProgress) -> None:
+        if p.done < p.total:
+            message = f"OCR {p.unit} {p.done + 1} of {p.total}"
+        else:
+            message = f"OCR done ({p.unit} {p.total} of {p.total})"
+        on_progress(Progress("ocr", p.done, p.total, message))
+
+    return report
 
 
 def _chunk_progress(on_progress: ProgressCallback) -> ChunkProgress:

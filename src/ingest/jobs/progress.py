@@ -27,6 +27,8 @@ def ignore_progress(_: Progress) -> None:
 _STAGE_SPANS: dict[str, tuple[float, float]] = {
     "read": (0.0, 0.02),
     "parse": (0.02, 0.10),
+    # OCR inside the parse (pipeline/parse_progress.py): page by page, within its span.
+    "ocr": (0.02, 0.10),
     "chunk": (0.10, 0.15),
     "embed": (0.15, 0.95),
     # A container's members, after its own text (so the bar never runs backwards);

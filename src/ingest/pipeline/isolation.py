@@ -3,7 +3,9 @@
 A parser is third-party code fed untrusted bytes: it may hang on a crafted PDF
 or balloon on a zip bomb. Running it in a pebble process pool lets us kill it
 at a deadline, and an address-space limit set in the child turns runaway
-allocation into a MemoryError there, so only that one job fails.
+allocation into a MemoryError there, so only that one job fails. While the parent
+waits, the child's OCR progress (page 3 of 10) reaches the job through a pipe
+(pipeline/parse_progress.py); a cancel or stop of the job kills the child.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import multiprocessing
 import resource
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +23,12 @@ from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 from ingest.errors import DocumentRejected, IngestError, ParseOutOfMemory, ParseTimeout
 from ingest.pipeline.containers import Expansion, expand_container
+from ingest.pipeline.parse_progress import (
+    ChildReporter,
+    ParseProgressCallback,
+    ProgressChannel,
+    install_child_end,
+)
 from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
 
 T = TypeVar("T")
@@ -29,11 +39,20 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _parse_in_child(data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
+def _start_child(memory_mb: int, progress: Connection) -> None:
+    _limit_memory(memory_mb)
+    install_child_end(progress)
+
+
+def _parse_in_child(token: str, data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
     # Imported in the child only: the worker process itself never parses.
     from ingest.pipeline.parsers import parse_document
 
-    return _in_child(lambda: parse_document(data, filename, limits))
+    report = ChildReporter(token)
+    try:
+        return _in_child(lambda: parse_document(data, filename, limits, report))
+    finally:
+        report.end()
 
 
 def _expand_in_child(
@@ -83,16 +102,30 @@ class IsolatedParser:
         self._limits = limits
         self._containers = containers or ContainerLimits()
         # spawn, not fork: the parent holds threads and a loaded model.
+        context = multiprocessing.get_context("spawn")
+        self._progress = ProgressChannel(context)
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=200,
-            initializer=_limit_memory,
-            initargs=(memory_mb,),
-            context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(memory_mb, self._progress.child_end),
+            context=context,
         )
 
-    def parse(self, data: bytes, filename: str) -> list[Segment]:
-        future = self._pool.submit(_parse_in_child, self._timeout_s, data, filename, self._limits)
+    def parse(
+        self, data: bytes, filename: str, on_progress: ParseProgressCallback | None = None
+    ) -> list[Segment]:
+        """`on_progress` is called in this thread, while the child parses; what it
+        raises (the job was cancelled) kills the child and propagates."""
+        with self._progress.subscribe() as subscription:
+            future = self._pool.submit(
+                _parse_in_child, self._timeout_s, subscription.token, data, filename, self._limits
+            )
+            try:
+                subscription.relay(future, on_progress or _ignore, _child_ran)
+            except BaseException:
+                future.cancel()  # type: ignore[no-untyped-call]  # a running task: pebble stops its process
+                raise
         segments: list[Segment] = self._result(future)
         return segments
 
@@ -134,3 +167,16 @@ class IsolatedParser:
     def close(self) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=5)
+        self._progress.close()
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+def _child_ran(future: Future[Any]) -> bool:
+    """Whether the child ran the parse to its end (a result or its own error): then
+    its end-of-parse line is on its way. Not when it was killed or cancelled."""
+    if future.cancelled():
+        return False
+    return not isinstance(future.exception(), FutureTimeout | ProcessExpired)

@@ -7,3 +7,8 @@ from __future__ import annotations
 # Bump whenever the text or the segmentation produced for the same file changes:
 # it is part of the pipeline fingerprint, so stored documents get re-parsed.
 PARSER_VERSION = "4"
+
+# Bump one format's entry when only that format's output changes: only its files are
+# parsed again (a PARSER_VERSION bump re-parses, and re-OCRs, every document).
+# .docx 1: pictures in VML (pre-2010 Word) and in headers and footers are read by OCR.
+FORMAT_VERSIONS: dict[str, str] = {".docx": "1"}

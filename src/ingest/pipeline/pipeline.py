@@ -15,7 +15,9 @@ from ingest.embedding.base import Embedder, Vectors
 from ingest.errors import FileTooLarge
 from ingest.pipeline.chunking import Chunk, Chunker, ChunkProgress
 from ingest.pipeline.containers import Expansion, expand_container, is_container
-from ingest.pipeline.parser_version import PARSER_VERSION
+from ingest.pipeline.filenames import extension_of
+from ingest.pipeline.parse_progress import ParseProgressCallback
+from ingest.pipeline.parser_version import FORMAT_VERSIONS, PARSER_VERSION
 from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
 
 # Bump when what a container expands to changes: only containers (.zip, .eml, .msg)
@@ -50,9 +52,13 @@ class Pipeline:
         )
 
     def fingerprint_for(self, filename: str) -> str:
-        """A container's fingerprint also names how its members are expanded."""
+        """A container's fingerprint also names how its members are expanded; a format
+        with a version of its own (FORMAT_VERSIONS) names it."""
         if is_container(filename):
             return _fingerprint({"pipeline": self.fingerprint, "containers": CONTAINER_VERSION})
+        version = FORMAT_VERSIONS.get(extension_of(filename))
+        if version is not None:
+            return _fingerprint({"pipeline": self.fingerprint, "format": version})
         return self.fingerprint
 
     def check_size(self, size: int) -> None:
@@ -62,13 +68,15 @@ class Pipeline:
                 "(INGEST_MAX_FILE_BYTES)"
             )
 
-    def parse(self, data: bytes, filename: str) -> list[Segment]:
+    def parse(
+        self, data: bytes, filename: str, on_progress: ParseProgressCallback | None = None
+    ) -> list[Segment]:
         self.check_size(len(data))
         # Imported here: with isolated parsing (the default) only the parser child
         # processes load the parser libraries, not every process that ingests.
         from ingest.pipeline.parsers import parse_document
 
-        return parse_document(data, filename, self.limits)
+        return parse_document(data, filename, self.limits, on_progress)
 
     def expand(self, data: bytes, filename: str, spill_dir: Path) -> Expansion:
         """A container's members, spilled under `spill_dir` (pipeline/containers.py)."""

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
 from ingest.pipeline.filenames import ARCHIVE_EXTENSIONS, extension_of
+from ingest.pipeline.parse_progress import ParseProgressCallback
 from ingest.pipeline.parser_version import PARSER_VERSION
-from ingest.pipeline.parsers.budget import _TextBudget, _too_much_text
+from ingest.pipeline.parsers.budget import ProgressFailed, _TextBudget, _too_much_text
 from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
 from ingest.pipeline.parsers.ebook import _parse_epub
 from ingest.pipeline.parsers.email import _parse_eml
@@ -49,8 +50,14 @@ _MAX_REASON_CHARS = 200
 # --- public entry point -------------------------------------------------------
 
 
-def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segment]:
-    """Extract the text of `data` (the content of `filename`) as Segments.
+def parse_document(
+    data: bytes,
+    filename: str,
+    limits: ParseLimits,
+    on_progress: ParseProgressCallback | None = None,
+) -> list[Segment]:
+    """Extract the text of `data` (the content of `filename`) as Segments;
+    `on_progress` hears which page (image, picture, slide) OCR reads.
 
     Raises UnsupportedFormat, EmptyDocument, CorruptDocument or DocumentRejected;
     nothing else.
@@ -70,12 +77,18 @@ def parse_document(data: bytes, filename: str, limits: ParseLimits) -> list[Segm
         return []
 
     budget = _TextBudget(
-        limits.max_text_chars, limits.max_pages, limits.ocr, max_ocr_pages=limits.max_ocr_pages
+        limits.max_text_chars,
+        limits.max_pages,
+        limits.ocr,
+        max_ocr_pages=limits.max_ocr_pages,
+        on_ocr=on_progress,
     )
     try:
         raw_segments = fmt.parse(data, budget)
     except IngestError:
         raise
+    except ProgressFailed as failed:
+        raise failed.original from None
     except Exception as exc:  # any library failure means the bytes are not that format
         raise CorruptDocument(f"{fmt.corrupt_prefix}: {_describe(exc)}") from exc
 

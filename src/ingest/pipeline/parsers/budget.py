@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
-from ingest.errors import DocumentRejected
+from ingest.errors import DocumentRejected, IngestError
+from ingest.pipeline.parse_progress import OcrUnit, ParseProgress, ParseProgressCallback
 
 
 class _TextBudget:
     """Counts extracted characters so a huge document aborts as soon as it crosses the
-    limit; refuses a document with more pages than allowed before any is read."""
+    limit; refuses a document with more pages than allowed before any is read.
+    Carries OCR's settings and its progress callback to the parsers."""
 
     def __init__(
-        self, max_chars: int, max_pages: int, ocr: str = "auto", *, max_ocr_pages: int = 100
+        self,
+        max_chars: int,
+        max_pages: int,
+        ocr: str = "auto",
+        *,
+        max_ocr_pages: int = 100,
+        on_ocr: ParseProgressCallback | None = None,
     ) -> None:
         self.max_chars = max_chars
         self.max_pages = max_pages
         self.ocr = ocr  # INGEST_OCR: "auto", "off" or "force"; carried to the parsers here
         self.max_ocr_pages = max_ocr_pages
+        self._on_ocr = on_ocr
         self._used = 0
         self._ocr_pages = 0
+        self._ocr_reported = False
+
+    def ocr_progress(self, done: int, total: int, unit: OcrUnit) -> None:
+        """OCR of unit `done + 1` of `total` starts (page, image, picture or slide)."""
+        self._ocr_reported = True
+        if self._on_ocr is None:
+            return
+        try:
+            self._on_ocr(ParseProgress(done, total, unit))
+        except IngestError:
+            raise  # a cancelled job, a worker stopping: not the file's fault, and says so
+        except Exception as exc:
+            raise ProgressFailed(exc) from exc
+
+    def ocr_finished(self, total: int, unit: OcrUnit) -> None:
+        """The document's OCR is over: `total` of `total`, if any progress was reported."""
+        if self._ocr_reported:
+            self.ocr_progress(total, total, unit)
 
     def take_ocr_page(self) -> None:
         """Count one page, frame or picture about to go through OCR (~2 CPU-s): a
@@ -42,6 +69,15 @@ class _TextBudget:
         if self._used > self.max_chars:
             raise _too_much_text(self.max_chars)
         return text
+
+
+class ProgressFailed(Exception):
+    """The progress callback failed (run in this process: a database error writing
+    the job's progress). Re-raised as it was, not as a corrupt file."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 
 def _too_much_text(max_chars: int) -> DocumentRejected:

@@ -3,8 +3,9 @@
 python-docx's own views lose text: `document.paragraphs` skips tables, block
 `iter_inner_content()` skips content controls (`w:sdt`), and `Paragraph.text`
 skips inline content controls, equations, comments and chart titles. This walks
-the body XML itself. Headers and footers stay out on purpose: they repeat
-boilerplate on every page.
+the body XML itself. The text of headers and footers stays out on purpose: it repeats
+boilerplate on every page; their pictures, when read by OCR, come in (a scan placed
+in the header, behind the page, is the page).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _R_EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
+# A VML picture (`w:pict`, `w:object`; pre-2010 Word): v:imagedata names its image.
+_V_IMAGEDATA = "{urn:schemas-microsoft-com:vml}imagedata"
+_O_RELID = "{urn:schemas-microsoft-com:office:office}relid"
 # Word stores each text box twice: DrawingML (mc:Choice) and a VML copy (mc:Fallback).
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _W = {name: qn(f"w:{name}") for name in (
@@ -108,13 +112,30 @@ class DocxBody:
                 title = self._chart_title(child.get(_R_ID))
                 if title:
                     parts.append(f" [Chart: {title}]")
-            elif tag == f"{_A}blip" and self._read_picture is not None:
-                blob = _image_blob(self._part, child.get(_R_EMBED))
-                text = self._read_picture(blob) if blob else ""
+            elif tag in (f"{_A}blip", _V_IMAGEDATA) and self._read_picture is not None:
+                text = self._picture_text(self._part, child)
                 if text:
                     parts.append(f"\n{text}\n")
             elif isinstance(tag, str):
                 self._inline(child, parts, boxes)
+
+    def margin_blocks(self, kind: str) -> Iterator[Block]:
+        """The pictures of the headers (`kind` "header") or footers ("footer") of every
+        section, read, one block each: their text is left out, as boilerplate."""
+        if self._read_picture is None:
+            return
+        seen: set[str] = set()
+        for part in _margin_parts(self._part, kind):
+            for element in _pictures_in(part.element):
+                text = self._picture_text(part, element)
+                if text and text not in seen:  # one logo in the first-page and other headers
+                    seen.add(text)
+                    yield None, text
+
+    def _picture_text(self, part: Any, element: Any) -> str:
+        assert self._read_picture is not None
+        blob = _image_blob(part, _picture_rid(element))
+        return self._read_picture(blob) if blob else ""
 
     def _table_blocks(self, tbl: Any) -> Iterator[Block]:
         """The table as Markdown; nested tables follow it as tables of their own."""
@@ -145,9 +166,42 @@ class DocxBody:
 
 
 def docx_picture_ids(document: Any) -> list[str]:
-    """The relationship ids of the pictures (DrawingML) in the body, in reading order."""
-    body = document.element.body
-    return [rid for blip in body.iter(f"{_A}blip") if (rid := blip.get(_R_EMBED))]
+    """The relationship ids of the pictures (DrawingML and VML) in the body, then in
+    the headers and footers, in reading order."""
+    elements = list(_pictures_in(document.element.body))
+    for kind in ("header", "footer"):
+        for part in _margin_parts(document.part, kind):
+            elements.extend(_pictures_in(part.element))
+    return [rid for element in elements if (rid := _picture_rid(element))]
+
+
+def _pictures_in(root: Any) -> Iterator[Any]:
+    """DrawingML blips and VML imagedata under `root`, but not the VML copy Word keeps
+    of a DrawingML shape (mc:Fallback): that picture is counted once."""
+    for element in root.iter(f"{_A}blip", _V_IMAGEDATA):
+        if not any(a.tag == _MC_FALLBACK for a in element.iterancestors()):
+            yield element
+
+
+def _picture_rid(element: Any) -> str | None:
+    if element.tag == _V_IMAGEDATA:
+        rid: str | None = element.get(_R_ID) or element.get(_O_RELID)
+        return rid
+    embed: str | None = element.get(_R_EMBED)
+    return embed
+
+
+def _margin_parts(part: Any, kind: str) -> list[Any]:
+    """The document's header (or footer) parts, each once (sections may share them)."""
+    parts: dict[str, Any] = {}
+    for rel in part.rels.values():
+        if (
+            rel.reltype.endswith(f"/{kind}")
+            and not rel.is_external
+            and hasattr(rel.target_part, "element")  # parsed XML, as python-docx loads them
+        ):
+            parts.setdefault(str(rel.target_part.partname), rel.target_part)
+    return [parts[name] for name in sorted(parts)]
 
 
 def _image_blob(part: Any, rid: str | None) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image, ImageSequence
 
 from ingest.errors import DocumentRejected
+from ingest.pipeline.parse_progress import OcrUnit
 from ingest.pipeline.parsers.budget import _TextBudget
 from ingest.pipeline.segments import Segment
 
@@ -74,9 +75,12 @@ def parse_image(data: bytes, budget: _TextBudget) -> list[Segment]:
     with Image.open(io.BytesIO(data)) as image:
         frames = getattr(image, "n_frames", 1)
         budget.check_pages(frames)
+        unit: OcrUnit = "page" if frames > 1 else "image"
         segments = []
         for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
             budget.take_ocr_page()
+            budget.ocr_progress(number - 1, frames, unit)
             text = budget.take(ocr_image(frame))
             segments.append(Segment(text=text, page=number if frames > 1 else None, ocr=True))
+        budget.ocr_finished(frames, unit)
         return segments

@@ -52,12 +52,18 @@ def _check_office_container(data: bytes, kind: str, legacy_ext: str) -> None:
 def _parse_docx(data: bytes, budget: _TextBudget) -> list[Segment]:
     _check_office_container(data, "DOCX (Word)", ".doc")
     document = docx.Document(io.BytesIO(as_transitional(data)))
-    pictures = PictureReader(budget)
     picture_ids = docx_picture_ids(document)
+    pictures = PictureReader(budget, count=len(picture_ids))
     blocks = list(DocxBody(document).blocks())
     read_pictures = pictures.wanted("".join(text for _, text in blocks), len(picture_ids))
-    if read_pictures:
-        blocks = list(DocxBody(document, pictures.read).blocks())  # again, reading pictures
+    if read_pictures:  # again, reading pictures (headers' first, footers' last)
+        body = DocxBody(document, pictures.read)
+        blocks = [
+            *body.margin_blocks("header"),
+            *body.blocks(),
+            *body.margin_blocks("footer"),
+        ]
+        pictures.finish()
     sections = HeadingPath()
     for level, text in blocks:
         text = budget.take(text)
@@ -99,12 +105,14 @@ def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
         picture_count += len(blobs)
         picture_lines = []
         if pictures.wanted("".join(lines), len(blobs)):
+            budget.ocr_progress(number - 1, len(presentation.slides), "slide")
             picture_lines = [text for text in map(pictures.read, blobs) if text]
             lines.extend(picture_lines)
         lines.extend(_pptx_notes_lines(slide))
         text = budget.take("\n".join(line for line in lines if line))
         title = _pptx_title(slide)
         segments.append(Segment(text=text, page=number, heading=title, ocr=bool(picture_lines)))
+    budget.ocr_finished(len(presentation.slides), "slide")
     _check_pictures_only(segments, picture_count, pictures, "PPTX (PowerPoint)")
     return segments
 

@@ -30,6 +30,7 @@ def _parse_pdf(data: bytes, budget: _TextBudget) -> list[Segment]:
                 text, needed_ocr, read_by_ocr = _pdf_page_text(pdf, index, budget, no_ocr is None)
                 image_pages += needed_ocr
                 segments.append(Segment(text=budget.take(text), page=index + 1, ocr=read_by_ocr))
+            budget.ocr_finished(len(pdf), "page")
         finally:
             pdf.close()
     if no_ocr and image_pages and not any(segment.text.strip() for segment in segments):
@@ -67,6 +68,7 @@ def _pdf_page_text(
         if not can_ocr:
             return text, True, False
         budget.take_ocr_page()
+        budget.ocr_progress(index, len(pdf), "page")
         return ocr_image(render_pdf_page(page)), False, True
     finally:
         page.close()

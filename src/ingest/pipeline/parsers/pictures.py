@@ -34,9 +34,13 @@ PICTURE_PREFIX = "[Picture: "
 class PictureReader:
     """Reads pictures by OCR for one document, within its budget."""
 
-    def __init__(self, budget: _TextBudget) -> None:
+    def __init__(self, budget: _TextBudget, *, count: int = 0) -> None:
+        """`count`: the pictures `read` will be given, for progress ("picture 2 of
+        5"); 0 when the caller reports progress itself (PPTX, by slide)."""
         self._budget = budget
         self._texts: dict[str, str] = {}
+        self._count = count
+        self._reads = 0
         # Why pictures are not read here (OCR off, tesseract missing), or None.
         self.unavailable = ocr_unavailable_reason(budget.ocr)
 
@@ -51,11 +55,19 @@ class PictureReader:
     def read(self, blob: bytes) -> str:
         """The picture's text as a `[Picture: ...]` line, or "" when it has none or
         cannot be read (a vector format such as EMF, too small, too large)."""
+        if self._count:
+            self._budget.ocr_progress(self._reads, max(self._count, self._reads + 1), "picture")
+            self._reads += 1
         key = hashlib.sha256(blob).hexdigest()
         if key not in self._texts:
             self._texts[key] = self._ocr(blob)
         text = self._texts[key]
         return f"{PICTURE_PREFIX}{text}]" if text else ""
+
+    def finish(self) -> None:
+        """Every picture was given to `read`: OCR's progress is complete."""
+        if self._count:
+            self._budget.ocr_finished(max(self._count, self._reads), "picture")
 
     def _ocr(self, blob: bytes) -> str:
         image = _raster(blob)

@@ -1,0 +1,45 @@
+"""A change to one format's parser re-parses only that format's documents on the next
+run (FORMAT_VERSIONS), not every document as a PARSER_VERSION bump would: a scanned
+PDF is not OCRed again because the DOCX parser learned something."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.cli.follow import add_paths
+from ingest.context import Context
+from ingest.settings import Settings
+from tests.conftest import CountingEmbedder
+from tests.fixtures_docs import make_docx, make_pdf, prose
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        incoming_dir=tmp_path / "incoming",
+        isolate_parsing=False,
+    )
+    ctx = Context(settings, embedder=embedder)
+    yield ctx
+    ctx.close()
+
+
+def test_a_new_docx_version_reparses_docx_files_only(
+    sqlite_ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    make_docx(docs, "memo.docx", [prose(40, 1)], [["owner", "team"]])
+    make_pdf(docs, "report.pdf", [prose(40, 2)])
+    # Stored by a version that had no DOCX version of its own.
+    with monkeypatch.context() as patch:
+        patch.setattr("ingest.pipeline.pipeline.FORMAT_VERSIONS", {})
+        assert add_paths(sqlite_ctx, [docs], collection="default").added == 2
+
+    report = add_paths(sqlite_ctx, [docs], collection="default")
+
+    assert (report.updated, report.skipped, report.failed) == (1, 1, 0)
+    assert add_paths(sqlite_ctx, [docs], collection="default").skipped == 2
