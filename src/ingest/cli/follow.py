@@ -189,13 +189,20 @@ def _bar(enabled: bool, total: int) -> Iterator[Any]:
         task = bar.add_task("queued", total=total)
 
         def update(done: int, running: Job | None) -> None:
-            label = "waiting for a worker"
-            if running is not None:
-                name = str(running.payload.get("filename", running.id))[:28]
-                label = f"{name} {running.stage or ''} {running.progress:.0%}"
+            label = "waiting for a worker" if running is None else running_label(running)
             bar.update(task, completed=done, description=label)
 
         yield update
+
+
+def running_label(job: Job) -> str:
+    """The bar's text for the job in progress: its file, stage and share done; while
+    OCR reads a scan, the page it is on ("scan.pdf OCR page 3 of 10 40%")."""
+    name = str(job.payload.get("filename", job.id))[:28]
+    doing = job.stage or ""
+    if job.stage == "ocr" and job.progress_message:
+        doing = job.progress_message[:40]
+    return f"{name} {doing} {job.progress:.0%}"
 
 
 def report_from_jobs(jobs: Sequence[Job], *, skipped: int) -> IngestReport:
