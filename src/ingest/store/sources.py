@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ingest.errors import SourceExists
+from ingest.store.documents import upsert
 from ingest.store.engine import read_transaction, write_transaction
 from ingest.store.schema import source_objects, sources
 
@@ -159,16 +160,15 @@ class Sources:
             return {r.source_uri: RememberedObject(r.listed, r.content_hash) for r in rows}
 
     def remember(self, source_id: str, objects: Mapping[str, RememberedObject]) -> None:
-        """Record (or replace) these objects' listing and content hash."""
+        """Record (or replace) these objects' listing and content hash: an upsert, as
+        two syncs of one source (a requested one, a scheduled one) may overlap."""
         items = list(objects.items())
         if not items:
             return
         with write_transaction(self.engine) as conn:
+            insert = upsert(conn)
             for start in range(0, len(items), _BATCH):
-                batch = items[start : start + _BATCH]
-                _delete_objects(conn, source_id, [uri for uri, _ in batch])
-                conn.execute(
-                    source_objects.insert(),
+                stmt = insert(source_objects).values(
                     [
                         {
                             "source_id": source_id,
@@ -176,8 +176,17 @@ class Sources:
                             "listed": remembered.listed,
                             "content_hash": remembered.content_hash,
                         }
-                        for uri, remembered in batch
-                    ],
+                        for uri, remembered in items[start : start + _BATCH]
+                    ]
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["source_id", "source_uri"],
+                        set_={
+                            "listed": stmt.excluded.listed,
+                            "content_hash": stmt.excluded.content_hash,
+                        },
+                    )
                 )
 
     def forget(self, source_id: str, uris: Collection[str]) -> None:
