@@ -1,11 +1,15 @@
-"""A synced folder of many small files: the first sync, then a sync with nothing
-changed (which must read and hash every file, submit nothing, embed nothing).
+"""A synced folder (or S3 prefix) of many small files: the first sync, then a sync with
+nothing changed (a folder: reads and hashes every file; both submit nothing and
+embed nothing).
 
     flock /tmp/bench.lock .venv/bin/python bench/sources_bench.py [--files 10000] [--json OUT]
     flock /tmp/bench.lock .venv/bin/python bench/sources_bench.py --s3 --files 1000
 
 --s3: the files are objects under s3://bench/share/ on moto's S3-compatible server
-(tests/support/s3.py, started here); a sync reads every object to hash it.
+(tests/support/s3.py, started here, uploaded on 8 threads). The first sync reads
+every object; the unchanged one lists them and finds each with the ETag, size and
+LastModified it had when read, so reads none (the GetObject calls are counted on
+the sync's own client and reported).
 
 The files are generated in a temporary folder: small text files cycling through
 --distinct texts (the first sync embeds only those; it is not what is measured).
@@ -24,12 +28,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ingest.context import Context
 from ingest.embedding import Embedder, Vectors, build_embedder
 from ingest.ingestion import sources
+from ingest.ingestion.source_listing import S3Listing
 from ingest.settings import Settings
 from ingest.vocabulary import Queue
 
@@ -77,12 +83,36 @@ def s3_share(root: Path, files: int, distinct: int) -> Iterator[tuple[str, str]]
         client = boto3.client("s3", endpoint_url=server.endpoint_url)
         client.create_bucket(Bucket="bench")
         generate(root / "files", files, distinct)
-        for path in sorted((root / "files").rglob("*.txt")):
+
+        def put(path: Path) -> None:
             key = "share/" + path.relative_to(root / "files").as_posix()
             client.put_object(Bucket="bench", Key=key, Body=path.read_bytes())
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, sorted((root / "files").rglob("*.txt"))))
+        print(f"uploaded {files} objects in {time.perf_counter() - started:.1f} s", flush=True)
         yield "s3://bench/share/", server.endpoint_url
     finally:
         server.stop()
+
+
+class GetCounter:
+    """Counts the GetObject calls of the syncs' S3 clients (a botocore event hook)."""
+
+    def __init__(self) -> None:
+        self.gets = 0
+        self._listing_for = sources.listing_for
+        sources.listing_for = self._counting_listing_for  # type: ignore[assignment]
+
+    def _counting_listing_for(self, location: str, *, endpoint_url: str | None) -> Any:
+        listing = self._listing_for(location, endpoint_url=endpoint_url)
+        if isinstance(listing, S3Listing):
+            listing._client.meta.events.register("before-call.s3.GetObject", self._count)
+        return listing
+
+    def _count(self, **_: Any) -> None:
+        self.gets += 1
 
 
 def sync(ctx: Context, source_id: str | None) -> tuple[dict[str, Any], float]:
@@ -118,15 +148,16 @@ def main() -> None:
             s3_endpoint_url=endpoint,
         )
         embedder = CountingEmbedder(build_embedder(settings))
+        counter = GetCounter()
         ctx = Context(settings, embedder=embedder)  # type: ignore[arg-type]
         try:
             source, _ = sources.add_source(
                 ctx.store, settings, ctx.doorbell, location, collection="bench"
             )
             first, first_wall = sync(ctx, None)
-            embedded_first = embedder.texts
+            embedded_first, gets_first = embedder.texts, counter.gets
             again, again_wall = sync(ctx, source.id)
-            embedded_again = embedder.texts - embedded_first
+            embedded_again, gets_again = embedder.texts - embedded_first, counter.gets - gets_first
         finally:
             ctx.close()
     job_s = again["finished_at"] - again["started_at"]
@@ -136,12 +167,14 @@ def main() -> None:
         "first sync wall s": round(first_wall, 2),
         "first sync submitted": first["submitted"],
         "first sync texts embedded": embedded_first,
+        "first sync objects read": gets_first if args.s3 else "-",
         "unchanged sync job s": round(job_s, 2),
         "unchanged sync wall s": round(again_wall, 2),
         "unchanged sync us per file": round(1e6 * job_s / args.files, 1),
         "unchanged sync submitted": again["submitted"],
         "unchanged sync unchanged": again["unchanged"],
         "unchanged sync texts embedded": embedded_again,
+        "unchanged sync objects read": gets_again if args.s3 else "-",
     }
     width = max(len(k) for k in figures)
     for key, value in figures.items():

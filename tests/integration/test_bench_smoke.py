@@ -168,3 +168,13 @@ def test_sources_bench_runs_on_a_few_generated_files(tmp_path: Path) -> None:
     assert figures["first sync submitted"] == 30
     assert (figures["unchanged sync unchanged"], figures["unchanged sync submitted"]) == (30, 0)
     assert figures["unchanged sync texts embedded"] == 0
+
+
+def test_sources_bench_s3_reads_no_object_on_the_unchanged_sync(tmp_path: Path) -> None:
+    out_json = tmp_path / "figures.json"
+    args = ("--s3", "--files", "20", "--distinct", "3", "--json", str(out_json))
+    _bench("sources_bench.py", *args, cwd=tmp_path)
+    figures = json.loads(out_json.read_text())
+    assert (figures["first sync submitted"], figures["first sync objects read"]) == (20, 20)
+    assert (figures["unchanged sync unchanged"], figures["unchanged sync objects read"]) == (20, 0)
+    assert figures["unchanged sync texts embedded"] == 0

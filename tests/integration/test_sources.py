@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ingest.context import Context
 from ingest.errors import NotFound, SourceExists
 from ingest.ingestion import sources
 from ingest.jobs.scheduler import Scheduler
-from ingest.store import Job
+from ingest.store import Job, Store
+from ingest.store.schema import source_objects
+from ingest.store.sources import RememberedObject
 from ingest.vocabulary import DocumentStatus, JobStatus
 from tests.conftest import CountingEmbedder
 from tests.support.sources import run_sync
@@ -189,3 +192,30 @@ def test_two_scheduler_replicas_enqueue_one_sync_per_period(ctx: Context, tmp_pa
     for replica in replicas:
         replica.tick(later + 900)
     assert len(syncs()) == 2
+
+
+def test_remembered_objects_are_replaced_forgotten_and_go_with_their_source(
+    database_url: str,
+) -> None:
+    store = Store.open(database_url)
+    try:
+        store.migrate()
+        source = store.sources.add(
+            location="s3://b/p", collection="team", interval_seconds=60, include=[], exclude=[]
+        )
+        many = {f"s3://b/p/{i}.txt": RememberedObject(f'"e{i}"|5|t', "h" * 64) for i in range(1200)}
+        store.sources.remember(source.id, many)
+        changed = RememberedObject('"new"|6|u', "0" * 64)
+        store.sources.remember(source.id, {"s3://b/p/0.txt": changed})
+        remembered = store.sources.objects(source.id)
+        assert len(remembered) == 1200
+        assert remembered["s3://b/p/0.txt"] == changed
+        store.sources.forget(source.id, [f"s3://b/p/{i}.txt" for i in range(600)])
+        assert len(store.sources.objects(source.id)) == 600
+        assert store.sources.remove(source.id)
+        assert store.sources.objects(source.id) == {}
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(source_objects))
+            assert rows.scalar() == 0
+    finally:
+        store.close()

@@ -4,16 +4,20 @@ their documents deleted when the object is gone."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import sqlalchemy as sa
 
 from ingest.context import Context
 from ingest.ingestion import sources
+from ingest.ingestion.source_listing import S3Listing
 from ingest.settings import Settings
+from ingest.store.schema import source_objects
 from ingest.vocabulary import DocumentStatus, JobStatus
 from tests.conftest import CountingEmbedder
 from tests.support.s3 import S3Server
@@ -138,3 +142,179 @@ def test_unreachable_bucket_fails_the_sync_and_keeps_documents(s3_ctx: Context, 
     assert "NoSuchBucket" in job.error_message
     assert list(_documents(s3_ctx)) == [f"s3://{BUCKET}/docs/keys.txt"]
     assert sources.get_source(s3_ctx.store, source.id).last_sync_status == "failed"
+
+
+# --- objects listed as when last read are not read again ---------------------------
+
+
+class GetCounter:
+    """Counts the GetObject calls the sync's own S3 client sends (a botocore event
+    hook on the real client, which still talks to the real server)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.keys: list[str] = []
+        real_listing_for = sources.listing_for
+
+        def counting_listing_for(location: str, *, endpoint_url: str | None) -> Any:
+            listing = real_listing_for(location, endpoint_url=endpoint_url)
+            if isinstance(listing, S3Listing):
+                events = listing._client.meta.events
+                events.register("before-parameter-build.s3.GetObject", self._count)
+            return listing
+
+        monkeypatch.setattr(sources, "listing_for", counting_listing_for)
+
+    def _count(self, params: dict[str, Any], **_: Any) -> None:
+        self.keys.append(str(params["Key"]))
+
+    def take(self) -> list[str]:
+        keys, self.keys = sorted(self.keys), []
+        return keys
+
+
+@pytest.fixture
+def gets(monkeypatch: pytest.MonkeyPatch) -> GetCounter:
+    return GetCounter(monkeypatch)
+
+
+def _other_jobs(ctx: Context) -> int:
+    return sum(1 for j in ctx.ledger.list_jobs(limit=1000) if j.kind != sources.SYNC)
+
+
+NOTES = {
+    "docs/keys.txt": "Rotating the signing keys happens every ninety days.",
+    "docs/guides/backups.md": "# Backups\n\nBackups are copied to cold storage nightly.",
+    "docs/vault.txt": "The vault console asks for two approvals.",
+}
+
+
+def test_unchanged_objects_are_not_downloaded_again(
+    s3_ctx: Context, s3: Any, gets: GetCounter, embedder: CountingEmbedder
+) -> None:
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    first = run_sync(s3_ctx)
+    assert first.result is not None
+    assert first.result["submitted"] == 3
+    assert gets.take() == sorted(NOTES)
+    jobs_before = _other_jobs(s3_ctx)
+    embedder.texts_embedded = 0
+
+    again = run_sync(s3_ctx, source.id)
+    assert again.result is not None
+    assert {k: again.result[k] for k in ("listed", "submitted", "unchanged", "failed")} == {
+        "listed": 3,
+        "submitted": 0,
+        "unchanged": 3,
+        "failed": 0,
+    }
+    assert gets.take() == []
+    assert _other_jobs(s3_ctx) == jobs_before
+    assert embedder.texts_embedded == 0
+
+
+def test_an_overwritten_object_of_the_same_size_is_read_and_resubmitted(
+    s3_ctx: Context, s3: Any, gets: GetCounter
+) -> None:
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    run_sync(s3_ctx)
+    gets.take()
+    changed = NOTES["docs/keys.txt"].replace("ninety", "thirty")
+    assert len(changed) == len(NOTES["docs/keys.txt"])
+    _put(s3, "docs/keys.txt", changed)  # likely within the same second: same LastModified
+
+    job = run_sync(s3_ctx, source.id)
+    assert job.result is not None
+    assert (job.result["submitted"], job.result["unchanged"]) == (1, 2)
+    assert gets.take() == ["docs/keys.txt"]
+    doc = next(
+        d for d in s3_ctx.store.documents_in("team") if d.source_uri.endswith("docs/keys.txt")
+    )
+    assert "thirty" in s3_ctx.store.chunks_of(doc.id)[0].text
+    # Remembered as read: the next sync reads nothing.
+    run_sync(s3_ctx, source.id)
+    assert gets.take() == []
+
+
+def test_the_same_bytes_uploaded_again_are_read_once_and_stay_unchanged(
+    s3_ctx: Context, s3: Any, gets: GetCounter
+) -> None:
+    _put(s3, "docs/keys.txt", NOTES["docs/keys.txt"])
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    run_sync(s3_ctx)
+    gets.take()
+    old = s3_ctx.store.sources.objects(source.id)[f"s3://{BUCKET}/docs/keys.txt"]
+    # Same body, same ETag: upload it again until it lists a later LastModified.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _put(s3, "docs/keys.txt", NOTES["docs/keys.txt"])
+        [item] = s3.list_objects_v2(Bucket=BUCKET, Prefix="docs/keys.txt")["Contents"]
+        if item["LastModified"].isoformat() != old.listed.split("|")[2]:
+            break
+    else:
+        pytest.fail("the re-upload kept its LastModified")
+
+    job = run_sync(s3_ctx, source.id)
+    assert job.result is not None
+    assert (job.result["submitted"], job.result["unchanged"]) == (0, 1)
+    assert gets.take() == ["docs/keys.txt"]
+    run_sync(s3_ctx, source.id)
+    assert gets.take() == []
+
+
+def test_documents_synced_before_objects_were_remembered_are_hashed_once(
+    s3_ctx: Context, s3: Any, gets: GetCounter, embedder: CountingEmbedder
+) -> None:
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    run_sync(s3_ctx)
+    gets.take()
+    # As a database synced before migration 0012: documents, nothing remembered.
+    with s3_ctx.store.engine.begin() as conn:
+        conn.execute(sa.delete(source_objects))
+    embedder.texts_embedded = 0
+
+    job = run_sync(s3_ctx, source.id)
+    assert job.result is not None
+    assert (job.result["submitted"], job.result["unchanged"]) == (0, 3)
+    assert gets.take() == sorted(NOTES)
+    assert embedder.texts_embedded == 0
+    assert sorted(s3_ctx.store.sources.objects(source.id)) == sorted(
+        f"s3://{BUCKET}/{key}" for key in NOTES
+    )
+    again = run_sync(s3_ctx, source.id)
+    assert again.result is not None
+    assert again.result["unchanged"] == 3
+    assert gets.take() == []
+
+
+def test_a_deleted_object_is_forgotten_and_a_removed_source_forgets_all(
+    s3_ctx: Context, s3: Any
+) -> None:
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    run_sync(s3_ctx)
+    s3.delete_object(Bucket=BUCKET, Key="docs/vault.txt")
+    job = run_sync(s3_ctx, source.id)
+    assert job.result is not None
+    assert job.result["deleted"] == 1
+    assert f"s3://{BUCKET}/docs/vault.txt" not in s3_ctx.store.sources.objects(source.id)
+    assert len(s3_ctx.store.sources.objects(source.id)) == 2
+
+    sources.remove_source(s3_ctx.store, source.id)
+    assert s3_ctx.store.sources.objects(source.id) == {}

@@ -255,6 +255,22 @@ class Ingestor:
             return None
         return self._if_unchanged(previous, data, filename, metadata)
 
+    def unchanged_digest(
+        self,
+        digest: str,
+        *,
+        source_uri: str,
+        filename: str,
+        collection: str,
+        known: Mapping[str, DocumentRecord] | None = None,
+    ) -> DocumentRecord | None:
+        """`unchanged_bytes` for bytes known only by their content hash (an S3 object
+        listed as when it was last read): no metadata but the filename."""
+        previous = self._settled(collection, source_uri, known)
+        if previous is None:
+            return None
+        return self._if_same_digest(previous, digest, filename, None)
+
     def _settled(
         self, collection: str, source_uri: str, known: Mapping[str, DocumentRecord] | None
     ) -> DocumentRecord | None:
@@ -273,10 +289,19 @@ class Ingestor:
         filename: str,
         metadata: Mapping[str, Any] | None,
     ) -> DocumentRecord | None:
+        return self._if_same_digest(previous, content_hash(data), filename, metadata)
+
+    def _if_same_digest(
+        self,
+        previous: DocumentRecord,
+        digest: str,
+        filename: str,
+        metadata: Mapping[str, Any] | None,
+    ) -> DocumentRecord | None:
         meta = {**(metadata or {}), "filename": filename}
         fingerprint = self.pipeline.fingerprint_for(filename)
         if (
-            self._same_input(previous, content_hash(data), fingerprint)
+            self._same_input(previous, digest, fingerprint)
             and previous.metadata == meta
             and (previous.error is not None or self._members_done(filename, previous.id))
         ):

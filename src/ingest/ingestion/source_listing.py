@@ -69,11 +69,23 @@ def is_selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -
 @dataclass(frozen=True, slots=True)
 class Listed:
     """One file or object of a source: its path relative to the source, the URI its
-    document has, and its size when the listing says."""
+    document has, its size when the listing says, and its identity as listed (S3:
+    ETag, size and LastModified) when the listing gives one to trust: listed with the
+    same identity as when its bytes were hashed, the object is not read again."""
 
     relative: str
     uri: str
     size: int | None = None
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """An object's bytes, and whether they are those of the object as listed (the
+    read answered the listed ETag and size: not overwritten in between)."""
+
+    data: bytes
+    as_listed: bool
 
 
 class FolderListing:
@@ -122,7 +134,9 @@ class S3Listing:
                     key = str(item["Key"])
                     relative = self._relative_key(key)
                     if relative and not key.endswith("/") and not _hidden(relative):
-                        found.append(Listed(relative, self.uri_of(key), int(item["Size"])))
+                        size = int(item["Size"])
+                        identity = _s3_identity(item.get("ETag"), size, item.get("LastModified"))
+                        found.append(Listed(relative, self.uri_of(key), size, identity))
         except (BotoCoreError, ClientError) as exc:
             raise SourceUnavailable(f"cannot list {self.location}: {exc}") from exc
         return found
@@ -138,7 +152,7 @@ class S3Listing:
             return None
         return self._relative_key(uri.removeprefix(f"{S3_SCHEME}{self.bucket}/")) or None
 
-    def fetch(self, listed: Listed, *, max_bytes: int) -> bytes:
+    def fetch(self, listed: Listed, *, max_bytes: int) -> Fetched:
         """The object's bytes, refused past `max_bytes` (INGEST_MAX_UPLOAD_BYTES) before
         and while reading: an object can grow between the listing and the read."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -147,14 +161,31 @@ class S3Listing:
             raise FileTooLarge(_too_large(listed.size, max_bytes))
         key = listed.uri.removeprefix(f"{S3_SCHEME}{self.bucket}/")
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"]
             data: bytes = body.read(max_bytes + 1)
             body.close()
         except (BotoCoreError, ClientError) as exc:
             raise SourceUnavailable(f"cannot read {listed.uri}: {exc}") from exc
         if len(data) > max_bytes:
             raise FileTooLarge(_too_large(len(data), max_bytes))
-        return data
+        listed_etag = (listed.identity or "").partition("|")[0]
+        as_listed = (
+            listed.identity is not None
+            and response.get("ETag") == listed_etag
+            and len(data) == listed.size
+        )
+        return Fetched(data, as_listed)
+
+
+def _s3_identity(etag: Any, size: int, modified: Any) -> str | None:
+    """An object's ETag, size and LastModified as one string; None without an ETag.
+    A rewrite changes the LastModified and (but for an identical body) the ETag; the
+    size guards against an ETag that is not a digest of the body (SSE-C, multipart)."""
+    if not etag:
+        return None
+    stamp = modified.isoformat() if hasattr(modified, "isoformat") else str(modified or "")
+    return f"{etag}|{size}|{stamp}"
 
 
 def _too_large(size: int, max_bytes: int) -> str:

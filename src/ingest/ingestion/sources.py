@@ -1,10 +1,11 @@
 """Synced sources: register a folder or an S3 prefix, and sync it as a ledger job.
 
 A sync lists the source, submits what is new or changed (by content hash, as
-`ingest add --sync`: only those files get an ingest job), deletes the documents
-whose file or object is gone, and records its report on the source row together
-with the job's outcome. A source that cannot be listed fails its sync with the
-reason and keeps every document."""
+`ingest add --sync`: only those files get an ingest job; an S3 object listed with
+the ETag, size and LastModified it had when last hashed is judged by that hash,
+unread), deletes the documents whose file or object is gone, and records its report
+on the source row together with the job's outcome. A source that cannot be listed
+fails its sync with the reason and keeps every document."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from ingest.jobs.scheduler import slot_of
 from ingest.settings import Settings
 from ingest.staging import sanitize_filename
 from ingest.store import DocumentRecord, Job, NewJob, Store, new_job_id
-from ingest.store.sources import SourceRecord, SyncOutcome
+from ingest.store.sources import RememberedObject, SourceRecord, SyncOutcome
 from ingest.vocabulary import Queue
 
 if TYPE_CHECKING:  # the ingestor pulls in every parser library: built at the first sync
@@ -46,6 +47,9 @@ SYNC = "source.sync"
 # many submitted jobs (a sync of a new 100,000-file folder still records its counts).
 _MAX_ERRORS = 20
 _MAX_JOB_IDS = 1000
+# A sync records what it learned about objects (listing and content hash) this many
+# at a time: a sync stopped half-way keeps what it read.
+_REMEMBER_BATCH = 500
 DEFAULT_EVERY = "1h"
 
 
@@ -234,34 +238,73 @@ class SourceSync:
         report: SyncReport,
         checkpoint: Callable[[], None],
     ) -> None:
-        """Each object is read (bounded), compared by content hash, and submitted like
-        an upload when new or changed."""
-        max_bytes = self.settings.max_upload_bytes
+        """An object listed as when its bytes were last hashed (same ETag, size and
+        LastModified) is judged by that hash, unread; any other is read (bounded),
+        hashed, and submitted like an upload when new or changed."""
+        from ingest.ingestion.ingestor import content_hash  # built by now: self.ingestor()
+
+        remembered = self.store.sources.objects(source.id)
+        learned: dict[str, RememberedObject] = {}
         for item in listed:
             checkpoint()
             filename = sanitize_filename(item.relative)
+            before = remembered.get(item.uri)
+            if (
+                before is not None
+                and item.identity is not None
+                and before.listed == item.identity
+                and self._unchanged(source, item, filename, before.content_hash, known)
+            ):
+                report.unchanged += 1
+                continue
             try:
-                data = listing.fetch(item, max_bytes=max_bytes)
+                fetched = listing.fetch(item, max_bytes=self.settings.max_upload_bytes)
             except (DocumentRejected, SourceUnavailable) as exc:
                 report.failure(item.uri, str(exc))
                 continue
-            unchanged = self.ingestor().unchanged_bytes(
-                data,
-                source_uri=item.uri,
-                filename=filename,
-                collection=source.collection,
-                known=known,
-            )
-            if unchanged is not None:
+            digest = content_hash(fetched.data)
+            # Remembered only when the bytes read are the object as listed.
+            now = RememberedObject(item.identity, digest) if item.identity else None
+            if fetched.as_listed and now is not None and now != before:
+                learned[item.uri] = now
+            if len(learned) >= _REMEMBER_BATCH:
+                self.store.sources.remember(source.id, learned)
+                learned = {}
+            if self._unchanged(source, item, filename, digest, known):
                 report.unchanged += 1
                 continue
-            job_id = new_job_id()
-            staged = self.submitter.staging.put(
-                io.BytesIO(data), job_id, filename, max_bytes=max_bytes
-            )
-            upload = StagedUpload(job_id, staged, filename, item.uri)
-            jobs = self.submitter.submit_uploads([upload], collection=source.collection)
-            report.submitted_job(jobs[0])
+            self._submit_bytes(source, item, filename, fetched.data, report)
+        self.store.sources.remember(source.id, learned)
+        listed_uris = {item.uri for item in listed}
+        gone = [uri for uri in remembered if uri not in listed_uris]
+        self.store.sources.forget(source.id, gone)
+
+    def _unchanged(
+        self,
+        source: SourceRecord,
+        item: Listed,
+        filename: str,
+        digest: str,
+        known: Mapping[str, DocumentRecord],
+    ) -> bool:
+        record = self.ingestor().unchanged_digest(
+            digest,
+            source_uri=item.uri,
+            filename=filename,
+            collection=source.collection,
+            known=known,
+        )
+        return record is not None
+
+    def _submit_bytes(
+        self, source: SourceRecord, item: Listed, filename: str, data: bytes, report: SyncReport
+    ) -> None:
+        max_bytes = self.settings.max_upload_bytes
+        job_id = new_job_id()
+        staged = self.submitter.staging.put(io.BytesIO(data), job_id, filename, max_bytes=max_bytes)
+        upload = StagedUpload(job_id, staged, filename, item.uri)
+        jobs = self.submitter.submit_uploads([upload], collection=source.collection)
+        report.submitted_job(jobs[0])
 
     def _delete_gone(
         self,

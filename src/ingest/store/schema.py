@@ -259,3 +259,20 @@ sources = sa.Table(
     sa.Column("last_sync_report", sa.JSON),
     sa.UniqueConstraint("location", "collection", name="uq_sources_location"),
 )
+
+# An object of a source as its listing described it (S3: ETag, size, LastModified)
+# and the content hash of the bytes read then: listed the same again, the object is
+# not read again (migration 0012).
+source_objects = sa.Table(
+    "source_objects",
+    metadata,
+    sa.Column(
+        "source_id",
+        sa.String(32),
+        sa.ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("source_uri", sa.Text, primary_key=True),
+    sa.Column("listed", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+)

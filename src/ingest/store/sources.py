@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ingest.errors import SourceExists
+from ingest.store.documents import upsert
 from ingest.store.engine import read_transaction, write_transaction
-from ingest.store.schema import sources
+from ingest.store.schema import source_objects, sources
+
+# Rows per statement when remembering or forgetting objects (SQLite's bound
+# parameters per statement are limited).
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,15 @@ def _to_source(row: sa.Row[Any]) -> SourceRecord:
         last_sync_error=row.last_sync_error,
         last_sync_report=row.last_sync_report,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedObject:
+    """An object as its source's listing described it (S3: ETag, size, LastModified)
+    and the content hash of the bytes read when it was listed so."""
+
+    listed: str
+    content_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +144,64 @@ class Sources:
         with write_transaction(self.engine) as conn:
             deleted = conn.execute(sa.delete(sources).where(sources.c.id == source_id))
         return bool(deleted.rowcount)
+
+    # --- the objects a source's syncs read: listed the same again, not read again ----
+
+    def objects(self, source_id: str) -> dict[str, RememberedObject]:
+        """What the source's syncs remember, by source URI."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    source_objects.c.source_uri,
+                    source_objects.c.listed,
+                    source_objects.c.content_hash,
+                ).where(source_objects.c.source_id == source_id)
+            )
+            return {r.source_uri: RememberedObject(r.listed, r.content_hash) for r in rows}
+
+    def remember(self, source_id: str, objects: Mapping[str, RememberedObject]) -> None:
+        """Record (or replace) these objects' listing and content hash: an upsert, as
+        two syncs of one source (a requested one, a scheduled one) may overlap."""
+        items = list(objects.items())
+        if not items:
+            return
+        with write_transaction(self.engine) as conn:
+            insert = upsert(conn)
+            for start in range(0, len(items), _BATCH):
+                stmt = insert(source_objects).values(
+                    [
+                        {
+                            "source_id": source_id,
+                            "source_uri": uri,
+                            "listed": remembered.listed,
+                            "content_hash": remembered.content_hash,
+                        }
+                        for uri, remembered in items[start : start + _BATCH]
+                    ]
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["source_id", "source_uri"],
+                        set_={
+                            "listed": stmt.excluded.listed,
+                            "content_hash": stmt.excluded.content_hash,
+                        },
+                    )
+                )
+
+    def forget(self, source_id: str, uris: Collection[str]) -> None:
+        """Objects no longer listed (or whose listing says nothing to trust)."""
+        items = list(uris)
+        if not items:
+            return
+        with write_transaction(self.engine) as conn:
+            for start in range(0, len(items), _BATCH):
+                _delete_objects(conn, source_id, items[start : start + _BATCH])
+
+
+def _delete_objects(conn: sa.Connection, source_id: str, uris: Sequence[str]) -> None:
+    conn.execute(
+        sa.delete(source_objects).where(
+            source_objects.c.source_id == source_id, source_objects.c.source_uri.in_(uris)
+        )
+    )
