@@ -11,6 +11,7 @@ import pytest
 
 from ingest.embedding import Vectors
 from ingest.errors import QueryError
+from ingest.logs import log_context
 from ingest.query.search import FusionConfig, Searcher
 from ingest.store import Store
 from tests.conftest import CountingEmbedder
@@ -28,11 +29,13 @@ class KeywordLegStore:
         self.fail = fail
         self.started = threading.Event()
         self.embedded = threading.Event()
+        self.log_fields: dict[str, str] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def keyword_search(self, *args: Any, **kwargs: Any) -> list[tuple[int, float]]:
+        self.log_fields = log_context.get()
         self.started.set()
         self.embedded.wait(DEADLINE)
         if self.fail:
@@ -79,3 +82,16 @@ def test_a_failing_keyword_leg_fails_the_search(
     searcher = Searcher(legs, WaitingEmbedder(embedder, legs), FusionConfig())  # type: ignore[arg-type]
     with pytest.raises(QueryError, match="keyword leg failed"):
         searcher.search("harbour cranes", k=5)
+
+
+def test_the_keyword_leg_logs_with_the_request_s_fields(
+    pg_store: Store, embedder: CountingEmbedder
+) -> None:
+    legs = KeywordLegStore(pg_store)
+    searcher = Searcher(legs, WaitingEmbedder(embedder, legs), FusionConfig())  # type: ignore[arg-type]
+    token = log_context.set({"request_id": "r-42"})
+    try:
+        searcher.search("harbour cranes", k=5)
+    finally:
+        log_context.reset(token)
+    assert legs.log_fields == {"request_id": "r-42"}

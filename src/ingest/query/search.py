@@ -3,6 +3,7 @@ rankings are fused with weighted reciprocal rank fusion."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Mapping
@@ -73,8 +74,14 @@ class Searcher:
         scores: dict[int, float] = {}
         keyword_leg: Future[list[tuple[int, float]]] | None = None
         if mode == "hybrid" and self.store.dialect == "postgresql":
+            # In a copy of this thread's context: its logs keep the request's fields.
             keyword_leg = _keyword_pool().submit(
-                self._keyword_ranking, query, depth, collection, filters
+                contextvars.copy_context().run,
+                self._keyword_ranking,
+                query,
+                depth,
+                collection,
+                filters,
             )
         if mode in ("hybrid", "vector"):
             try:
