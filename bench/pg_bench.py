@@ -2,7 +2,7 @@
 started in a temp dir on a free port, as the tests do).
 
     .venv/bin/python bench/pg_bench.py scaling [--docs 400] [--workers 1 2 3]
-    .venv/bin/python bench/pg_bench.py search [--chunks 100000 1000000] [--queries 200]
+    .venv/bin/python bench/pg_bench.py search [--chunks 100000 1000000] [--queries 200] [--keep DIR]
     .venv/bin/python bench/pg_bench.py keywords --corpus ../shared/data/scifact
     .venv/bin/python bench/pg_bench.py ledger
     .venv/bin/python bench/pg_bench.py hybrid --db scifact.db --corpus ../shared/data/scifact
@@ -30,6 +30,7 @@ import argparse
 import io
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -57,6 +58,8 @@ from bench_common import (
     percentile,
 )
 from ingest.context import Context
+from ingest.embedding import to_blob
+from ingest.query.fusion import reciprocal_rank_fusion
 from ingest.settings import Settings
 from ingest.store import Store, bm25
 from ingest.store.ledger import Ledger
@@ -251,38 +254,126 @@ def bulk_load(url: str, n: int, model: str, dim: int = 384, clusters: int = 200)
         print(f"  HNSW build for {n:,} vectors: {time.perf_counter() - started:.0f} s")
 
 
+class KeptServer(PostgresServer):
+    """A server whose data directory is `root`, kept after stop: `search --keep` builds
+    each size's database once and later runs measure it again without rebuilding."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = root.resolve()
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if (self.data / "PG_VERSION").exists():
+            self._launch()
+            self._wait_accepting(timeout)
+        else:
+            super().start(timeout)
+
+    def database(self, name: str) -> tuple[str, bool]:
+        """The url of database `name`, and whether a build of it completed."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if exists.fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url_for(name), (self.root / f"{name}.built").exists()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+
 def search(args: argparse.Namespace) -> None:
-    server = PostgresServer()
+    server = KeptServer(args.keep) if args.keep else PostgresServer()
     server.start()
     try:
         for n in args.chunks:
-            url = server.create_database()
+            built = False
+            if isinstance(server, KeptServer):
+                url, built = server.database(f"scale_{n}")
+                if not built:  # a build cut short: start it again
+                    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE "scale_{n}"')
+                    url, built = server.database(f"scale_{n}")
+            else:
+                url = server.create_database()
             migrated(url)
             ctx = Context(Settings(database_url=url))
             model = ctx.embedder.model_id
-            started = time.perf_counter()
-            bulk_load(url, n, model)
-            print(f"  load of {n:,} chunks: {time.perf_counter() - started:.0f} s")
-            queries = [f"{TOPICS[i % len(TOPICS)]} {i}" for i in range(args.queries)]
-            ctx.searcher.search("warm up", k=10)
-            vec_ms, hybrid_ms = [], []
-            for q in queries:
-                v = ctx.embedder.embed_queries([q])[0]
-                t = time.perf_counter()
-                ctx.store.vector_search(model, v.astype("<f4").tobytes(), 10)
-                vec_ms.append((time.perf_counter() - t) * 1000)
-                t = time.perf_counter()
-                ctx.searcher.search(q, k=10)
-                hybrid_ms.append((time.perf_counter() - t) * 1000)
-            print(
-                f"search at {n:,} chunks (PostgreSQL HNSW): "
-                f"vector p50 {statistics.median(vec_ms):.1f} ms "
-                f"p99 {percentile(vec_ms, 99):.1f} ms; hybrid incl. query embedding "
-                f"p50 {statistics.median(hybrid_ms):.1f} ms p99 {percentile(hybrid_ms, 99):.1f} ms"
-            )
+            if built:
+                print(f"  reusing the database of {n:,} chunks in {args.keep}")
+            else:
+                started = time.perf_counter()
+                bulk_load(url, n, model)
+                print(f"  load of {n:,} chunks: {time.perf_counter() - started:.0f} s")
+                if isinstance(server, KeptServer):
+                    (server.root / f"scale_{n}.built").touch()
+            measure_search(ctx, n, args.queries)
             ctx.close()
     finally:
         server.stop()
+
+
+def measure_search(ctx: Context, n: int, count: int) -> None:
+    """Vector search alone (k=10), then hybrid search as the API runs it, then the
+    legs of hybrid search one after another, to show where its time goes."""
+    model = ctx.embedder.model_id
+    queries = [f"{TOPICS[i % len(TOPICS)]} {i}" for i in range(count)]
+    ctx.searcher.search("warm up", k=10)
+    depth = max(10, ctx.searcher.fusion.candidates)
+    vec_ms, hybrid_ms = [], []
+    legs: dict[str, list[float]] = {
+        "query embedding": [],
+        f"vector search k={depth}": [],
+        f"keyword search k={depth}": [],
+        "fusion": [],
+        "fetch of the hits": [],
+    }
+    parts = list(legs.values())
+    for q in queries:
+        v = ctx.embedder.embed_queries([q])[0]
+        t = time.perf_counter()
+        ctx.store.vector_search(model, v.astype("<f4").tobytes(), 10)
+        vec_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        ctx.searcher.search(q, k=10)
+        hybrid_ms.append((time.perf_counter() - t) * 1000)
+        t0 = time.perf_counter()
+        blob = to_blob(ctx.embedder.embed_queries([q])[0])
+        t1 = time.perf_counter()
+        by_vector = ctx.store.vector_search(model, blob, depth)
+        t2 = time.perf_counter()
+        by_keyword = ctx.store.keyword_search(q, depth)
+        t3 = time.perf_counter()
+        fused = reciprocal_rank_fusion(
+            [([pk for pk, _ in by_vector], 1.0), ([pk for pk, _ in by_keyword], 1.0)],
+            k=ctx.searcher.fusion.rrf_k,
+        )[:10]
+        t4 = time.perf_counter()
+        ctx.store.hits([pk for pk, _ in fused])
+        t5 = time.perf_counter()
+        ends = [t0, t1, t2, t3, t4, t5]
+        for part, a, b in zip(parts, ends, ends[1:], strict=False):
+            part.append((b - a) * 1000)
+    print(
+        f"search at {n:,} chunks (PostgreSQL HNSW): "
+        f"vector p50 {statistics.median(vec_ms):.1f} ms "
+        f"p99 {percentile(vec_ms, 99):.1f} ms; hybrid incl. query embedding "
+        f"p50 {statistics.median(hybrid_ms):.1f} ms p99 {percentile(hybrid_ms, 99):.1f} ms"
+    )
+    print("  hybrid search's legs, run one after another:")
+    for name, ms in legs.items():
+        print(
+            f"    {name:24s} p50 {statistics.median(ms):6.1f} ms  p99 {percentile(ms, 99):6.1f} ms"
+        )
+    total = [sum(x) for x in zip(*parts, strict=True)]
+    print(
+        f"    {'sum':24s} p50 {statistics.median(total):6.1f} ms  "
+        f"p99 {percentile(total, 99):6.1f} ms"
+    )
 
 
 def keywords(args: argparse.Namespace) -> None:
@@ -397,6 +488,11 @@ def main() -> None:
     p = sub.add_parser("search")
     p.add_argument("--chunks", type=int, nargs="+", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="server folder kept after the run; a size built there before is reused",
+    )
     p = sub.add_parser("keywords")
     p.add_argument("--corpus", type=Path, required=True, help="BEIR folder (corpus, queries)")
     p.add_argument("--qrels", type=Path, help="judgments; default qrels/train.tsv")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,23 @@ def test_sources_bench_s3_reads_no_object_on_the_unchanged_sync(tmp_path: Path) 
     assert (figures["first sync submitted"], figures["first sync objects read"]) == (20, 20)
     assert (figures["unchanged sync unchanged"], figures["unchanged sync objects read"]) == (20, 0)
     assert figures["unchanged sync texts embedded"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_postgresql_search_bench_prints_the_legs_and_reuses_a_kept_database() -> None:
+    # Under the system temp dir: the server's user must reach it (tmp_path is private).
+    kept = Path(tempfile.mkdtemp(prefix="ingest-pg-kept-"))
+    kept.chmod(0o755)
+    try:
+        args = ("search", "--chunks", "1000", "--queries", "5", "--keep", str(kept))
+        first = _bench("pg_bench.py", *args, cwd=kept)
+        assert "load of 1,000 chunks" in first, first
+        for leg in ["query embedding", "vector search k=", "keyword search k=", "fusion", "sum"]:
+            assert leg in first, first
+        again = _bench("pg_bench.py", *args, cwd=kept)
+        assert "reusing the database of 1,000 chunks" in again, again
+        assert "load of" not in again
+        assert "search at 1,000 chunks" in again
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)

@@ -6,6 +6,7 @@ ones included."""
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 from collections.abc import Iterator, Sequence
@@ -192,3 +193,75 @@ def test_concurrent_writers_sharing_words_keep_exact_statistics(pg_store: Store)
     assert errors == []
     assert _stats(pg_store) == _recount(pg_store)
     assert _stats(pg_store)[""][0] > 0
+
+
+# --- the rows ranked, PostgreSQL ----------------------------------------------------
+
+
+def test_a_word_found_nowhere_leaves_the_rarest_known_words_rows_ranked(
+    database_url: str,
+) -> None:
+    """On PostgreSQL only the first `keyword_rank_limit` matches are ranked. A query
+    word no chunk holds must not push that choice onto the commonest words: the
+    rows ranked are those of the rarest word some chunk holds, the ones BM25 puts
+    first, though they were written last."""
+    store = Store.open(database_url, keyword_rank_limit=100)
+    store.migrate()
+    try:
+        for i in range(150):
+            _write(store, f"harbour{i:03d}.txt", f"harbour report {i} on the berths")
+        for i in range(120):
+            _write(store, f"ferry{i:03d}.txt", f"harbour ferry timetable {i}")
+        pks = [pk for pk, _ in store.keyword_search("harbour ferry 4242424242", 60)]
+        hits = store.hits(pks)
+        sources = [hits[pk].source for pk in pks]
+    finally:
+        store.close()
+    assert len(sources) == 60
+    assert all(s.startswith("ferry") for s in sources), sources
+
+
+def _exact_bm25(store: Store, query_lexemes: Sequence[str]) -> dict[str, float]:
+    """BM25 of every chunk, computed here from the chunks' tsvectors alone."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.source_uri, t.lexeme, cardinality(t.positions) AS tf, "
+                "c.keyword_length AS length FROM chunks c "
+                "JOIN documents d ON d.id = c.document_id "
+                "LEFT JOIN LATERAL unnest(c.tsv) t ON true"
+            )
+        ).all()
+    lengths = {r.source_uri: r.length for r in rows}
+    n, average = len(lengths), sum(lengths.values()) / len(lengths)
+    df = {x: len({r.source_uri for r in rows if r.lexeme == x}) for x in query_lexemes}
+    scores: dict[str, float] = {}
+    for r in rows:
+        if r.lexeme in query_lexemes and df[r.lexeme]:
+            idf = max(math.log((n - df[r.lexeme] + 0.5) / (df[r.lexeme] + 0.5)), 1e-6)
+            norm = 0.25 + 0.75 * r.length / average
+            score = idf * r.tf * 2.2 / (r.tf + 1.2 * norm)
+            scores[r.source_uri] = scores.get(r.source_uri, 0.0) + score
+    return scores
+
+
+def test_ranking_equals_bm25_computed_from_the_tsvectors_filtered_or_not(
+    pg_store: Store,
+) -> None:
+    """With every match ranked (the limit above the matches), the search returns
+    BM25's top k with its scores, unfiltered (chunks alone) as filtered (joined to
+    documents and collections), a word found nowhere included."""
+    rng = random.Random(7)
+    vocabulary = ["crane", "berth", "ferry", "storm", "quay", "tide", "pilot", "cargo"]
+    for i in range(40):
+        words = rng.choices(vocabulary, k=rng.randint(2, 12))
+        _write(pg_store, f"doc{i:02d}.txt", " ".join(words))
+    query = "storm pilot cargo zanzibarx"
+    expected = _exact_bm25(pg_store, ["storm", "pilot", "cargo"])
+    best = sorted(expected.items(), key=lambda e: -e[1])[:10]
+    for collection in (None, COLLECTION):
+        ranked = pg_store.keyword_search(query, 10, collection=collection)
+        hits = pg_store.hits([pk for pk, _ in ranked])
+        got = [(hits[pk].source, score) for pk, score in ranked]
+        assert [round(s, 9) for _, s in got] == [round(s, 9) for _, s in best]
+        assert all(abs(expected[source] - score) < 1e-9 for source, score in got)

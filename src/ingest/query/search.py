@@ -3,7 +3,11 @@ rankings are fused with weighted reciprocal rank fusion."""
 
 from __future__ import annotations
 
+import contextvars
+import os
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -18,6 +22,24 @@ SearchMode = Literal["hybrid", "vector", "keyword"]
 
 # A search result: the store's chunk record with its fused score.
 SearchHit = ChunkHit
+
+# Hybrid search on PostgreSQL runs its keyword leg here while the calling thread
+# embeds the query and runs the vector leg: the two legs wait on different things
+# (the database server's keyword scoring; the embedding model, then the HNSW walk),
+# so the search takes about the longer leg instead of their sum. One pool per
+# process (a forked child starts its own: the parent's threads are not in it); its
+# threads only wait on the database.
+_keyword_legs: tuple[int, ThreadPoolExecutor] | None = None
+_keyword_legs_lock = threading.Lock()
+
+
+def _keyword_pool() -> ThreadPoolExecutor:
+    global _keyword_legs
+    with _keyword_legs_lock:
+        if _keyword_legs is None or _keyword_legs[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="keyword-leg")
+            _keyword_legs = (os.getpid(), pool)
+        return _keyword_legs[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +72,31 @@ class Searcher:
         depth = max(k, self.fusion.candidates)
         rankings: list[tuple[list[int], float]] = []
         scores: dict[int, float] = {}
+        keyword_leg: Future[list[tuple[int, float]]] | None = None
+        if mode == "hybrid" and self.store.dialect == "postgresql":
+            # In a copy of this thread's context: its logs keep the request's fields.
+            keyword_leg = _keyword_pool().submit(
+                contextvars.copy_context().run,
+                self._keyword_ranking,
+                query,
+                depth,
+                collection,
+                filters,
+            )
         if mode in ("hybrid", "vector"):
-            ranked = self._vector_ranking(query, depth, collection, filters)
+            try:
+                ranked = self._vector_ranking(query, depth, collection, filters)
+            except BaseException:
+                if keyword_leg is not None:
+                    keyword_leg.cancel()
+                raise
             rankings.append(([pk for pk, _ in ranked], self.fusion.vector_weight))
             scores.update(ranked)
         if mode in ("hybrid", "keyword"):
-            ranked = self._keyword_ranking(query, depth, collection, filters)
+            if keyword_leg is not None:
+                ranked = keyword_leg.result()
+            else:
+                ranked = self._keyword_ranking(query, depth, collection, filters)
             rankings.append(([pk for pk, _ in ranked], self.fusion.keyword_weight))
             if mode == "keyword":
                 scores.update(ranked)

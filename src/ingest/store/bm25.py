@@ -95,6 +95,16 @@ class QueryStats:
     idf: list[float]
     average_length: float
 
+    def known(self) -> QueryStats:
+        """Only the lexemes some chunk holds: the others match nothing and score 0."""
+        keep = [i for i, n in enumerate(self.matches) if n > 0]
+        return QueryStats(
+            lexemes=[self.lexemes[i] for i in keep],
+            matches=[self.matches[i] for i in keep],
+            idf=[self.idf[i] for i in keep],
+            average_length=self.average_length,
+        )
+
 
 def query_stats(conn: sa.Connection, terms: Sequence[str]) -> QueryStats:
     """The lexemes of the query's words (PostgreSQL's english stemming and

@@ -65,6 +65,7 @@ def keyword_ranking(
     k: int,
     *,
     rank_limit: int,
+    has_filters: bool = True,
 ) -> list[tuple[int, float]]:
     """Top-k chunk pks by BM25 (store/bm25.py: FTS5's formula and constants).
 
@@ -73,16 +74,23 @@ def keyword_ranking(
     lexemes (exact document frequencies from keyword_lexemes), at most
     `rank_limit` of them; they are then scored against every lexeme of the
     query. Rows holding none of the rare lexemes would score at most the common
-    lexemes' small idf, which is why BM25 loses little by skipping them."""
+    lexemes' small idf, which is why BM25 loses little by skipping them.
+
+    Lexemes no chunk holds (df 0) match nothing and add nothing to any score, so
+    they are left out of both: a query's unknown word (a number, a typo) no longer
+    costs a search of its own before the common words are ranked. Unfiltered, the
+    rows come from chunks alone, without the joins a filter needs."""
     terms = query_terms(query)
     if not terms:
         return []
     # psycopg prepares a statement run five times; PostgreSQL's generic plan for it
     # cannot see which lexemes the tsquery holds and picks a 6x slower path.
     conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-    stats = bm25.query_stats(conn, terms)
+    stats = bm25.query_stats(conn, terms).known()
     if not stats.lexemes:
         return []
+    if not has_filters:
+        filtered = None
     frequencies = [(x, float(n)) for x, n in zip(stats.lexemes, stats.matches, strict=True)]
     chosen = rarest_terms(frequencies, rank_limit)
     ranked = _rank_matches(conn, filtered, chosen, stats, rank_limit, k)
@@ -112,17 +120,20 @@ def _rank_matches(
     limit: int,
     k: int,
 ) -> list[tuple[int, float]]:
-    """Up to `limit` chunks matching any of match_lexemes, the best k by BM25
-    against all of the query's lexemes."""
+    """Up to `limit` chunks matching any of match_lexemes (and `filtered`, unless
+    None), the best k by BM25 against all of the query's lexemes."""
     tsv: sa.ColumnElement[Any] = sa.literal_column("chunks.tsv")
     length: sa.ColumnElement[Any] = sa.literal_column("chunks.keyword_length")
-    matching = (
-        sa.select(chunks.c.pk, tsv.label("tsv"), length.label("length"))
-        .join(documents, documents.c.id == chunks.c.document_id)
-        .join(collections, collections.c.id == documents.c.collection_id)
-        .where(tsv.op("@@")(sa.cast(_tsquery(match_lexemes), TSQUERY)))
+    matching = sa.select(chunks.c.pk, tsv.label("tsv"), length.label("length")).where(
+        tsv.op("@@")(sa.cast(_tsquery(match_lexemes), TSQUERY))
     )
-    candidates = filtered(matching).limit(limit).subquery()
+    if filtered is not None:  # a chunk's document and collection, for the filter
+        matching = filtered(
+            matching.join(documents, documents.c.id == chunks.c.document_id).join(
+                collections, collections.c.id == documents.c.collection_id
+            )
+        )
+    candidates = matching.limit(limit).subquery()
     lexemes = sa.bindparam("lexemes", stats.lexemes, type_=ARRAY(sa.Text))
     idfs = sa.bindparam("idfs", stats.idf, type_=ARRAY(sa.Float))
     # Only the query's lexemes of each row's tsvector, with their positions: mark

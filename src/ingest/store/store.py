@@ -437,6 +437,7 @@ class Store:
         filters: MetadataFilter | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k chunks by keyword relevance: [(chunk pk, score, higher is better)]."""
+        has_filters = collection is not None or bool(filters)
         filtered = self._filter(collection, filters)
         if self.dialect == "postgresql":
             with read_transaction(self.read_engine) as conn:
@@ -446,8 +447,8 @@ class Store:
                     query,
                     k,
                     rank_limit=max(self.keyword_rank_limit, k),
+                    has_filters=has_filters,
                 )
-        has_filters = collection is not None or bool(filters)
         return sqlite_search.keyword_ranking(
             self.read_engine, filtered, query, k, has_filters=has_filters
         )
