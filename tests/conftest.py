@@ -109,6 +109,20 @@ def ctx(settings: Settings, embedder: CountingEmbedder) -> Iterator[Context]:
 
 
 @pytest.fixture
+def sqlite_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
+    """A Context on a fresh SQLite file, parsing in this process: for tests about one
+    backend's behaviour that need no parse child."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        incoming_dir=tmp_path / "incoming",
+        isolate_parsing=False,
+    )
+    context = Context(settings, embedder=embedder)
+    yield context
+    context.close()
+
+
+@pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running `ingest` as a subprocess against a fresh database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DATABASE_URL"))}

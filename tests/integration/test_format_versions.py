@@ -4,28 +4,13 @@ PDF is not OCRed again because the DOCX parser learned something."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest.cli.follow import add_paths
 from ingest.context import Context
-from ingest.settings import Settings
-from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_docx, make_pdf, prose
-
-
-@pytest.fixture
-def sqlite_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-        isolate_parsing=False,
-    )
-    ctx = Context(settings, embedder=embedder)
-    yield ctx
-    ctx.close()
 
 
 def test_a_new_docx_version_reparses_docx_files_only(

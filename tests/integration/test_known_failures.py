@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from ingest.context import Context
 from ingest.errors import ParseTimeout
 from ingest.ingestion.ingestor import Ingestor
 from ingest.pipeline.segments import Segment
-from ingest.settings import Settings
 from ingest.vocabulary import DocumentStatus
-from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_txt
-
-
-@pytest.fixture
-def sqlite_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-        isolate_parsing=False,
-    )
-    context = Context(settings, embedder=embedder)
-    yield context
-    context.close()
 
 
 def _ingest(ingestor: Ingestor, ctx: Context, path: Path) -> str:
