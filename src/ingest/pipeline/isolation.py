@@ -4,24 +4,54 @@ A parser is third-party code fed untrusted bytes: it may hang on a crafted PDF
 or balloon on a zip bomb. Running it in a pebble process pool lets us kill it
 at a deadline, and an address-space limit set in the child turns runaway
 allocation into a MemoryError there, so only that one job fails.
+
+Plain text is the exception: a .txt or Markdown file whose bytes are UTF-8 is parsed
+inline (decoding and, for Markdown, a line-by-line heading scan with lines capped:
+linear work no crafted input can blow up), so a folder of text files never starts a
+parser process. Other text (charset guessing) still goes to the child. The pool and
+its process start at the first file that needs them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import resource
+import threading
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pebble import ProcessExpired, ProcessFuture, ProcessPool
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingest.errors import DocumentRejected, IngestError, ParseOutOfMemory, ParseTimeout
 from ingest.pipeline.containers import Expansion, expand_container
+from ingest.pipeline.filenames import extension_of
 from ingest.pipeline.segments import ContainerLimits, ParseLimits, Segment
 
+if TYPE_CHECKING:
+    from pebble import ProcessFuture, ProcessPool
+
 T = TypeVar("T")
+
+_INLINE_TEXT = frozenset({".txt"})
+_INLINE_MARKDOWN = frozenset({".md", ".markdown", ".mdx"})
+# Markdown's heading pattern runs per line; lines longer than this go to the child.
+_INLINE_MAX_LINE_CHARS = 4096
+
+
+def parses_inline(data: bytes, filename: str) -> bool:
+    """Plain text whose parse is linear and needs no charset guessing: a .txt or
+    Markdown file of UTF-8 bytes (a BOM allowed, no NUL), Markdown lines capped."""
+    ext = extension_of(filename)
+    if ext not in _INLINE_TEXT and ext not in _INLINE_MARKDOWN:
+        return False
+    if b"\x00" in data or data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16/32 BOMs
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if ext in _INLINE_MARKDOWN:
+        return all(len(line) <= _INLINE_MAX_LINE_CHARS for line in text.split("\n"))
+    return True
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -82,16 +112,37 @@ class IsolatedParser:
         self._memory_mb = memory_mb
         self._limits = limits
         self._containers = containers or ContainerLimits()
-        # spawn, not fork: the parent holds threads and a loaded model.
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=200,
-            initializer=_limit_memory,
-            initargs=(memory_mb,),
-            context=multiprocessing.get_context("spawn"),
-        )
+        self._workers = workers
+        self._pool_lock = threading.Lock()
+        self._started: ProcessPool | None = None
+        self._closed = False
+
+    @property
+    def _pool(self) -> ProcessPool:
+        """The process pool, started at the first file that needs it."""
+        with self._pool_lock:
+            if self._started is None:
+                if self._closed:
+                    raise RuntimeError("the parser pool is closed")
+                import multiprocessing
+
+                from pebble import ProcessPool
+
+                # spawn, not fork: the parent holds threads and a loaded model.
+                self._started = ProcessPool(
+                    max_workers=self._workers,
+                    max_tasks=200,
+                    initializer=_limit_memory,
+                    initargs=(self._memory_mb,),
+                    context=multiprocessing.get_context("spawn"),
+                )
+            return self._started
 
     def parse(self, data: bytes, filename: str) -> list[Segment]:
+        if parses_inline(data, filename):
+            from ingest.pipeline.parsers import parse_document
+
+            return parse_document(data, filename, self._limits)
         future = self._pool.submit(_parse_in_child, self._timeout_s, data, filename, self._limits)
         segments: list[Segment] = self._result(future)
         return segments
@@ -106,6 +157,8 @@ class IsolatedParser:
         return expansion
 
     def _result(self, future: ProcessFuture[Any]) -> Any:
+        from pebble import ProcessExpired
+
         try:
             return future.result()
         except FutureTimeout:
@@ -132,5 +185,8 @@ class IsolatedParser:
             raise
 
     def close(self) -> None:
-        self._pool.stop()  # type: ignore[no-untyped-call]
-        self._pool.join(timeout=5)
+        with self._pool_lock:
+            pool, self._started, self._closed = self._started, None, True
+        if pool is not None:
+            pool.stop()  # type: ignore[no-untyped-call]
+            pool.join(timeout=5)
