@@ -38,6 +38,7 @@ import os
 import resource
 import shlex
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,7 @@ SYSTEMS = ("ingest", "langchain", "llamaindex")
 EMBEDDERS = ("usual", "ingest")
 TARGET_FIRST = 1.3  # ingest's docs/s over each peer's, first ingest
 TARGET_AGAIN = 3.0  # re-ingest after the edit, times faster than each peer
+TARGET_PER_CHUNK = 1.1  # ingest's CPU s per embedded chunk over the bare embedder's
 
 
 def parse_args() -> argparse.Namespace:
@@ -240,7 +242,28 @@ def run_system(
             "report": json.loads(stdout.strip().splitlines()[-1]),
         }
         print(f"  {name} {phase}: {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+        if system == "ingest" and phase == "first":
+            out["bare"] = bare_embedder(state, env)
     return out
+
+
+def bare_embedder(state: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The chunks ingest just embedded, through the bare embedder (peer_pipelines.py
+    bare): its CPU seconds for the embedding alone, the yardstick of the
+    CPU-per-chunk target."""
+    with sqlite3.connect(state / "ingest.db") as db:
+        texts = [row[0] for row in db.execute("SELECT text FROM chunks ORDER BY pk")]
+    texts_file = state / "chunk-texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    runner = [sys.executable, str(HERE / "peer_pipelines.py"), "bare", "--texts", str(texts_file)]
+    wall, cpu, stdout = timed(runner, env, state)
+    report = json.loads(stdout.strip().splitlines()[-1])
+    print(
+        f"  bare embedder, the same {report['chunks']} chunks: {report['cpu']:.2f} CPU s "
+        f"embedding ({cpu:.2f} s for the whole process)",
+        flush=True,
+    )
+    return {"process_wall": wall, "process_cpu": cpu, **report}
 
 
 def warm_up(args: argparse.Namespace, root: Path, env: dict[str, str]) -> None:
@@ -314,6 +337,15 @@ def print_table(table: dict[str, dict[str, float]], runs: list[dict]) -> None:
         return
     ours = table["ingest"]
     print()
+    for r in runs:
+        if r["system"] == "ingest" and "bare" in r:
+            chunks = r["first"]["report"]["embedded"]
+            mine, bare = r["first"]["cpu"] / chunks, r["bare"]["cpu"] / r["bare"]["chunks"]
+            print(
+                f"CPU per embedded chunk: ingest {1000 * mine:.1f} ms (whole `ingest add`, "
+                f"{chunks} chunks), bare embedder {1000 * bare:.1f} ms: {mine / bare:.2f}x "
+                f"(target <= {TARGET_PER_CHUNK})"
+            )
     for peer in [label(s, e) for e in EMBEDDERS for s in SYSTEMS[1:]]:
         if peer in table:
             p = table[peer]

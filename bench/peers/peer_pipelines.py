@@ -3,6 +3,7 @@
     python bench/peers/peer_pipelines.py langchain|llamaindex --docs DIR --state DIR \
         [--embedder usual|ingest] [--model-dir DIR]
     python bench/peers/peer_pipelines.py warm-up [--embedder ...] [--model-dir DIR]
+    python bench/peers/peer_pipelines.py bare --texts TEXTS.json   # the bare embedder
 
 Runs in the peers' venv (bench/peers/run.sh), never in the project's. Two embedders,
 the same model (the hash-pinned all-MiniLM-L6-v2 that ingest ships) in both:
@@ -250,6 +251,25 @@ def run_llamaindex(docs: Path, state: Path, embedder: Any, tokens: Any) -> dict[
     return {"seconds": time.perf_counter() - started, "chunks": len(nodes), "framework": {}}
 
 
+def run_bare(texts_file: Path) -> dict[str, Any]:
+    """The bare embedder: ingest's ONNX int8 OnnxEmbedder (one thread) on the chunk
+    texts ingest embedded (a JSON list), in its batches (INGEST_EMBEDDING_BATCH_SIZE,
+    8); CPU seconds of the embedding alone, after the model is loaded."""
+    embedder = CountingEmbedder()
+    embedder.inner.warm_up()
+    texts = json.loads(texts_file.read_text(encoding="utf-8"))
+    cpu, started = time.process_time(), time.perf_counter()
+    for start in range(0, len(texts), 8):
+        embedder.inner.embed(texts[start : start + 8])
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu": time.process_time() - cpu,
+        "chunks": len(texts),
+        "embedded": len(texts),
+        "model_id": embedder.inner.model_id,
+    }
+
+
 def warm_imports(usual: bool) -> None:
     """Import what the runs import, so that their bytecode is compiled before any
     timed run (compare.py sets PYTHONPYCACHEPREFIX for every system alike)."""
@@ -274,13 +294,17 @@ def warm_imports(usual: bool) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("peer", choices=["langchain", "llamaindex", "warm-up"])
+    p.add_argument("peer", choices=["langchain", "llamaindex", "warm-up", "bare"])
+    p.add_argument("--texts", type=Path, help="bare: a JSON list of the texts to embed")
     p.add_argument("--docs", type=Path)
     p.add_argument("--state", type=Path)
     p.add_argument("--embedder", choices=["usual", "ingest"], default="usual")
     p.add_argument("--model-dir", type=Path, help="the sentence-transformers folder (usual)")
     args = p.parse_args()
     usual = args.embedder == "usual"
+    if args.peer == "bare":
+        print(json.dumps(run_bare(args.texts)))
+        return
     if args.peer == "warm-up":
         warm_imports(usual)
         if usual:
