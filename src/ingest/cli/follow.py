@@ -117,14 +117,15 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
         return []
     pending = list(job_ids)
     with _inline_worker(ctx) as worker, _bar(show_bar, len(job_ids)) as update:
-        ended, last_read = -1, 0.0
+        ran, last_read = _jobs_run(worker), 0.0
         while pending:
-            # Without a bar, inline mode reads the ledger when this process's worker
-            # ended a job (or every _FOLLOW_IDLE_READ_S, for a change made elsewhere: a
-            # cancel), not every poll: a 200-file run read 200 ids ten times a second.
-            if show_bar or worker is None or worker.jobs_run != ended or _stale(last_read):
-                ended = worker.jobs_run if worker is not None else -1
-                last_read = time.monotonic()
+            # Without a bar, inline mode reads the ledger once this process's worker
+            # has ended as many jobs as are pending (all may be done), or every
+            # _FOLLOW_IDLE_READ_S (a change made elsewhere: a cancel), not every poll:
+            # a 200-file run read up to 200 ids ten times a second.
+            done_by_now = _jobs_run(worker) - ran >= len(pending)
+            if show_bar or worker is None or done_by_now or _stale(last_read):
+                ran, last_read = _jobs_run(worker), time.monotonic()
                 moving = ctx.ledger.unfinished(pending)
                 pending = [j for j in pending if j in moving]
                 running_id = next((j for j in pending if moving[j] == JobStatus.RUNNING), None)
@@ -133,6 +134,10 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
             if pending:
                 time.sleep(_FOLLOW_POLL_S)
     return ctx.ledger.get_many(list(job_ids))
+
+
+def _jobs_run(worker: Worker | None) -> int:
+    return worker.jobs_run if worker is not None else 0
 
 
 def _stale(last_read: float) -> bool:
