@@ -14,7 +14,8 @@ default; see peer_pipelines.py):
           check: their vectors against ingest's fp32 ONNX vectors (cosine ~1);
   ingest  ingest's own ONNX int8 embedder wrapped in their embeddings interface: the
           same runtime in all three, so the comparison is about the pipeline alone.
-ingest itself always runs its own embedder (ONNX int8, its default).
+ingest itself always runs its own embedder: ONNX, int8 by default (its default), fp32
+with --ingest-precision fp32 (the bare embedder and the peers' `ingest` variant follow).
 For each system, in a fresh folder and a fresh store:
   1. first ingest, in a process of its own: wall-clock and CPU seconds (the child's
      and its children's, from getrusage(RUSAGE_CHILDREN));
@@ -79,6 +80,12 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         default=REPO / "src",
         help="the src folder ingest runs from (PYTHONPATH); default this checkout's",
+    )
+    p.add_argument(
+        "--ingest-precision",
+        choices=["int8", "fp32"],
+        default="int8",
+        help="INGEST_EMBEDDING_PRECISION for ingest (and the bare embedder)",
     )
     p.add_argument("--workdir", type=Path, help="default: a temp folder, removed after")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -181,7 +188,7 @@ def model_folder(root: Path, ingest_src: Path) -> Path:
     return folder
 
 
-def base_env(root: Path, ingest_src: Path) -> dict[str, str]:
+def base_env(root: Path, ingest_src: Path, precision: str = "int8") -> dict[str, str]:
     env = dict(os.environ)
     # Bytecode as an installed package has it (pip compiles at install): the repo's
     # src gets its .pyc under the work folder, once, in the warm-up run.
@@ -192,7 +199,7 @@ def base_env(root: Path, ingest_src: Path) -> dict[str, str]:
     env.update(
         INGEST_MODEL_CACHE_DIR=str(root / "model-cache"),
         INGEST_EMBEDDING_THREADS="1",
-        INGEST_EMBEDDING_PRECISION="int8",
+        INGEST_EMBEDDING_PRECISION=precision,
         INGEST_CONCURRENCY="1",
         OMP_NUM_THREADS="1",
         OMP_THREAD_LIMIT="1",
@@ -365,7 +372,7 @@ def main() -> None:
     systems = [s for s in args.systems.split(",") if s]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="peers-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = base_env(root, args.ingest_src.resolve())
+    env = base_env(root, args.ingest_src.resolve(), args.ingest_precision)
     args.embedders = [e for e in args.peer_embedder.split(",") if e]
     try:
         args.model_dir = model_folder(root, args.ingest_src.resolve())

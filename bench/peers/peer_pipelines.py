@@ -142,7 +142,8 @@ class CountingEmbedder:
 
         cache = Path(os.environ["INGEST_MODEL_CACHE_DIR"])
         model = resolve_model("all-MiniLM-L6-v2")
-        self.inner = OnnxEmbedder(model, cache_dir=cache, precision="int8", threads=1)
+        precision = os.environ.get("INGEST_EMBEDDING_PRECISION", "int8")
+        self.inner = OnnxEmbedder(model, cache_dir=cache, precision=precision, threads=1)
         self.texts = 0
 
     def documents(self, texts: list[str]) -> list[list[float]]:
@@ -252,7 +253,8 @@ def run_llamaindex(docs: Path, state: Path, embedder: Any, tokens: Any) -> dict[
 
 
 def run_bare(texts_file: Path) -> dict[str, Any]:
-    """The bare embedder: ingest's ONNX int8 OnnxEmbedder (one thread) on the chunk
+    """The bare embedder: ingest's ONNX OnnxEmbedder (int8 unless
+    INGEST_EMBEDDING_PRECISION says fp32; one thread) on the chunk
     texts ingest embedded (a JSON list), in its batches (INGEST_EMBEDDING_BATCH_SIZE,
     8); CPU seconds of the embedding alone, after the model is loaded."""
     embedder = CountingEmbedder()
