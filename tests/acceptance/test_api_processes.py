@@ -21,7 +21,7 @@ import pytest
 
 from ingest.store import Store
 from tests.acceptance.conftest import Database
-from tests.fixtures_docs import make_md, make_txt, prose
+from tests.fixtures_docs import make_html, make_md, make_txt, prose
 from tests.support.processes import (
     Proc,
     Spawner,
@@ -195,7 +195,8 @@ def test_queue_mode_upload_follow_events_search_and_chat(
     docs = tmp_path / "docs"
     # The distinctive document is uploaded first, so it is among the first jobs claimed
     # and still running while the worker starts its parser pool: its stream shows "running".
-    special = make_md(docs, "axolotls.md", f"# Axolotl care\n\n{AXOLOTL}\n\n{prose(60, 999)}")
+    # A web page: UTF-8 text and Markdown parse inline, without the pool.
+    special = make_html(docs, "axolotls.html", AXOLOTL, "Home | Care | Contact", "Footer")
     paths = [special] + [
         make_txt(docs, f"note{i:02}.txt", prose(120, i))
         if i % 2
@@ -215,7 +216,7 @@ def test_queue_mode_upload_follow_events_search_and_chat(
         job_ids = [j["job_id"] for j in jobs]
         assert len(set(job_ids)) == 50
         assert len({j["document_id"] for j in jobs}) == 50
-        [followed] = [j for j in jobs if j["filename"] == "axolotls.md"]
+        [followed] = [j for j in jobs if j["filename"] == "axolotls.html"]
 
         # Follow one job from before any worker exists until it ends.
         worker: Proc | None = None
@@ -253,7 +254,7 @@ def test_queue_mode_upload_follow_events_search_and_chat(
 
         document = api.http.get(f"/api/v1/documents/{followed['document_id']}").json()
         assert document["status"] == "ready"
-        assert document["source"] == "upload://default/axolotls.md"
+        assert document["source"] == "upload://default/axolotls.html"
         assert document["metadata"]["batch"] == "acceptance"
 
         results = api.search(AXOLOTL_QUERY)

@@ -53,7 +53,10 @@ pytestmark = pytest.mark.slow
 
 # Words -> chunks with the default chunker (254 tokens): ~190 words a chunk, and
 # the offline model embeds a chunk in ~0.15 s on one of this machine's two cores.
-PROGRESS_DOC_WORDS = 9_000  # ~48 chunks: six embedding batches of 8
+# A job writes progress from 0.2 s after its start, then at most every 0.2 s (each
+# stage change at once): the progress document embeds long enough (~1 s with the
+# int8 model) for its bar to be seen rising several times.
+PROGRESS_DOC_WORDS = 18_000  # ~96 chunks: twelve embedding batches of 8
 LARGE_DOC_WORDS = 15_000  # ~80 chunks
 
 

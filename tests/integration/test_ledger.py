@@ -558,3 +558,32 @@ def test_lists_filtered_by_several_statuses_page_newest_first(ledger: Ledger) ->
     assert [j.id for j in in_queue] == [
         j.id for j in everything if j.status in wanted and j.queue == "maintenance"
     ]
+
+
+def test_a_short_job_writes_its_progress_with_its_outcome(ledger: Ledger) -> None:
+    """No progress row while a job is young (a small document is done in a few
+    milliseconds); its last stage reaches the row with the outcome, in one commit."""
+    from ingest.jobs.execution import JobExecution
+    from ingest.jobs.progress import Progress
+
+    job = submit(ledger)
+    execution = JobExecution(claim(ledger), ledger, soft_timeout_s=60)
+    before = get(ledger, job.id)
+    execution.progress(Progress("parse", 1, 1, "parsed"))
+    execution.progress(Progress("chunk", 10, 10, "1 chunk"))
+    execution.progress(Progress("embed", 3, 4, "embedding"))
+    assert get(ledger, job.id) == before  # not written yet
+    with transaction(ledger.engine) as tx:
+        execution.succeed_in(tx, {"chunks": 1})
+    done = get(ledger, job.id)
+    assert (done.status, done.progress) == ("succeeded", 1.0)
+    assert (done.stage, done.progress_current, done.progress_total) == ("embed", 3, 4)
+    assert [s["stage"] for s in done.stages] == ["parse", "chunk", "embed"]
+
+    failing = submit(ledger)
+    execution = JobExecution(claim(ledger), ledger, soft_timeout_s=60)
+    execution.progress(Progress("chunk", 2, 10, "chunking"))
+    with transaction(ledger.engine) as tx:
+        execution.fail_in(tx, error_type="corrupt", message="bad", result={})
+    failed = get(ledger, failing.id)
+    assert (failed.status, failed.stage, failed.progress_current) == ("failed", "chunk", 2)

@@ -63,3 +63,22 @@ def test_sqlite_without_auto_migrate_refuses_too(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", auto_migrate=False)
     with pytest.raises(SchemaOutOfDate, match="ingest migrate"):
         Context(settings)
+
+
+def test_the_head_read_from_the_version_files_is_alembics(tmp_path: Path) -> None:
+    """The start-up check reads the head without Alembic: it must be Alembic's."""
+    from alembic.script import ScriptDirectory
+
+    from ingest.store import migrate
+
+    alembic_head = ScriptDirectory.from_config(migrate._alembic_config()).get_current_head()
+    assert migrate._head_from_files() == alembic_head
+    store = Store.open(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        assert migrate.current_revision(store.engine) is None
+        assert store.schema_is_current() is False
+        store.migrate()
+        assert migrate.current_revision(store.engine) == alembic_head
+        assert store.schema_is_current() is True
+    finally:
+        store.close()

@@ -87,3 +87,67 @@ def test_an_ingestor_loads_no_parser_library_until_it_parses(tmp_path: Path) -> 
         tmp_path,
     )
     assert loaded & {"pypdfium2", "docx", "pptx", "openpyxl", "trafilatura"} == set()
+
+
+def test_plain_text_is_parsed_without_a_parser_process(tmp_path: Path) -> None:
+    """UTF-8 .txt and Markdown parse inline: no process pool (pebble), no parser
+    library; and the result is the parser child's."""
+    loaded = loaded_after(
+        """
+        from ingest.pipeline.isolation import IsolatedParser
+        from ingest.pipeline.segments import ParseLimits
+        parser = IsolatedParser(workers=1, timeout_s=60, memory_mb=2048, limits=ParseLimits())
+        [txt] = parser.parse("Plain text, caf\\u00e9.\\r\\nSecond line.".encode(), "a.txt")
+        assert txt.text == "Plain text, caf\\u00e9.\\nSecond line.", txt
+        md = parser.parse(b"# Guide\\n\\nIntro.\\n\\n## Install\\n\\nRun it.\\n", "b.md")
+        assert [s.heading for s in md] == ["Guide", "Guide > Install"], md
+        parser.close()
+        """,
+        tmp_path,
+    )
+    assert loaded & PARSER_LIBRARIES == set()
+    assert "alembic" not in loaded
+
+
+def test_other_text_still_goes_to_the_parser_process() -> None:
+    from ingest.pipeline.isolation import IsolatedParser, parses_inline
+    from ingest.pipeline.segments import ParseLimits
+
+    latin1 = "Caf\u00e9 cr\u00e8me, na\u00efve r\u00e9sum\u00e9. " * 20
+    assert parses_inline(b"plain", "notes.TXT")
+    assert not parses_inline(latin1.encode("cp1252"), "a.txt")  # charset guessing
+    assert not parses_inline("utf-16 text".encode("utf-16"), "a.txt")
+    assert not parses_inline(b"#" + b" x" * 5000, "long.md")  # one very long line
+    assert not parses_inline(b"<p>html</p>", "a.html")
+    parser = IsolatedParser(workers=1, timeout_s=120, memory_mb=2048, limits=ParseLimits())
+    try:
+        [segment] = parser.parse(latin1.encode("cp1252"), "a.txt")
+        assert segment.text == latin1.strip()
+        assert parser._started is not None  # the pool was started for it
+    finally:
+        parser.close()
+
+
+def test_opening_a_current_store_does_not_import_alembic(tmp_path: Path) -> None:
+    from ingest.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'ingest.db'}")
+    store.migrate()
+    store.close()
+    loaded = loaded_after(
+        """
+        from ingest.context import Context
+        from ingest.settings import load_settings
+        ctx = Context(load_settings())
+        ctx.close()
+        """,
+        tmp_path,
+    )
+    assert "alembic" not in loaded
+
+
+def test_the_local_commands_do_not_import_the_http_client(tmp_path: Path) -> None:
+    """`ingest add` on local files loads the commands, not httpx (only a remote
+    server needs it)."""
+    loaded = loaded_after("import ingest.cli.app", tmp_path)
+    assert "httpx" not in loaded

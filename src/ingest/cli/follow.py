@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,7 +24,11 @@ from ingest.ingestion.results import FileResult, IngestReport
 from ingest.store import Claim, Job
 from ingest.vocabulary import JobStatus, Queue
 
+if TYPE_CHECKING:
+    from ingest.jobs.worker import Worker
+
 _FOLLOW_POLL_S = 0.1
+_FOLLOW_IDLE_READ_S = 1.0
 err = Console(stderr=True)
 
 
@@ -112,16 +116,32 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
     if not job_ids:
         return []
     pending = list(job_ids)
-    with _inline_worker(ctx), _bar(show_bar, len(job_ids)) as update:
+    with _inline_worker(ctx) as worker, _bar(show_bar, len(job_ids)) as update:
+        ran, last_read = _jobs_run(worker), 0.0
         while pending:
-            moving = ctx.ledger.unfinished(pending)
-            pending = [j for j in pending if j in moving]
-            running_id = next((j for j in pending if moving[j] == JobStatus.RUNNING), None)
-            running = ctx.ledger.get(running_id) if show_bar and running_id else None
-            update(len(job_ids) - len(pending), running)
+            # Without a bar, inline mode reads the ledger once this process's worker
+            # has ended as many jobs as are pending (all may be done), or every
+            # _FOLLOW_IDLE_READ_S (a change made elsewhere: a cancel), not every poll:
+            # a 200-file run read up to 200 ids ten times a second.
+            done_by_now = _jobs_run(worker) - ran >= len(pending)
+            if show_bar or worker is None or done_by_now or _stale(last_read):
+                ran, last_read = _jobs_run(worker), time.monotonic()
+                moving = ctx.ledger.unfinished(pending)
+                pending = [j for j in pending if j in moving]
+                running_id = next((j for j in pending if moving[j] == JobStatus.RUNNING), None)
+                running = ctx.ledger.get(running_id) if show_bar and running_id else None
+                update(len(job_ids) - len(pending), running)
             if pending:
                 time.sleep(_FOLLOW_POLL_S)
     return ctx.ledger.get_many(list(job_ids))
+
+
+def _jobs_run(worker: Worker | None) -> int:
+    return worker.jobs_run if worker is not None else 0
+
+
+def _stale(last_read: float) -> bool:
+    return time.monotonic() - last_read >= _FOLLOW_IDLE_READ_S
 
 
 def wait_for_jobs(ctx: Context, job_ids: Sequence[str], *, queue: str) -> list[Job]:
@@ -136,16 +156,18 @@ def wait_for_jobs(ctx: Context, job_ids: Sequence[str], *, queue: str) -> list[J
 
 
 @contextmanager
-def _inline_worker(ctx: Context, *, queue: str = Queue.INGEST) -> Iterator[None]:
+def _inline_worker(ctx: Context, *, queue: str = Queue.INGEST) -> Iterator[Worker | None]:
+    """Inline mode: this process's worker, running the jobs in a thread (None in
+    queue mode, where other processes run them)."""
     if ctx.settings.mode != "inline":
-        yield
+        yield None
         return
     worker = ctx.worker(queues=[queue])
     thread = threading.Thread(target=worker.run, name="inline-worker", daemon=True)
     thread.start()
     interrupted = False
     try:
-        yield
+        yield worker
     except KeyboardInterrupt:
         # Ctrl-C: the user wants the prompt back now, not after the worker's grace
         # period (INGEST_SHUTDOWN_GRACE_SECONDS) ends its running jobs.

@@ -8,18 +8,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ingest.cli.common import err, fail, out, print_json, run_settings
-from ingest.client import Client
 from ingest.errors import ClientError, IngestError
 from ingest.ingestion.discovery import discover_files
 from ingest.ingestion.results import FileResult, IngestReport
 from ingest.models import HitOut, JobOut
+
+if TYPE_CHECKING:
+    from ingest.client import Client
 
 # The root `--server` option of this invocation (the root callback runs first).
 _server_option: str | None = None
@@ -41,6 +43,8 @@ def server_url() -> str | None:
 @contextmanager
 def remote_client() -> Iterator[Client]:
     """A client of the server; any error talking to it is a clean exit 2."""
+    from ingest.client import Client  # httpx: only for a server, not for local commands
+
     url = server_url()
     assert url, "only called with a server"
     key = run_settings().api_key

@@ -77,6 +77,10 @@ class RunWatcher:
             return
         self._stop.set()
         self._thread.join()
+        if exc_type is None and self.watch_workers and self._worker_seen is False:
+            # Said "no live worker" and the run ended before the next look: a small
+            # document takes a worker well under a poll. Say which worker came.
+            self._check_workers()
         if exc_type is None and self.lines:
             self._poll()  # the last documents of the run get their line too
 

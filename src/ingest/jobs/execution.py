@@ -15,6 +15,11 @@ from ingest.store.ledger import Ledger
 from ingest.vocabulary import JobStatus
 
 _PROGRESS_WRITE_INTERVAL_S = 0.2
+# A job writes no progress row before it has run this long: most documents are done
+# sooner, and their stages reach the row with their outcome, in the same commit
+# (nobody could have watched them anyway). A longer job reports as before: each
+# stage change at once, the rest at most every _PROGRESS_WRITE_INTERVAL_S.
+_PROGRESS_FIRST_WRITE_S = 0.2
 _CANCEL_CHECK_INTERVAL_S = 0.25
 
 
@@ -68,7 +73,10 @@ class JobExecution:
         changed_stage = self._track_stage(p)
         now = time.monotonic()
         finished_stage = p.total > 0 and p.current >= p.total
-        if changed_stage or finished_stage or now - self._last_write >= _PROGRESS_WRITE_INTERVAL_S:
+        due = (
+            changed_stage or finished_stage or now - self._last_write >= _PROGRESS_WRITE_INTERVAL_S
+        )
+        if due and now - self.started >= _PROGRESS_FIRST_WRITE_S:
             self._last_write = now
             try:
                 self.ledger.report_progress(

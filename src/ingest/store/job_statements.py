@@ -101,9 +101,32 @@ def _succeed_statement(with_document: bool) -> sa.Update:
             error_type=None,
             error_message=None,
             error_traceback=None,
+            # Where the job ended: its last stage (a short job writes no progress
+            # rows while it runs, see jobs/execution.py); kept when none is given.
+            **_last_stage_values(),
             **{c.key: param(c) for c in columns},
         )
     )
+
+
+_LAST_STAGE = (
+    (jobs.c.stage, "last_stage", "stage"),
+    (jobs.c.progress_current, "last_current", "current"),
+    (jobs.c.progress_total, "last_total", "total"),
+)
+
+
+def _last_stage_values() -> dict[str, Any]:
+    return {
+        column.key: sa.func.coalesce(param(column, name), column) for column, name, _ in _LAST_STAGE
+    }
+
+
+def succeed_params(claim: Claim, stages: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The succeed statement's fence and last-stage parameters: the last of the
+    job's stages (None each, the row's values kept, when it has none)."""
+    last = stages[-1] if stages else {}
+    return {**fence_values(claim), **{name: last.get(key) for _, name, key in _LAST_STAGE}}
 
 
 # Built once per dialect: see _claim_statement.
@@ -147,6 +170,12 @@ def end_attempt_values(
         values["result"] = dict(result)
     if stages is not None:
         values["stages"] = stages
+        # Where it stopped (a short job writes no progress rows while it runs:
+        # jobs/execution.py).
+        last = stages[-1] if stages else {}
+        for column, _, key in _LAST_STAGE:
+            if last.get(key) is not None:
+                values[column.key] = last[key]
     if status == JobStatus.QUEUED:
         values["not_before"] = retry_at or now
     else:

@@ -26,8 +26,8 @@ from ingest.store.job_records import Claim, Job, NewJob, new_job_id, to_job
 from ingest.store.job_statements import (
     end_attempt_values,
     fence,
-    fence_values,
     statements,
+    succeed_params,
 )
 from ingest.store.schema import jobs, staged_files
 from ingest.vocabulary import ACTIVE, RETRYABLE, TERMINAL, WROTE_OUTCOME, JobStatus
@@ -152,7 +152,7 @@ class JobWriter:
         this attempt no longer owns the job."""
         now = time.time()
         params: dict[str, Any] = {
-            **fence_values(claim),
+            **succeed_params(claim, stages),
             "result": dict(result),
             "stages": stages,
             "finished_at": now,

@@ -12,6 +12,7 @@ the user's file: a raw library exception never escapes `parse_document`.
 
 from __future__ import annotations
 
+import importlib
 import re
 import zipfile
 from collections.abc import Callable, Iterable
@@ -23,17 +24,6 @@ from ingest.pipeline.parse_progress import ParseProgressCallback
 from ingest.pipeline.parser_version import PARSER_VERSION
 from ingest.pipeline.parsers.budget import ProgressFailed, _TextBudget, _too_much_text
 from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
-from ingest.pipeline.parsers.ebook import _parse_epub
-from ingest.pipeline.parsers.email import _parse_eml
-from ingest.pipeline.parsers.html import _parse_html
-from ingest.pipeline.parsers.markup import _parse_rst, _parse_rtf, _parse_xml
-from ingest.pipeline.parsers.ocr import parse_image
-from ingest.pipeline.parsers.office import _parse_docx, _parse_pptx, _parse_xlsx
-from ingest.pipeline.parsers.opendoc import _parse_odp, _parse_ods, _parse_odt
-from ingest.pipeline.parsers.outlook import _parse_msg
-from ingest.pipeline.parsers.pdf import _parse_pdf
-from ingest.pipeline.parsers.tabular import _parse_csv, _parse_json
-from ingest.pipeline.parsers.text import _parse_markdown, _parse_txt
 from ingest.pipeline.segments import ParseLimits, Segment
 
 __all__ = [
@@ -83,8 +73,9 @@ def parse_document(
         max_ocr_pages=limits.max_ocr_pages,
         on_ocr=on_progress,
     )
+    parse = fmt.resolve()
     try:
-        raw_segments = fmt.parse(data, budget)
+        raw_segments = parse(data, budget)
     except IngestError:
         raise
     except ProgressFailed as failed:
@@ -104,12 +95,27 @@ def parse_document(
 # --- shared plumbing ----------------------------------------------------------
 
 
+ParseFn = Callable[[bytes, _TextBudget], list[Segment]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Format:
     label: str  # "no text could be extracted from this <label> file"
     corrupt_prefix: str  # "<corrupt_prefix>: <library message>"
-    parse: Callable[[bytes, _TextBudget], list[Segment]]
+    # The parser, or "module:function" under ingest.pipeline.parsers, imported at the
+    # first file of that format: a process that parses only text never loads the
+    # PDF, Office, e-book or e-mail libraries (isolation.py parses plain text inline).
+    parser: ParseFn | str
     empty_hint: str = ""
+
+    def resolve(self) -> ParseFn:
+        """The parser function (imported outside parse_document's error handling: a
+        missing library is not a corrupt file)."""
+        if isinstance(self.parser, str):
+            module, _, name = self.parser.partition(":")
+            parser: ParseFn = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            return parser
+        return self.parser
 
 
 def _check_total(segments: list[Segment], max_chars: int) -> None:
@@ -162,31 +168,35 @@ def _clean_segments(segments: Iterable[Segment]) -> list[Segment]:
 # --- registry -----------------------------------------------------------------
 
 _FORMATS: dict[str, _Format] = {
-    ".txt": _Format("text", "not a valid text file", _parse_txt),
-    ".md": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
-    ".markdown": _Format("Markdown", "not a valid Markdown file", _parse_markdown),
-    ".mdx": _Format("MDX (Markdown)", "not a valid MDX file", _parse_markdown),
-    ".rst": _Format("reStructuredText", "not a valid reStructuredText file", _parse_rst),
-    ".xml": _Format("XML", "not a valid XML file", _parse_xml),
-    ".rtf": _Format("RTF", "not a valid RTF file", _parse_rtf),
-    ".html": _Format("HTML", "not a valid HTML file", _parse_html),
-    ".htm": _Format("HTML", "not a valid HTML file", _parse_html),
-    ".pdf": _Format("PDF", "not a valid PDF", _parse_pdf),
-    ".docx": _Format("DOCX (Word)", "not a valid DOCX (Word) file", _parse_docx),
-    ".pptx": _Format("PPTX (PowerPoint)", "not a valid PPTX (PowerPoint) file", _parse_pptx),
-    ".xlsx": _Format("XLSX (Excel)", "not a valid XLSX (Excel) file", _parse_xlsx),
-    ".odt": _Format("ODT (OpenDocument text)", "not a valid ODT file", _parse_odt),
-    ".ods": _Format("ODS (OpenDocument spreadsheet)", "not a valid ODS file", _parse_ods),
-    ".odp": _Format("ODP (OpenDocument presentation)", "not a valid ODP file", _parse_odp),
-    ".epub": _Format("EPUB", "not a valid EPUB file", _parse_epub),
-    ".csv": _Format("CSV", "not a valid CSV file", _parse_csv),
-    ".tsv": _Format("TSV", "not a valid TSV file", _parse_csv),
-    ".json": _Format("JSON", "not valid JSON", _parse_json),
-    ".eml": _Format("e-mail", "not a valid e-mail message", _parse_eml),
-    ".msg": _Format("Outlook message", "not a valid Outlook message (.msg)", _parse_msg),
+    ".txt": _Format("text", "not a valid text file", "text:_parse_txt"),
+    ".md": _Format("Markdown", "not a valid Markdown file", "text:_parse_markdown"),
+    ".markdown": _Format("Markdown", "not a valid Markdown file", "text:_parse_markdown"),
+    ".mdx": _Format("MDX (Markdown)", "not a valid MDX file", "text:_parse_markdown"),
+    ".rst": _Format("reStructuredText", "not a valid reStructuredText file", "markup:_parse_rst"),
+    ".xml": _Format("XML", "not a valid XML file", "markup:_parse_xml"),
+    ".rtf": _Format("RTF", "not a valid RTF file", "markup:_parse_rtf"),
+    ".html": _Format("HTML", "not a valid HTML file", "html:_parse_html"),
+    ".htm": _Format("HTML", "not a valid HTML file", "html:_parse_html"),
+    ".pdf": _Format("PDF", "not a valid PDF", "pdf:_parse_pdf"),
+    ".docx": _Format("DOCX (Word)", "not a valid DOCX (Word) file", "office:_parse_docx"),
+    ".pptx": _Format(
+        "PPTX (PowerPoint)", "not a valid PPTX (PowerPoint) file", "office:_parse_pptx"
+    ),
+    ".xlsx": _Format("XLSX (Excel)", "not a valid XLSX (Excel) file", "office:_parse_xlsx"),
+    ".odt": _Format("ODT (OpenDocument text)", "not a valid ODT file", "opendoc:_parse_odt"),
+    ".ods": _Format("ODS (OpenDocument spreadsheet)", "not a valid ODS file", "opendoc:_parse_ods"),
+    ".odp": _Format(
+        "ODP (OpenDocument presentation)", "not a valid ODP file", "opendoc:_parse_odp"
+    ),
+    ".epub": _Format("EPUB", "not a valid EPUB file", "ebook:_parse_epub"),
+    ".csv": _Format("CSV", "not a valid CSV file", "tabular:_parse_csv"),
+    ".tsv": _Format("TSV", "not a valid TSV file", "tabular:_parse_csv"),
+    ".json": _Format("JSON", "not valid JSON", "tabular:_parse_json"),
+    ".eml": _Format("e-mail", "not a valid e-mail message", "email:_parse_eml"),
+    ".msg": _Format("Outlook message", "not a valid Outlook message (.msg)", "outlook:_parse_msg"),
 }
 _FORMATS.update(
-    (ext, _Format("image", f"not a valid {ext[1:].upper()} image", parse_image))
+    (ext, _Format("image", f"not a valid {ext[1:].upper()} image", "ocr:parse_image"))
     for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 )
 _FORMATS.update(
