@@ -102,7 +102,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> Engine:
         dbapi_conn.isolation_level = None
         _load_sqlite_vec(dbapi_conn)
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal_mode(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -114,6 +114,47 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enter_wal_mode(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch the file to WAL, waiting out a writer on a new store.
+
+    On a file still in rollback-journal mode, SQLite answers the switch with
+    "database is locked" at once, without calling the busy handler, while another
+    connection holds a write lock: waiting could deadlock. Two processes opening a
+    new store at the same moment meet exactly that (one is switching or migrating
+    while the other connects), so the switch is retried until the busy timeout.
+    WAL is a property of the file: once one connection has switched, the others'
+    switch is a no-op that takes no write lock."""
+    import sqlean
+
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlean.OperationalError as exc:
+        if not _is_locked(exc):
+            raise
+        _retry_wal_switch(cursor, busy_timeout_ms)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    import sqlean
+
+    return isinstance(exc, sqlean.OperationalError) and "locked" in str(exc)
+
+
+def _retry_wal_switch(cursor: Any, busy_timeout_ms: int) -> None:
+    # tenacity is imported here, not at the top: the switch almost never needs a
+    # second try, and every CLI command opens the store.
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+    for attempt in Retrying(
+        stop=stop_after_delay(busy_timeout_ms / 1000),
+        wait=wait_random_exponential(multiplier=0.005, max=0.1),
+        retry=retry_if_exception(_is_locked),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
