@@ -84,3 +84,100 @@ def test_too_many_chunks_reject_the_document(tokenizer: Tokenizer, model: OnnxEm
     text = run_without_whitespace(2_000_000, seed=5)
     with pytest.raises(DocumentRejected, match="INGEST_MAX_CHUNKS_PER_DOCUMENT"):
         chunker(tokenizer, model, max_chunks=1_000).chunk([Segment(text)])
+
+
+# --- a text that fits in one chunk is taken whole, as the splitter would ------------
+
+
+def splitter_chunks(
+    tokenizer: Tokenizer, model: OnnxEmbedder, segments: list[Segment]
+) -> list[tuple[str, int, int | None, str | None]]:
+    """What the splitter itself makes of each segment, counted by the tokenizer: the
+    chunks the chunker made before it took fitting texts whole."""
+    splitter = TextSplitter.from_huggingface_tokenizer(
+        tokenizer, capacity=model.max_tokens, overlap=32, trim=True
+    )
+    return [
+        (piece, len(tokenizer.encode(piece, add_special_tokens=False).ids), s.page, s.heading)
+        for s in segments
+        for piece in splitter.chunks(s.text)
+        if piece.strip()
+    ]
+
+
+def chunked(
+    tokenizer: Tokenizer, model: OnnxEmbedder, segments: list[Segment]
+) -> list[tuple[str, int, int | None, str | None]]:
+    chunks = chunker(tokenizer, model).chunk(segments)
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    return [(c.text, c.token_count, c.page, c.heading) for c in chunks]
+
+
+def text_of_tokens(tokenizer: Tokenizer, tokens: int) -> str:
+    """Prose of exactly `tokens` model tokens (ending on a whole word)."""
+    words = prose(3 * tokens, 6).split(" ")
+
+    def count() -> int:
+        return len(tokenizer.encode(" ".join(words), add_special_tokens=False).ids)
+
+    while count() > tokens:
+        words.pop()
+    while count() < tokens:
+        words.append("a")  # one token
+    text = " ".join(words)
+    assert len(tokenizer.encode(text, add_special_tokens=False).ids) == tokens
+    return text
+
+
+@pytest.mark.parametrize("over", [-1, 0, 1, 2])
+def test_a_text_at_the_chunk_size_or_just_over_chunks_as_the_splitter_does(
+    tokenizer: Tokenizer, model: OnnxEmbedder, over: int
+) -> None:
+    text = text_of_tokens(tokenizer, model.max_tokens + over)
+    segments = [Segment(f"\n  {text} \n\n", page=3, heading="Results")]
+
+    made = chunked(tokenizer, model, segments)
+
+    assert made == splitter_chunks(tokenizer, model, segments)
+    assert (len(made) == 1) == (over <= 0)
+
+
+# Every character Python or Rust calls whitespace: the splitter trims only Rust's,
+# U+001C..U+001F it keeps (Python's strip() would not).
+WHITESPACE = sorted(
+    {chr(c) for c in range(0x3001) if chr(c).isspace()} | set("\x85\xa0\u1680\u3000")
+)
+
+
+@pytest.mark.parametrize("space", WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_whitespace_around_a_fitting_text_is_trimmed_as_the_splitter_trims_it(
+    tokenizer: Tokenizer, model: OnnxEmbedder, space: str
+) -> None:
+    segments = [
+        Segment(f"{space}{space}Lead and trail.{space}"),
+        Segment(f"{space}inner{space}words {space}{space}", page=2),
+        Segment(f"{space} {space}", heading="only space"),
+    ]
+    assert chunked(tokenizer, model, segments) == splitter_chunks(tokenizer, model, segments)
+
+
+def test_whitespace_only_segments_make_no_chunk(tokenizer: Tokenizer, model: OnnxEmbedder) -> None:
+    segments = [Segment(" \n\t\u3000 "), Segment(""), Segment("\x1c \x1f")]
+    assert chunked(tokenizer, model, segments) == []
+
+
+def test_each_segment_chunks_on_its_own_whether_it_fits_or_not(
+    tokenizer: Tokenizer, model: OnnxEmbedder
+) -> None:
+    segments = [
+        Segment("A short title", page=1, heading="Title"),
+        Segment(prose(600, 7), page=1, heading="Body"),
+        Segment("\n\nAnother short one.\n", page=2, heading=None),
+        Segment(text_of_tokens(tokenizer, model.max_tokens), page=2, heading="Exact"),
+        Segment(prose(190, 8), page=3, heading="Tail"),
+    ]
+
+    made = chunked(tokenizer, model, segments)
+
+    assert made == splitter_chunks(tokenizer, model, segments)
+    assert [(page, heading) for _, _, page, heading in made][:1] == [(1, "Title")]

@@ -22,6 +22,16 @@ WINDOW_CHARS = 16_384
 # run without spaces counted as 1 token. Tokenizers without such a limit use it
 # as the bound on one token's span.
 DEFAULT_MAX_WORD_CHARS = 100
+# What the splitter trims from a chunk's ends: Rust's char::is_whitespace (Unicode
+# White_Space). Python's str.strip() also strips U+001C..U+001F, which the splitter keeps.
+SPLITTER_WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# A text that fits in one chunk is taken whole without the splitter (one count
+# instead of its search): tried on texts up to this many characters per token of the
+# chunk size. Longer ones hardly ever fit, and counting them whole would be wasted.
+WHOLE_TRY_CHARS_PER_TOKEN = 16
 
 ChunkProgress = Callable[[int, int], None]
 """Called as (characters chunked, characters in all) after each window."""
@@ -76,9 +86,6 @@ class Chunker:
         if overlap_tokens >= max_tokens:
             raise ValueError("chunk overlap must be smaller than the chunk size")
         self._tokenizer = tokenizer
-        self._splitter = TextSplitter.from_huggingface_tokenizer(
-            tokenizer, capacity=max_tokens, overlap=overlap_tokens, trim=True
-        )
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.max_chunks = max_chunks
@@ -98,7 +105,8 @@ class Chunker:
         }
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        # The fast batch call: the ids without the character offsets (encode's extra work).
+        return len(self._tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids)
 
     def chunk(
         self, segments: Sequence[Segment], on_window: ChunkProgress | None = None
@@ -123,19 +131,20 @@ class Chunker:
         while pos < len(text):
             window = text[pos : pos + WINDOW_CHARS]
             last = pos + len(window) >= len(text)
+            counts = _TokenCounts(self.count_tokens)
             if runs := self._long_runs(window):
                 # Up to the end of the window's last run; what follows it, the next
                 # window takes whole. The text before a run ends where the run starts.
                 cursor = 0
                 for start, stop in runs:
-                    self._add_split(window[cursor:start], segment, sink)
+                    self._add_split(window[cursor:start], segment, sink, counts)
                     cut = stop == len(window) and not last
                     ahead = _run_ahead(text, pos + stop) if cut else 0
                     self._add_run(window[start:stop], segment, sink, ahead)
                     cursor = stop
                 advance = cursor
             else:
-                indexed = self._splitter.chunk_indices(window)
+                indexed = self._split(window, counts)
                 if not last and len(indexed) > 1:
                     # The last chunk may end where the window cuts the text: the next
                     # window starts with it, so no chunk ends at an arbitrary cut.
@@ -143,7 +152,7 @@ class Chunker:
                 else:
                     advance = len(window)
                 for _, piece in indexed:
-                    self._add(piece, segment, sink)
+                    self._add(piece, segment, sink, counts(piece))
             pos += advance
             yield advance
 
@@ -153,10 +162,28 @@ class Chunker:
         count = self.count_tokens(text) if tokens is None else tokens
         sink.add(text, count, segment)
 
-    def _add_split(self, text: str, segment: Segment, sink: _Sink) -> None:
+    def _add_split(self, text: str, segment: Segment, sink: _Sink, counts: _TokenCounts) -> None:
         if text:
-            for piece in self._splitter.chunks(text):
-                self._add(piece, segment, sink)
+            for _, piece in self._split(text, counts):
+                self._add(piece, segment, sink, counts(piece))
+
+    def _split(self, text: str, counts: _TokenCounts) -> list[tuple[int, str]]:
+        """The splitter's chunks of `text` with their character offsets, each count
+        kept in `counts`. A text whose trimmed whole fits is the one chunk the
+        splitter would make of it: taken without the splitter's search."""
+        trimmed = text.strip(SPLITTER_WHITESPACE)
+        if (
+            len(trimmed) <= self.max_tokens * WHOLE_TRY_CHARS_PER_TOKEN
+            and counts(trimmed) <= self.max_tokens
+        ):
+            offset = len(text) - len(text.lstrip(SPLITTER_WHITESPACE))
+            return [(offset, trimmed)] if trimmed else []
+        # Built per text, with its own counts: cheap (<1 us), and nothing is shared
+        # between threads chunking at once.
+        splitter = TextSplitter.from_callback(
+            counts, capacity=self.max_tokens, overlap=self.overlap_tokens, trim=True
+        )
+        return splitter.chunk_indices(text)
 
     def _long_runs(self, window: str) -> list[tuple[int, int]]:
         """Where tokens standing for more than `max_word_chars` characters are:
@@ -182,6 +209,25 @@ class Chunker:
                 tokens = self.count_tokens(run[pos : pos + size])
             self._add(run[pos : pos + size], segment, sink, tokens)
             pos += size
+
+
+class _TokenCounts:
+    """The splitter's chunk sizer: the model tokenizer's count, remembered by text.
+    The same count as the splitter's own Hugging Face sizer (no special tokens; the
+    tokenizer neither truncates nor pads: load_tokenizer), so the same chunks. The
+    splitter forgets its sizes after each chunk; these it meets again in the next
+    chunk's search (the overlap), and every chunk it returns is a text it measured:
+    its token count costs nothing more."""
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self._count = count
+        self._known: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        known = self._known.get(text)
+        if known is None:
+            known = self._known[text] = self._count(text)
+        return known
 
 
 # A WordPiece word goes on through ASCII letters and digits at least: how far a run
