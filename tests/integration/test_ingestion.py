@@ -259,3 +259,63 @@ def test_an_older_submission_never_overwrites_a_newer_one(ctx: Context, tmp_path
     hits = ctx.searcher.search("retention period", k=5, mode="keyword")
     assert [h.text for h in hits] == ["The retention period is ten years for contracts."]
     assert ctx.searcher.search("invoices", mode="keyword") == []
+
+
+def test_a_superseded_job_writes_not_even_its_vectors(ctx: Context, tmp_path: Path) -> None:
+    # The older submission runs last and is superseded: its transaction rolls back,
+    # and with it the embeddings of its only batch (they ride in that transaction).
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = make_txt(docs, "notice.txt", "The notice period is one month for tenants.")
+    older = ctx.submitter.submit_path(path, collection="default", stage=True)
+    path.write_text("The notice period is three months for landlords.")
+    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
+
+    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
+
+    done = ctx.ledger.get(older.id)
+    assert done is not None
+    assert done.result is not None
+    assert done.result["superseded_by"] == newer.id
+    counts = ctx.store.counts()
+    assert (counts["documents"], counts["chunks"], counts["vectors"]) == (1, 1, 1)
+    integrity = ctx.store.integrity_report(ctx.embedder.model_id)
+    assert integrity["chunks_without_vectors"] == 0
+
+
+def test_a_documents_last_embedding_batch_commits_with_it(ctx: Context, tmp_path: Path) -> None:
+    # Earlier batches are cached as they complete (a retry resumes from them); the
+    # last one is written with the document, and serves the next document too.
+    from ingest.ingestion.ingestor import Ingestor
+
+    ingestor = Ingestor(ctx.store, ctx.pipeline, embed_batch_size=2)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sentences = [
+        "Alpha team maintains the billing service and its invoices.",
+        "Bravo team runs the search cluster and its relevance tuning.",
+        "Charlie team owns the mobile applications and their releases.",
+        "Delta team keeps the data warehouse and nightly reports healthy.",
+        "Echo team answers the support queue and writes the help centre.",
+    ]
+    first = make_txt(docs, "teams.txt", _long_doc(sentences))
+    prepared = ingestor.prepare(first, collection="default")
+    embedded = prepared.result.embedded
+    assert embedded >= 3, "the fixture must span several batches"
+    last_batch = embedded % 2 or 2
+    assert ctx.store.counts()["vectors"] == embedded - last_batch
+
+    with ctx.store.transaction() as tx:
+        prepared.write(tx)
+    assert ctx.store.counts()["vectors"] == embedded
+
+    copy = make_txt(docs, "teams-copy.txt", _long_doc(sentences))
+    again = ingestor.prepare(copy, collection="default")
+    assert again.result.embedded == 0
+    with ctx.store.transaction() as tx:
+        again.write(tx)
+    counts = ctx.store.counts()
+    assert (counts["chunks"], counts["vectors"]) == (2 * prepared.result.chunks, embedded)
+    assert ctx.store.integrity_report(ctx.embedder.model_id)["chunks_without_vectors"] == 0
+    hits = ctx.searcher.search("kiosk billing service invoices", mode="vector", k=10)
+    assert {Path(h.source).name for h in hits} == {"teams.txt", "teams-copy.txt"}

@@ -55,8 +55,18 @@ def content_hash(data: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class NewVectors:
+    """Embeddings not cached yet: they commit with the document that uses them."""
+
+    model: str
+    dim: int
+    by_hash: Mapping[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class NewVersion:
-    """A document's new chunks, ready to replace its old ones."""
+    """A document's new chunks, ready to replace its old ones (with the vectors of
+    its last embedding batch, cached in the same transaction)."""
 
     collection: str
     source_uri: str
@@ -66,8 +76,11 @@ class NewVersion:
     metadata: Mapping[str, Any]
     chunk_rows: Sequence[ChunkRecord]
     parent_id: str | None = None
+    vectors: NewVectors | None = None
 
     def write(self, tx: Transaction) -> None:
+        if self.vectors is not None:
+            tx.documents.put_vectors(self.vectors.model, self.vectors.dim, self.vectors.by_hash)
         tx.documents.replace(
             collection=self.collection,
             source_uri=self.source_uri,
@@ -330,7 +343,7 @@ class Ingestor:
         chunks = self.pipeline.chunk(segments, _chunk_progress(on_progress))
         chars = sum(len(segment.text) for segment in segments)
         on_progress(Progress("chunk", chars, chars, f"{len(chunks)} chunks"))
-        embedded = self._embed_missing(chunks, on_progress)
+        embedded, last_batch = self._embed_missing(chunks, on_progress)
         doc_id = document_id_for(target.collection, target.source_uri)
         assert target.content_hash is not None
         assert target.fingerprint is not None
@@ -343,31 +356,40 @@ class Ingestor:
             metadata=target.metadata,
             chunk_rows=[_chunk_record(doc_id, c) for c in chunks],
             parent_id=target.parent_id,
+            vectors=last_batch,
         )
         return version, embedded
 
-    def _embed_missing(self, chunks: Sequence[Chunk], on_progress: ProgressCallback) -> int:
-        """Embed chunk texts with no cached vector for this model, batch by batch.
+    def _embed_missing(
+        self, chunks: Sequence[Chunk], on_progress: ProgressCallback
+    ) -> tuple[int, NewVectors | None]:
+        """Embed chunk texts with no cached vector for this model, batch by batch:
+        how many, and the last batch's vectors, which commit with the document.
 
-        Each batch is committed as it completes: the cache is content-addressed,
-        so a retry after a crash resumes instead of starting over."""
+        Every earlier batch is committed as it completes: the cache is
+        content-addressed, so a retry after a crash resumes instead of starting
+        over. The last batch (a small document's only one) rides in the document's
+        own transaction instead of one of its own: a crash before it loses one batch."""
         model = self.pipeline.embedder.model_id
         by_hash = {c.text_hash: c.text for c in chunks}
         cached = self.store.cached_vectors(model, by_hash)
         missing = [(h, t) for h, t in by_hash.items() if h not in cached]
         total = len(missing)
         on_progress(Progress("embed", 0, total, f"embedding {total} new chunks"))
+        last_batch = None
         for start in range(0, total, self.embed_batch_size):
+            if last_batch is not None:
+                self.store.put_vectors(last_batch.model, last_batch.dim, last_batch.by_hash)
             batch = missing[start : start + self.embed_batch_size]
             vectors = self.pipeline.embed([text for _, text in batch])
-            self.store.put_vectors(
+            last_batch = NewVectors(
                 model,
                 int(vectors.shape[1]),
                 {h: to_blob(v) for (h, _), v in zip(batch, vectors, strict=True)},
             )
             done = start + len(batch)
             on_progress(Progress("embed", done, total, f"embedded {done}/{total} chunks"))
-        return total
+        return total, last_batch
 
 
 def _ocr_progress(on_progress: ProgressCallback) -> ParseProgressCallback:

@@ -20,7 +20,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ingest.store import bm25
-from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs, vectors
+from ingest.store.document_statements import (
+    FTS_DELETE_OF_DOCUMENT,
+    FTS_INSERT_OF_DOCUMENT,
+    document_statements,
+)
+from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs
 from ingest.vocabulary import ACTIVE, REJECTED, DocumentStatus, JobStatus
 
 # The error of a document whose every job was cancelled before one indexed it.
@@ -116,19 +121,16 @@ class DocumentWriter:
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
-        self._insert = upsert(conn)
+        self._sql = document_statements(conn.dialect.name)
+        self._sqlite = conn.dialect.name == "sqlite"
 
     def _collection_id(self, name: str) -> int:
-        self._conn.execute(
-            self._insert(collections)
-            .values(name=name, created_at=time.time())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        return int(
-            self._conn.execute(
-                sa.select(collections.c.id).where(collections.c.name == name)
-            ).scalar_one()
-        )
+        """The collection's id, created first if need be (one statement when it exists)."""
+        found = self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        self._conn.execute(self._sql.insert_collection, {"name": name, "created_at": time.time()})
+        return int(self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one())
 
     def ensure(self, *, collection: str, source_uri: str, metadata: Mapping[str, Any]) -> str:
         """Create the row of a document about to be ingested (status queued). An
@@ -137,43 +139,33 @@ class DocumentWriter:
         doc_id = document_id_for(collection, source_uri)
         now = time.time()
         self._conn.execute(
-            self._insert(documents)
-            .values(
-                id=doc_id,
-                collection_id=self._collection_id(collection),
-                source_uri=source_uri,
-                status=DocumentStatus.QUEUED,
-                meta=dict(metadata),
-                chunk_count=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
+            self._sql.ensure_document,
+            {
+                "id": doc_id,
+                "collection_id": self._collection_id(collection),
+                "source_uri": source_uri,
+                "status": DocumentStatus.QUEUED,
+                "meta": dict(metadata),
+                "chunk_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         return doc_id
 
     def _upsert(self, *, collection: str, source_uri: str, values: dict[str, Any]) -> str:
+        """Insert or update the document's row; `values` holds every other column."""
         doc_id = document_id_for(collection, source_uri)
         now = time.time()
         row = {
             "id": doc_id,
             "collection_id": self._collection_id(collection),
             "source_uri": source_uri,
-            "meta": {},
-            "chunk_count": 0,
             "created_at": now,
             "updated_at": now,
             **values,
         }
-        update = {
-            k: v
-            for k, v in row.items()
-            if k not in ("id", "created_at", "collection_id", "source_uri")
-        }
-        stmt = self._insert(documents).values(row)
-        # Column objects as keys: the "metadata" column is keyed "meta" in Python.
-        set_ = {documents.c[k]: stmt.excluded[k] for k in update}
-        self._conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
+        self._conn.execute(self._sql.upsert_document, row)
         return doc_id
 
     def replace(
@@ -223,9 +215,7 @@ class DocumentWriter:
         """Mark a document failed. Its previous chunks, if any, stay searchable:
         a bad new version must not destroy a good old one."""
         doc_id = document_id_for(collection, source_uri)
-        prev = self._conn.execute(
-            sa.select(documents.c.chunk_count).where(documents.c.id == doc_id)
-        ).scalar_one_or_none()
+        prev = self._conn.execute(self._sql.chunk_count_of, {"doc_id": doc_id}).scalar_one_or_none()
         return self._upsert(
             collection=collection,
             source_uri=source_uri,
@@ -265,10 +255,7 @@ class DocumentWriter:
         that changed the job, so the two never disagree. Chunks are never touched:
         an earlier version stays searchable whatever happens to a newer job."""
         latest = self._conn.execute(
-            sa.select(jobs.c.status, jobs.c.error_type, jobs.c.error_message)
-            .where(jobs.c.document_id == document_id, jobs.c.kind == kind)
-            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-            .limit(1)
+            self._sql.latest_job, {"doc_id": document_id, "kind": kind}
         ).first()
         if latest is None:
             return
@@ -278,9 +265,8 @@ class DocumentWriter:
         else:
             values = _status_after(status, latest.error_type, latest.error_message)
         self._conn.execute(
-            documents.update()
-            .where(documents.c.id == document_id)
-            .values(**values, updated_at=time.time())
+            self._sql.update_document,
+            {**values, "updated_at": time.time(), "doc_id": document_id},
         )
 
     def _status_before_cancel(self, document_id: str, kind: str) -> dict[str, Any]:
@@ -361,7 +347,7 @@ class DocumentWriter:
         if not chunk_rows:
             return
         self._conn.execute(
-            chunks.insert(),
+            self._sql.insert_chunks,
             [
                 {
                     "id": c.id,
@@ -377,21 +363,25 @@ class DocumentWriter:
                 for c in chunk_rows
             ],
         )
-        if self._conn.dialect.name == "sqlite":
-            self._conn.exec_driver_sql(
-                f"INSERT INTO {CHUNK_FTS}(rowid, text) "
-                "SELECT pk, text FROM chunks WHERE document_id = ?",
-                (doc_id,),
-            )
+        if self._sqlite:
+            self._conn.exec_driver_sql(FTS_INSERT_OF_DOCUMENT, (doc_id,))
 
     def _delete_chunks_of(self, doc_ids: Sequence[str]) -> None:
+        if len(doc_ids) == 1:  # a document replaced: its own prebuilt statements
+            self._delete_chunks_of_one(doc_ids[0])
+            return
         for start in range(0, len(doc_ids), 500):
             self._delete_chunks_of_batch(doc_ids[start : start + 500])
+
+    def _delete_chunks_of_one(self, doc_id: str) -> None:
+        if self._sqlite:
+            self._conn.exec_driver_sql(FTS_DELETE_OF_DOCUMENT, (doc_id,))
+        self._conn.execute(self._sql.delete_chunks_of_document, {"doc_id": doc_id})
 
     def _delete_chunks_of_batch(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
             return
-        if self._conn.dialect.name == "sqlite":
+        if self._sqlite:
             self._conn.execute(
                 sa.text(
                     f"DELETE FROM {CHUNK_FTS} WHERE rowid IN "
@@ -402,11 +392,12 @@ class DocumentWriter:
         self._conn.execute(chunks.delete().where(chunks.c.document_id.in_(doc_ids)))
 
     def put_vectors(self, model: str, dim: int, by_hash: Mapping[str, bytes]) -> None:
+        """Cache embeddings (content-addressed: one already cached is kept)."""
         if not by_hash:
             return
         now = time.time()
         self._conn.execute(
-            self._insert(vectors).on_conflict_do_nothing(index_elements=["model", "text_hash"]),
+            self._sql.insert_vectors,
             [
                 {"model": model, "text_hash": h, "dim": dim, "embedding": b, "created_at": now}
                 for h, b in by_hash.items()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ingest.store.job_records import Claim
 from ingest.store.schema import jobs
-from ingest.vocabulary import JobStatus
+from ingest.vocabulary import ACTIVE, WROTE_OUTCOME, JobStatus
 
 
 def param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[Any]:
@@ -128,6 +128,48 @@ def succeed_params(claim: Claim, stages: list[dict[str, Any]] | None) -> dict[st
     last = stages[-1] if stages else {}
     return {**fence_values(claim), **{name: last.get(key) for _, name, key in _LAST_STAGE}}
 
+
+def _newer_outcome_statement() -> sa.Select[Any]:
+    """A job of the same document and kind, created after the given one, in one of
+    `statuses` (WROTE_OUTCOME, with the active ones when pending counts too)."""
+    created = param(jobs.c.created_at, "created")
+    job_id = param(jobs.c.id, "job_id")
+    return (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.document_id == param(jobs.c.document_id, "doc_id"),
+            jobs.c.kind == param(jobs.c.kind),
+            jobs.c.status.in_(sa.bindparam("statuses", expanding=True)),
+            sa.or_(
+                jobs.c.created_at > created,
+                sa.and_(jobs.c.created_at == created, jobs.c.id > job_id),
+            ),
+        )
+        .limit(1)
+    )
+
+
+# JobWriter.newer_outcome's query, with the statuses it looks for: those that wrote
+# an outcome (False), or those and the pending ones too (True).
+NEWER_OUTCOME = _newer_outcome_statement()
+NEWER_STATUSES = {
+    False: sorted(WROTE_OUTCOME),
+    True: sorted(WROTE_OUTCOME | ACTIVE),
+}
+
+# A document's queued jobs of one kind, newest first (JobWriter.queued_twin).
+QUEUED_OF_DOCUMENT = (
+    sa.select(jobs)
+    .where(
+        jobs.c.document_id == sa.bindparam("doc_id"),
+        jobs.c.kind == sa.bindparam("kind"),
+        jobs.c.status == JobStatus.QUEUED,
+    )
+    .order_by(jobs.c.created_at.desc())
+)
+
+# A new job's row, returned as written (defaults included) by the insert itself.
+INSERT_JOB = sa.insert(jobs).returning(*jobs.c)
 
 # Built once per dialect: see _claim_statement.
 _BUILT: dict[str, tuple[sa.Update, dict[bool, sa.Update]]] = {}

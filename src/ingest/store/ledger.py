@@ -24,13 +24,17 @@ from ingest.store.documents import DocumentWriter
 from ingest.store.engine import read_transaction, write_transaction
 from ingest.store.job_records import Claim, Job, NewJob, new_job_id, to_job
 from ingest.store.job_statements import (
+    INSERT_JOB,
+    NEWER_OUTCOME,
+    NEWER_STATUSES,
+    QUEUED_OF_DOCUMENT,
     end_attempt_values,
     fence,
     statements,
     succeed_params,
 )
 from ingest.store.schema import jobs, staged_files
-from ingest.vocabulary import ACTIVE, RETRYABLE, TERMINAL, WROTE_OUTCOME, JobStatus
+from ingest.vocabulary import RETRYABLE, TERMINAL, JobStatus
 
 
 class JobWriter:
@@ -82,19 +86,18 @@ class JobWriter:
             "updated_at": now,
         }
         if new.idempotency_key is None:
-            conn.execute(jobs.insert().values(row))
-        else:
-            # Two submitters racing on one key: exactly one insert wins.
-            # The savepoint must see the error: PostgreSQL needs a rollback to it.
-            try:
-                with conn.begin_nested():
-                    conn.execute(jobs.insert().values(row))
-            except IntegrityError:
-                pass
-            existing = self.by_idempotency_key(new.idempotency_key)
-            assert existing is not None
-            return existing
-        return to_job(conn.execute(sa.select(jobs).where(jobs.c.id == the_id)).one())
+            # The row as the database holds it, in the insert's own round trip.
+            return to_job(conn.execute(INSERT_JOB, row).one())
+        # Two submitters racing on one key: exactly one insert wins.
+        # The savepoint must see the error: PostgreSQL needs a rollback to it.
+        try:
+            with conn.begin_nested():
+                conn.execute(jobs.insert().values(row))
+        except IntegrityError:
+            pass
+        existing = self.by_idempotency_key(new.idempotency_key)
+        assert existing is not None
+        return existing
 
     def by_idempotency_key(self, key: str) -> Job | None:
         row = self._conn.execute(sa.select(jobs).where(jobs.c.idempotency_key == key)).first()
@@ -103,15 +106,7 @@ class JobWriter:
     def queued_twin(self, *, document_id: str, kind: str, payload: Mapping[str, Any]) -> Job | None:
         """A job of this document still waiting in the queue with this very payload
         (the same file, collection and metadata), if any."""
-        rows = self._conn.execute(
-            sa.select(jobs)
-            .where(
-                jobs.c.document_id == document_id,
-                jobs.c.kind == kind,
-                jobs.c.status == JobStatus.QUEUED,
-            )
-            .order_by(jobs.c.created_at.desc())
-        )
+        rows = self._conn.execute(QUEUED_OF_DOCUMENT, {"doc_id": document_id, "kind": kind})
         return next((job for job in map(to_job, rows) if job.payload == payload), None)
 
     def newer_outcome(self, job: Job, *, or_pending: bool = False) -> str | None:
@@ -123,21 +118,16 @@ class JobWriter:
         write transaction at a time."""
         if job.document_id is None:
             return None
-        later = sa.or_(
-            jobs.c.created_at > job.created_at,
-            sa.and_(jobs.c.created_at == job.created_at, jobs.c.id > job.id),
-        )
-        stmt = (
-            sa.select(jobs.c.id)
-            .where(
-                jobs.c.document_id == job.document_id,
-                jobs.c.kind == job.kind,
-                jobs.c.status.in_(list(WROTE_OUTCOME) + (list(ACTIVE) if or_pending else [])),
-                later,
-            )
-            .limit(1)
-        )
-        newer = self._conn.execute(stmt).scalar_one_or_none()
+        newer = self._conn.execute(
+            NEWER_OUTCOME,
+            {
+                "doc_id": job.document_id,
+                "kind": job.kind,
+                "statuses": NEWER_STATUSES[or_pending],
+                "created": job.created_at,
+                "job_id": job.id,
+            },
+        ).scalar_one_or_none()
         return None if newer is None else str(newer)
 
     def succeed(

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from ingest.errors import ConfigError
 from ingest.store import bm25, migrate, pg_search, sqlite_search
 from ingest.store.access import Access
+from ingest.store.document_statements import document_statements
 from ingest.store.documents import (
     ChunkHit,
     ChunkRecord,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from ingest.settings import Settings
 
 MetadataFilter = Mapping[str, str | int | float | bool]
+
+# Built once: read before every ingestion (see store/document_statements.py).
+_DOCUMENT_BY_ID = documents_query().where(documents.c.id == sa.bindparam("doc_id"))
 
 
 class Store:
@@ -182,7 +186,7 @@ class Store:
 
     def get_document(self, document_id: str) -> DocumentRecord | None:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(documents_query().where(documents.c.id == document_id)).first()
+            row = conn.execute(_DOCUMENT_BY_ID, {"doc_id": document_id}).first()
         return to_document(row) if row else None
 
     def list_documents(
@@ -286,14 +290,13 @@ class Store:
     def cached_vectors(self, model: str, text_hashes: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(text_hashes))
         found: dict[str, bytes] = {}
+        if not wanted:
+            return found
+        select = document_statements(self.dialect).cached_vectors
         with read_transaction(self.engine) as conn:
             for start in range(0, len(wanted), 500):
                 batch = wanted[start : start + 500]
-                rows = conn.execute(
-                    sa.select(vectors.c.text_hash, vectors.c.embedding).where(
-                        vectors.c.model == model, vectors.c.text_hash.in_(batch)
-                    )
-                )
+                rows = conn.execute(select, {"model": model, "hashes": batch})
                 found.update({r.text_hash: r.embedding for r in rows})
         return found
 
