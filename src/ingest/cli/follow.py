@@ -53,16 +53,13 @@ def submit_plan(
     priority: int = 0,
 ) -> list[Job]:
     """Queue a job per file to (re)ingest; queue mode stages the bytes for the workers."""
-    return [
-        ctx.submitter.submit_path(
-            path,
-            collection=collection,
-            metadata=metadata,
-            stage=ctx.settings.mode == "queue",
-            priority=priority,
-        )
-        for path in plan.to_submit
-    ]
+    return ctx.submitter.submit_paths(
+        plan.to_submit,
+        collection=collection,
+        metadata=metadata,
+        stage=ctx.settings.mode == "queue",
+        priority=priority,
+    )
 
 
 def finish_add(

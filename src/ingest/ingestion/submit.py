@@ -19,6 +19,8 @@ from ingest.staging import StagedFile, Staging, sanitize_filename
 from ingest.store import Job, NewJob, Store, Transaction, new_job_id
 from ingest.vocabulary import MAX_PRIORITY, MIN_PRIORITY, Queue
 
+# Local files queued per transaction by `submit_paths`.
+SUBMIT_BATCH = 200
 # The first bytes of an upload, checked against the type its name claims.
 _SNIFF_BYTES = 8192
 
@@ -121,6 +123,51 @@ class Submitter:
                 payload, None, source, path.name, collection, metadata, idempotency_key, priority
             )
         return self._stage_and_commit(path, source, collection, metadata, idempotency_key, priority)
+
+    def submit_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        collection: str,
+        metadata: Mapping[str, Any] | None = None,
+        stage: bool,
+        priority: int = 0,
+    ) -> list[Job]:
+        """Queue local files, as `submit_path` does one. Without staging, up to
+        SUBMIT_BATCH files share one transaction (a 1,000-file `ingest add` spent a
+        third of its submitting in BEGIN and COMMIT); a batch commits whole or not at
+        all, and a run interrupted between batches is taken up by the next `ingest
+        add` (the files queued already are followed, not queued twice)."""
+        if stage:
+            return [
+                self.submit_path(
+                    path, collection=collection, metadata=metadata, stage=True, priority=priority
+                )
+                for path in paths
+            ]
+        check_priority(priority)
+        submitted: list[Job] = []
+        for start in range(0, len(paths), SUBMIT_BATCH):
+            batch = paths[start : start + SUBMIT_BATCH]
+            with self.store.transaction() as tx:
+                jobs = [
+                    self._enqueue_in(
+                        tx,
+                        {"path": str(path.resolve())},
+                        None,
+                        str(path.resolve()),
+                        path.name,
+                        collection,
+                        metadata,
+                        None,
+                        priority,
+                    )
+                    for path in batch
+                ]
+            for job in jobs:
+                self.doorbell.ring(job.queue, job.id)
+            submitted.extend(jobs)
+        return submitted
 
     def _stage_and_commit(
         self,
