@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ SPLITTER_WHITESPACE = (
 # instead of its search): tried on texts up to this many characters per token of the
 # chunk size. Longer ones hardly ever fit, and counting them whole would be wasted.
 WHOLE_TRY_CHARS_PER_TOKEN = 16
+
+# Texts a BERT WordPiece count is a sum of word counts for (_WordSumCounts): printable
+# ASCII, tab, line feed, carriage return. Other control characters BertNormalizer
+# drops, and \x0b \x0c \x1c-\x1f are whitespace to a Python regex but not to BERT.
+_NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r -~]")
+# BertPreTokenizer's words in such text: whitespace separates; every ASCII
+# punctuation character (each printable one that is not a letter, a digit or a
+# space) is a word of its own; letters and digits run together into one word.
+_BERT_ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
+# How many words a chunker remembers the count of (~10 MB at most: longer words than
+# the tokenizer's per-word limit are not remembered). Then it starts afresh.
+MAX_KNOWN_WORDS = 100_000
 
 ChunkProgress = Callable[[int, int], None]
 """Called as (characters chunked, characters in all) after each window."""
@@ -92,6 +105,9 @@ class Chunker:
         limit = getattr(tokenizer.model, "max_input_chars_per_word", None)
         self.max_word_chars = int(limit) if limit else DEFAULT_MAX_WORD_CHARS
         self._long_candidate = re.compile(rf"\S{{{self.max_word_chars + 1},}}")
+        # What sizes the splitter's candidates: a sum of word counts where that is
+        # provably the tokenizer's count (most of the CPU went to tokenizing them).
+        self._measure = token_counter(tokenizer, self.count_tokens)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -131,7 +147,7 @@ class Chunker:
         while pos < len(text):
             window = text[pos : pos + WINDOW_CHARS]
             last = pos + len(window) >= len(text)
-            counts = _TokenCounts(self.count_tokens)
+            counts = _TokenCounts(self._measure)
             if runs := self._long_runs(window):
                 # Up to the end of the window's last run; what follows it, the next
                 # window takes whole. The text before a run ends where the run starts.
@@ -228,6 +244,85 @@ class _TokenCounts:
         if known is None:
             known = self._known[text] = self._count(text)
         return known
+
+
+def token_counter(tokenizer: Tokenizer, count: Callable[[str], int]) -> Callable[[str], int]:
+    """`count`, the tokenizer's count of a text without special tokens, made faster
+    where that is provably the same count: a BERT WordPiece tokenizer's on plain ASCII
+    text (_WordSumCounts)."""
+    if not _is_bert_wordpiece(tokenizer):
+        return count
+    return _WordSumCounts(tokenizer, int(tokenizer.model.max_input_chars_per_word), count)
+
+
+def _is_bert_wordpiece(tokenizer: Tokenizer) -> bool:
+    """Whether a count of `tokenizer` (no special tokens) is the sum of its words'
+    counts on plain ASCII text: BERT's normalizer (on ASCII: lowercase, tab and line
+    ends to spaces), BERT's word split, WordPiece (each word on its own), nothing
+    truncated or padded, and added tokens matched in the raw text only (a text that
+    holds one is counted whole: _WordSumCounts)."""
+    config = json.loads(tokenizer.to_str())
+    return (
+        (config.get("normalizer") or {}).get("type") == "BertNormalizer"
+        and (config.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer"
+        and (config.get("model") or {}).get("type") == "WordPiece"
+        # Without special tokens these add nothing; another post-processor might.
+        and (config.get("post_processor") or {}).get("type", "TemplateProcessing")
+        in ("TemplateProcessing", "BertProcessing")
+        and config.get("truncation") is None
+        and config.get("padding") is None
+        and not any(token.get("normalized") for token in config.get("added_tokens") or [])
+    )
+
+
+class _WordSumCounts:
+    """The count of a BERT WordPiece tokenizer (_is_bert_wordpiece) as the sum of its
+    words' counts, each word tokenized once (lowercasing, [UNK] for a word over the
+    per-word limit: all the tokenizer's own). Only plain ASCII without an added
+    token's text (`[CLS]` in a text is one token, not four); any other text is
+    counted whole by `count`.
+
+    One per Chunker, shared by the threads chunking with it: a word's count never
+    changes, so a lookup that misses while another thread stores, or after a reset,
+    only tokenizes that word again (dict reads and writes are atomic)."""
+
+    def __init__(
+        self, tokenizer: Tokenizer, max_word_chars: int, count: Callable[[str], int]
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._max_word_chars = max_word_chars
+        self._count = count
+        self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
+        self._known: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        if _NOT_PLAIN_ASCII.search(text) or any(added in text for added in self._added):
+            return self._count(text)
+        words = _BERT_ASCII_WORD.findall(text)
+        try:
+            return sum(map(self._known.__getitem__, words))
+        except KeyError:
+            return self._count_learning(words)
+
+    def _count_learning(self, words: list[str]) -> int:
+        """The count of `words`, tokenizing (in one call) those not known yet."""
+        known = self._known
+        counts: dict[str, int] = {}
+        new: list[str] = []
+        for word in dict.fromkeys(words):
+            count = known.get(word)
+            if count is None:
+                new.append(word)
+            else:
+                counts[word] = count
+        encodings = self._tokenizer.encode_batch_fast(new, add_special_tokens=False)
+        learned = {word: len(encoding.ids) for word, encoding in zip(new, encodings, strict=True)}
+        if len(known) + len(learned) > MAX_KNOWN_WORDS:
+            known.clear()
+        # A longer word is one [UNK] or a run being cut: rare, and unbounded in size.
+        known.update((w, n) for w, n in learned.items() if len(w) <= self._max_word_chars)
+        counts.update(learned)
+        return sum(map(counts.__getitem__, words))
 
 
 # A WordPiece word goes on through ASCII letters and digits at least: how far a run
