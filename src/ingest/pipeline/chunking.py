@@ -34,17 +34,16 @@ SPLITTER_WHITESPACE = (
 # chunk size. Longer ones hardly ever fit, and counting them whole would be wasted.
 WHOLE_TRY_CHARS_PER_TOKEN = 16
 
-# Texts a BERT WordPiece count is a sum of word counts for (_WordSumCounts): printable
-# ASCII, tab, line feed, carriage return. Other control characters BertNormalizer
-# drops, and \x0b \x0c \x1c-\x1f are whitespace to a Python regex but not to BERT.
-_NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r -~]")
-# BertPreTokenizer's words in such text: whitespace separates; every ASCII
-# punctuation character (each printable one that is not a letter, a digit or a
-# space) is a word of its own; letters and digits run together into one word.
-_BERT_ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
-# How many words a chunker remembers the count of (~10 MB at most: longer words than
+# Where a BERT tokenizer's words always end, whatever the text around (_WordSumCounts):
+# at ASCII whitespace (tab, line feed, carriage return, space: whitespace to its
+# normalizer and its word split alike) and on both sides of each ASCII punctuation
+# character (each printable one that is neither a letter, a digit nor a space: a word
+# of its own). Everything else (letters, digits, other characters, control characters
+# the normalizer drops) stays in one piece for the tokenizer to split further.
+_BERT_PIECE = re.compile(r"[!-/:-@\[-`{-~]|[^\t\n\r !-/:-@\[-`{-~]+")
+# How many pieces a chunker remembers the count of (~10 MB at most: pieces longer than
 # the tokenizer's per-word limit are not remembered). Then it starts afresh.
-MAX_KNOWN_WORDS = 100_000
+MAX_KNOWN_PIECES = 100_000
 
 ChunkProgress = Callable[[int, int], None]
 """Called as (characters chunked, characters in all) after each window."""
@@ -248,19 +247,18 @@ class _TokenCounts:
 
 def token_counter(tokenizer: Tokenizer, count: Callable[[str], int]) -> Callable[[str], int]:
     """`count`, the tokenizer's count of a text without special tokens, made faster
-    where that is provably the same count: a BERT WordPiece tokenizer's on plain ASCII
-    text (_WordSumCounts)."""
+    where that is provably the same count: a BERT WordPiece tokenizer's
+    (_WordSumCounts)."""
     if not _is_bert_wordpiece(tokenizer):
         return count
     return _WordSumCounts(tokenizer, int(tokenizer.model.max_input_chars_per_word), count)
 
 
 def _is_bert_wordpiece(tokenizer: Tokenizer) -> bool:
-    """Whether a count of `tokenizer` (no special tokens) is the sum of its words'
-    counts on plain ASCII text: BERT's normalizer (on ASCII: lowercase, tab and line
-    ends to spaces), BERT's word split, WordPiece (each word on its own), nothing
-    truncated or padded, and added tokens matched in the raw text only (a text that
-    holds one is counted whole: _WordSumCounts)."""
+    """Whether a count of `tokenizer` (no special tokens) is the sum of the counts of
+    a text's pieces (_BERT_PIECE): BERT's normalizer, BERT's word split, WordPiece
+    (each word on its own), nothing truncated or padded, and added tokens matched in
+    the raw text only (a text that holds one is counted whole: _WordSumCounts)."""
     config = json.loads(tokenizer.to_str())
     return (
         (config.get("normalizer") or {}).get("type") == "BertNormalizer"
@@ -276,15 +274,21 @@ def _is_bert_wordpiece(tokenizer: Tokenizer) -> bool:
 
 
 class _WordSumCounts:
-    """The count of a BERT WordPiece tokenizer (_is_bert_wordpiece) as the sum of its
-    words' counts, each word tokenized once (lowercasing, [UNK] for a word over the
-    per-word limit: all the tokenizer's own). Only plain ASCII without an added
-    token's text (`[CLS]` in a text is one token, not four); any other text is
-    counted whole by `count`.
+    """The count of a BERT WordPiece tokenizer (_is_bert_wordpiece) as the sum of the
+    counts of a text's pieces (_BERT_PIECE), each piece tokenized once (lowercasing,
+    accents, [UNK] for a word over the per-word limit: all the tokenizer's own).
 
-    One per Chunker, shared by the threads chunking with it: a word's count never
+    Why the sum is the count: the normalizer works a character at a time (dropping
+    control characters, lowercasing, spacing out Chinese characters, decomposing and
+    stripping accents: decomposition reorders only runs of combining marks, which an
+    ASCII character ends), so it never joins or parts text across a piece's end; the
+    word split ends words there; WordPiece works a word at a time. A text holding an
+    added token's text (`[CLS]`: one token, matched before any of that, across the
+    punctuation) is counted whole by `count`.
+
+    One per Chunker, shared by the threads chunking with it: a piece's count never
     changes, so a lookup that misses while another thread stores, or after a reset,
-    only tokenizes that word again (dict reads and writes are atomic)."""
+    only tokenizes that piece again (dict reads and writes are atomic)."""
 
     def __init__(
         self, tokenizer: Tokenizer, max_word_chars: int, count: Callable[[str], int]
@@ -296,33 +300,34 @@ class _WordSumCounts:
         self._known: dict[str, int] = {}
 
     def __call__(self, text: str) -> int:
-        if _NOT_PLAIN_ASCII.search(text) or any(added in text for added in self._added):
+        if any(added in text for added in self._added):
             return self._count(text)
-        words = _BERT_ASCII_WORD.findall(text)
+        pieces = _BERT_PIECE.findall(text)
         try:
-            return sum(map(self._known.__getitem__, words))
+            return sum(map(self._known.__getitem__, pieces))
         except KeyError:
-            return self._count_learning(words)
+            return self._count_learning(pieces)
 
-    def _count_learning(self, words: list[str]) -> int:
-        """The count of `words`, tokenizing (in one call) those not known yet."""
+    def _count_learning(self, pieces: list[str]) -> int:
+        """The count of `pieces`, tokenizing (in one call) those not known yet."""
         known = self._known
         counts: dict[str, int] = {}
         new: list[str] = []
-        for word in dict.fromkeys(words):
-            count = known.get(word)
+        for piece in dict.fromkeys(pieces):
+            count = known.get(piece)
             if count is None:
-                new.append(word)
+                new.append(piece)
             else:
-                counts[word] = count
+                counts[piece] = count
         encodings = self._tokenizer.encode_batch_fast(new, add_special_tokens=False)
-        learned = {word: len(encoding.ids) for word, encoding in zip(new, encodings, strict=True)}
-        if len(known) + len(learned) > MAX_KNOWN_WORDS:
+        learned = {piece: len(encoding.ids) for piece, encoding in zip(new, encodings, strict=True)}
+        if len(known) + len(learned) > MAX_KNOWN_PIECES:
             known.clear()
-        # A longer word is one [UNK] or a run being cut: rare, and unbounded in size.
-        known.update((w, n) for w, n in learned.items() if len(w) <= self._max_word_chars)
+        # A longer piece is an [UNK], a run being cut, or text without spaces (Chinese):
+        # rare enough, and unbounded in size.
+        known.update((p, n) for p, n in learned.items() if len(p) <= self._max_word_chars)
         counts.update(learned)
-        return sum(map(counts.__getitem__, words))
+        return sum(map(counts.__getitem__, pieces))
 
 
 # A WordPiece word goes on through ASCII letters and digits at least: how far a run
