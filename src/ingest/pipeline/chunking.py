@@ -41,8 +41,9 @@ WHOLE_TRY_CHARS_PER_TOKEN = 16
 # of its own). Everything else (letters, digits, other characters, control characters
 # the normalizer drops) stays in one piece for the tokenizer to split further.
 _BERT_PIECE = re.compile(r"[!-/:-@\[-`{-~]|[^\t\n\r !-/:-@\[-`{-~]+")
-# How many pieces a chunker remembers the count of (~10 MB at most: pieces longer than
-# the tokenizer's per-word limit are not remembered). Then it starts afresh.
+# How many pieces a chunker remembers the count of (all SciFact: 45,560, ~5 MB; ~20 MB
+# at worst: pieces longer than the tokenizer's per-word limit are not remembered).
+# Then it starts afresh.
 MAX_KNOWN_PIECES = 100_000
 
 ChunkProgress = Callable[[int, int], None]
