@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from semantic_text_splitter import TextSplitter
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, pre_tokenizers
 
 from ingest.embedding import build_embedder
 from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.errors import DocumentRejected
-from ingest.pipeline.chunking import Chunker, load_tokenizer
+from ingest.pipeline.chunking import Chunker, load_tokenizer, token_counter
 from ingest.pipeline.segments import Segment
 from ingest.settings import Settings
 from tests.fixtures_docs import prose
@@ -181,3 +183,109 @@ def test_each_segment_chunks_on_its_own_whether_it_fits_or_not(
 
     assert made == splitter_chunks(tokenizer, model, segments)
     assert [(page, heading) for _, _, page, heading in made][:1] == [(1, "Title")]
+
+
+# --- the word-sum count of a BERT WordPiece tokenizer is its own count ---------------
+
+
+def exact_count(tokenizer: Tokenizer) -> Callable[[str], int]:
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def ascii_text(rng: random.Random) -> str:
+    """Words, numbers, punctuation and whitespace the way prose, code and tables mix
+    them, with words about the tokenizer's per-word limit (100 characters) and the
+    text of its special tokens."""
+    letters = string.ascii_letters + string.digits
+    makers = [
+        lambda: "".join(rng.choices(string.ascii_letters, k=rng.randint(1, 12))),
+        lambda: "".join(rng.choices(string.digits, k=rng.randint(1, 6))),
+        lambda: "".join(rng.choices(letters, k=rng.randint(1, 15))),
+        lambda: "".join(rng.choices(string.punctuation, k=rng.randint(1, 4))),
+        lambda: "".join(rng.choices(" \t\n\r", k=rng.randint(1, 3))),
+        lambda: "".join(rng.choices(letters, k=rng.choice([99, 100, 101, 102, 150]))),
+        lambda: rng.choice(["[CLS]", "[cls]", "[SEP]", "[UNK]", "[MASK]", "[PAD", "CLS]"]),
+        lambda: rng.choice(["don't", "U.S.A.", "3.5e-7", "x_1", "a->b", "(p<0.05),", "@home"]),
+    ]
+    weights = [30, 5, 5, 10, 30, 1, 1, 3]
+    count = rng.choice([0, 1, 2, 5, 20, 200])
+    return "".join(maker() for maker in rng.choices(makers, weights, k=count))
+
+
+def test_a_bert_wordpiece_count_of_ascii_text_is_the_sum_of_its_words(
+    tokenizer: Tokenizer,
+) -> None:
+    exact = exact_count(tokenizer)
+    counter = token_counter(tokenizer, exact)
+    rng = random.Random(12)
+    texts = [ascii_text(rng) for _ in range(3_000)]
+    printable = string.printable.replace("\x0b", "").replace("\x0c", "")
+    texts += ["", " ", "\r\n", printable, *printable, *(c * 3 for c in printable)]
+    texts += [prose(300, 9), "A" * 100, "A" * 101, "a" * 5_000 + " end"]
+
+    for text in texts + texts:  # the second time, every word is known
+        assert counter(text) == exact(text), repr(text)
+
+
+def test_text_beyond_ascii_is_counted_as_the_tokenizer_counts_it(tokenizer: Tokenizer) -> None:
+    # Each would be counted wrong as a sum of ASCII words: BERT drops control
+    # characters (\x0b \x0c \x1c \x7f are no whitespace to it), splits Chinese
+    # characters apart, strips accents (a mark after a space or a full stop too), and
+    # knows words beyond ASCII.
+    exact = exact_count(tokenizer)
+    counter = token_counter(tokenizer, exact)
+    texts = [f"ab{c}cd ef" for c in "\x00\x01\x0b\x0c\x1b\x1c\x1d\x1e\x1f\x7f\x80\x85\xa0\u3000"]
+    texts += ["café naïve", "日本語のテキスト", "Σίσυφος", "e\u0301t\u00e9", "ﬁne", "x\ufffdy"]
+    texts += ["a \u0301b", "a.\u0301\u0327b", "\u037e;", "A\u212a\u2126", "x\u200by\ufeffz"]
+    texts += [f"{prose(40, 4)} {extra} {prose(40, 5)}" for extra in ("µm", "β-cell", "–")]
+
+    for text in texts:
+        assert counter(text) == exact(text), repr(text)
+
+
+def test_every_character_in_any_context_is_counted_as_the_tokenizer_counts_it(
+    tokenizer: Tokenizer,
+) -> None:
+    # All of the first planes' scripts, then a sample of the rest (all of it, once,
+    # in these contexts: 6.7 million texts, no difference).
+    code_points = [*range(0x3000), *range(0x3000, 0x110000, 61)]
+    characters = [chr(c) for c in code_points if not 0xD800 <= c <= 0xDFFF]
+    texts = [
+        text
+        for c in characters
+        for text in (f"a{c}b", f"x {c}.{c}y", f"{c}\u0301.{c}a\u0301", f"\u00e9{c} ,{c}\n")
+    ]
+    counter = token_counter(tokenizer, exact_count(tokenizer))
+
+    exact = [len(e.ids) for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+
+    assert [counter(text) for text in texts] == exact
+
+
+@pytest.mark.parametrize("change", ["pre_tokenizer", "truncation"])
+def test_a_tokenizer_that_is_not_plain_bert_wordpiece_counts_whole_texts(
+    model: OnnxEmbedder, change: str
+) -> None:
+    other = load_tokenizer(model.tokenizer_path)
+    if change == "pre_tokenizer":
+        other.pre_tokenizer = pre_tokenizers.Whitespace()  # "..." is one word, one token
+        text, tokens = "so... on", 3  # BERT's words would be 5
+    else:
+        other.enable_truncation(max_length=4)
+        text, tokens = "one two three four five six", 4
+    exact = exact_count(other)
+    assert exact(text) == tokens
+
+    assert token_counter(other, exact)(text) == exact(text)
+
+
+def test_threads_counting_at_once_get_the_tokenizer_counts(tokenizer: Tokenizer) -> None:
+    exact = exact_count(tokenizer)
+    counter = token_counter(tokenizer, exact)
+    rng = random.Random(13)
+    texts = [ascii_text(rng) for _ in range(400)]
+
+    with ThreadPoolExecutor(4) as pool:
+        counted = list(pool.map(counter, texts * 4))
+
+    assert counted == [exact(text) for text in texts * 4]
