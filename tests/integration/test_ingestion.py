@@ -9,6 +9,7 @@ import pytest
 from ingest.cli.follow import add_paths
 from ingest.context import Context
 from ingest.settings import Settings
+from ingest.store import Job
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import (
     make_binary_txt,
@@ -236,18 +237,31 @@ def test_search_survives_query_syntax(ctx: Context, tmp_path: Path, query: str) 
     ctx.searcher.search(query, k=3)  # must not raise
 
 
+def _run_older_after_newer(
+    ctx: Context, tmp_path: Path, old_text: str, new_text: str
+) -> tuple[Job, Job]:
+    """Two submissions of one file, the newer first in the queue (as a second worker
+    might take it), both run to the end: (older, newer) as submitted."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = make_txt(docs, "policy.txt", old_text)
+    older = ctx.submitter.submit_path(path, collection="default", stage=True)
+    path.write_text(new_text)
+    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
+    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
+    return older, newer
+
+
 def test_an_older_submission_never_overwrites_a_newer_one(ctx: Context, tmp_path: Path) -> None:
     # Two submissions of one file, the newer run first (as a second worker might):
     # the older one, run last, must leave the newer content in place.
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    path = make_txt(docs, "policy.txt", "The retention period is seven years for invoices.")
-    older = ctx.submitter.submit_path(path, collection="default", stage=True)
-    path.write_text("The retention period is ten years for contracts.")
-    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
+    older, newer = _run_older_after_newer(
+        ctx,
+        tmp_path,
+        "The retention period is seven years for invoices.",
+        "The retention period is ten years for contracts.",
+    )
     assert older.document_id == newer.document_id
-
-    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
 
     done = {job.id: job for job in ctx.ledger.get_many([older.id, newer.id])}
     assert done[newer.id].status == "succeeded"
@@ -264,14 +278,12 @@ def test_an_older_submission_never_overwrites_a_newer_one(ctx: Context, tmp_path
 def test_a_superseded_job_writes_not_even_its_vectors(ctx: Context, tmp_path: Path) -> None:
     # The older submission runs last and is superseded: its transaction rolls back,
     # and with it the embeddings of its only batch (they ride in that transaction).
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    path = make_txt(docs, "notice.txt", "The notice period is one month for tenants.")
-    older = ctx.submitter.submit_path(path, collection="default", stage=True)
-    path.write_text("The notice period is three months for landlords.")
-    newer = ctx.submitter.submit_path(path, collection="default", stage=True, priority=1)
-
-    ctx.worker(queues=["ingest"], concurrency=1, burst=True).run()
+    older, newer = _run_older_after_newer(
+        ctx,
+        tmp_path,
+        "The notice period is one month for tenants.",
+        "The notice period is three months for landlords.",
+    )
 
     done = ctx.ledger.get(older.id)
     assert done is not None
