@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ingest.cli.watch import RunWatcher
+from ingest.cli.watch import RunWatcher, read_interval
 from ingest.context import Context
 from ingest.errors import RunInterrupted
 from ingest.ingestion import actions
@@ -114,31 +114,34 @@ def follow_jobs(ctx: Context, job_ids: Sequence[str], *, show_bar: bool) -> list
         return []
     pending = list(job_ids)
     with _inline_worker(ctx) as worker, _bar(show_bar, len(job_ids)) as update:
-        ran, last_read = _jobs_run(worker), 0.0
+        ran, last_read, running = _jobs_run(worker), 0.0, None
+        # With a bar, or jobs run elsewhere, the loop looks every poll; inline without
+        # a bar, once this process's worker has ended as many jobs as are pending (all
+        # may be done), or now and then (a change made elsewhere: a cancel).
+        floor = _FOLLOW_POLL_S if show_bar or worker is None else _FOLLOW_IDLE_READ_S
         while pending:
-            # Without a bar, inline mode reads the ledger once this process's worker
-            # has ended as many jobs as are pending (all may be done), or every
-            # _FOLLOW_IDLE_READ_S (a change made elsewhere: a cancel), not every poll:
-            # a 200-file run read up to 200 ids ten times a second.
-            done_by_now = _jobs_run(worker) - ran >= len(pending)
-            if show_bar or worker is None or done_by_now or _stale(last_read):
+            run_since = _jobs_run(worker) - ran
+            if run_since >= len(pending) or _due(last_read, len(pending), floor):
                 ran, last_read = _jobs_run(worker), time.monotonic()
                 moving = ctx.ledger.unfinished(pending)
                 pending = [j for j in pending if j in moving]
                 running_id = next((j for j in pending if moving[j] == JobStatus.RUNNING), None)
                 running = ctx.ledger.get(running_id) if show_bar and running_id else None
-                update(len(job_ids) - len(pending), running)
+                run_since = 0
+            # Between two reads the bar counts what this process's worker ended.
+            counted = max(0, min(run_since, len(pending) - 1))
+            update(len(job_ids) - len(pending) + counted, running)
             if pending:
                 time.sleep(_FOLLOW_POLL_S)
     return ctx.ledger.get_many(list(job_ids))
 
 
+def _due(last_read: float, pending: int, floor: float) -> bool:
+    return time.monotonic() - last_read >= read_interval(pending, floor)
+
+
 def _jobs_run(worker: Worker | None) -> int:
     return worker.jobs_run if worker is not None else 0
-
-
-def _stale(last_read: float) -> bool:
-    return time.monotonic() - last_read >= _FOLLOW_IDLE_READ_S
 
 
 def wait_for_jobs(ctx: Context, job_ids: Sequence[str], *, queue: str) -> list[Job]:
