@@ -6,6 +6,12 @@ folder, keys listed in the bucket."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -16,10 +22,12 @@ from typing import Any
 import pytest
 
 from ingest.context import Context
+from ingest.errors import StagingUnavailable
 from ingest.ingestion import actions
 from ingest.ingestion.maintenance import CLEANUP_STAGED
 from ingest.ingestion.submit import IncomingFile
 from ingest.settings import Settings
+from ingest.staging.s3 import S3Staging
 from ingest.store import Job, NewJob, new_job_id
 from tests.conftest import CountingEmbedder
 from tests.fixtures_docs import make_corrupt_pdf, make_txt
@@ -54,6 +62,13 @@ class Stored:
             (s.incoming_dir / name).write_bytes(data)
         else:
             self._client().put_object(Bucket=s.s3_bucket, Key=s.s3_prefix + name, Body=data)
+
+    def remove(self, name: str) -> None:
+        s = self.settings
+        if s.storage == "filesystem":
+            (s.incoming_dir / name).unlink()
+        else:
+            self._client().delete_object(Bucket=s.s3_bucket, Key=s.s3_prefix + name)
 
     def _client(self) -> Any:
         import boto3
@@ -139,6 +154,35 @@ def test_bytes_changed_after_the_upload_fail_the_job_with_the_reason(
     assert "changed since it was uploaded" in failed.error_message
 
 
+def test_a_staged_file_over_the_workers_limit_fails_its_job_unparsed(
+    staged: Stored, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    with closing(Context(staged.settings, embedder=embedder)) as api_side:
+        [queued] = upload(api_side, make_txt(tmp_path / "src", "relay.txt", TEXT * 40))
+    # A worker with a lower INGEST_MAX_FILE_BYTES than the API's upload limit.
+    limited = staged.settings.model_copy(update={"max_file_bytes": 1_000})
+    with closing(Context(limited, embedder=embedder)) as worker_side:
+        run_jobs(worker_side)
+        failed = job(worker_side, queued.id)
+    assert (failed.status, failed.error_type, failed.attempt) == ("failed", "rejected", 1)
+    assert failed.error_message is not None
+    assert "INGEST_MAX_FILE_BYTES" in failed.error_message
+    assert embedder.texts_embedded == 0
+
+
+def test_a_staged_file_gone_before_its_job_runs_fails_the_job_with_the_reason(
+    context: Context, staged: Stored, tmp_path: Path
+) -> None:
+    [queued] = upload(context, make_txt(tmp_path / "src", "relay.txt", TEXT))
+    staged.remove(f"{queued.id}/relay.txt")
+    run_jobs(context)
+    failed = job(context, queued.id)
+    # Not retried: no attempt brings the bytes back (a restore that lost them).
+    assert (failed.status, failed.error_type, failed.attempt) == ("failed", "rejected", 1)
+    assert failed.error_message is not None
+    assert f"{queued.id}/relay.txt is gone" in failed.error_message
+
+
 def test_a_failed_job_keeps_its_bytes_and_its_retry_reads_them_again(
     context: Context, staged: Stored, tmp_path: Path
 ) -> None:
@@ -179,6 +223,95 @@ def test_past_the_retention_finished_uploads_and_orphans_are_swept(
         assert len(staged.names()) == 3
         assert cleanup(ctx) == {"removed": 2, "orphans_removed": 1}
     assert staged.names() == set()
+
+
+# A process that stages an upload and is killed before its job row commits.
+_CRASH_BEFORE_COMMIT = textwrap.dedent(
+    """
+    import io, json, os, signal, sys
+    from ingest.context import Context
+    from ingest.ingestion.submit import IncomingFile, Submitter
+    from ingest.settings import Settings
+
+    def crash(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Submitter.submit_uploads = crash  # called once every file of the upload is staged
+    ctx = Context(Settings(**json.loads(sys.argv[1])))
+    upload = IncomingFile("relay.txt", io.BytesIO(sys.argv[2].encode()))
+    ctx.submitter.submit_upload([upload], collection="c")
+    """
+)
+
+
+def test_a_crash_between_staging_and_the_commit_leaves_an_orphan_the_sweep_removes(
+    staged: Stored, embedder: CountingEmbedder
+) -> None:
+    s = staged.settings
+    fields = {
+        "database_url": s.database_url,
+        "incoming_dir": str(s.incoming_dir),
+        "isolate_parsing": False,
+        "storage": s.storage,
+        "s3_bucket": s.s3_bucket,
+        "s3_endpoint_url": s.s3_endpoint_url,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.pop("DATABASE_URL", None)
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASH_BEFORE_COMMIT, json.dumps(fields), TEXT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    [orphan] = staged.names()
+    assert orphan.endswith("/relay.txt")
+
+    with closing(Context(s, embedder=embedder)) as ctx:
+        # Never a job without its bytes: the crash left bytes without a job.
+        assert ctx.ledger.list_jobs(limit=10) == []
+        # Young, it may be an upload whose commit is on its way: kept.
+        assert cleanup(ctx) == {"removed": 0, "orphans_removed": 0}
+        assert staged.names() == {orphan}
+    past_retention = s.model_copy(update={"upload_retention": timedelta(0)})
+    with closing(Context(past_retention, embedder=embedder)) as ctx:
+        assert cleanup(ctx) == {"removed": 0, "orphans_removed": 1}
+    assert staged.names() == set()
+
+
+@pytest.mark.parametrize("stored", ["shorter", "same size, other bytes"])
+def test_an_object_stored_other_than_sent_is_refused_and_deleted(
+    s3_server: S3Server, s3_bucket: str, embedder: CountingEmbedder, tmp_path: Path, stored: str
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        isolate_parsing=False,
+        storage="s3",
+        s3_bucket=s3_bucket,
+        s3_endpoint_url=s3_server.endpoint_url,
+    )
+    sent = make_txt(tmp_path / "src", "relay.txt", TEXT)
+    data = sent.read_bytes()
+    other = data[:-10] if stored == "shorter" else data[::-1]
+    writer = Stored(settings, s3_server.endpoint_url)._client()
+
+    def swap(params: dict[str, Any], **_: Any) -> None:
+        # What the server holds is not what was sent (a proxy or a server that
+        # stored other bytes): the HEAD after the PUT is what must notice.
+        key = params["Key"]
+        writer.put_object(Bucket=s3_bucket, Key=key, Body=other, ChecksumAlgorithm="SHA256")
+
+    with closing(Context(settings, embedder=embedder)) as ctx:
+        s3 = ctx.staging.primary
+        assert isinstance(s3, S3Staging)
+        s3.client.meta.events.register("before-parameter-build.s3.HeadObject", swap)
+        with pytest.raises(StagingUnavailable, match="does not hold what was sent"):
+            upload(ctx, sent)
+        assert ctx.ledger.list_jobs(limit=10) == []
+    assert Stored(settings, s3_server.endpoint_url).names() == set()
 
 
 def test_an_upload_over_the_limit_is_refused_and_leaves_nothing_staged(

@@ -52,7 +52,12 @@ class FilesystemStaging:
     @contextmanager
     def fetch(self, location: str, *, max_bytes: int) -> Iterator[Path]:
         # The file is already local: the pipeline bounds what it reads of it.
-        yield self.resolve(location)
+        path = self.resolve(location)
+        if not path.is_file():
+            # As for an S3 object that is gone: no retry brings the bytes back, so the
+            # job fails now with the reason instead of dying of an OS error later.
+            raise DocumentRejected(f"the staged file {path} is gone")
+        yield path
 
     def remove(self, location: str) -> None:
         try:
