@@ -15,14 +15,19 @@ def test_sources_add_list_show_sync_remove(cli_env: dict[str, str], tmp_path: Pa
     docs = tmp_path / "share"
     make_txt(docs, "keys.txt", "Rotating the signing keys happens every ninety days.")
     make_txt(docs, "draft.txt", "A draft nobody should find.")
+    make_txt(docs, "agenda.md", "# Agenda\n\nNot a text file: outside the include glob.")
 
     added: dict[str, Any] = run_json(
         cli_env, "sources", "add", str(docs), "--collection", "team", "--every", "15m",
-        "--exclude", "draft*",
+        "--include", "*.txt", "--exclude", "draft*",
     )  # fmt: skip
     source_id = added["source"]["source_id"]
+    assert (added["source"]["include"], added["source"]["exclude"]) == (["*.txt"], ["draft*"])
     assert added["job"]["status"] == "succeeded"
-    assert added["source"]["last_sync"]["report"]["submitted"] == 1
+    assert {k: added["source"]["last_sync"]["report"][k] for k in ("listed", "submitted")} == {
+        "listed": 1,
+        "submitted": 1,
+    }
     hits = run(cli_env, "search", "signing keys", "--collection", "team").stdout
     assert "keys.txt" in hits
 

@@ -17,7 +17,7 @@ from ingest.context import Context
 from ingest.ingestion import sources
 from ingest.ingestion.source_listing import S3Listing
 from ingest.settings import Settings
-from ingest.store.schema import source_objects
+from ingest.store.schema import chunks, source_objects
 from ingest.vocabulary import DocumentStatus, JobStatus
 from tests.conftest import CountingEmbedder
 from tests.support.s3 import S3Server
@@ -318,3 +318,47 @@ def test_a_deleted_object_is_forgotten_and_a_removed_source_forgets_all(
 
     sources.remove_source(s3_ctx.store, source.id)
     assert s3_ctx.store.sources.objects(source.id) == {}
+
+
+def test_a_renamed_object_is_one_delete_and_one_add_with_no_duplicate_chunks(
+    s3_ctx: Context, s3: Any, embedder: CountingEmbedder
+) -> None:
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    run_sync(s3_ctx)
+    chunks_before = _chunk_rows(s3_ctx)
+    # S3 has no rename: a copy under the new key, then a delete of the old one.
+    old, new = "docs/vault.txt", "docs/security/vault-console.txt"
+    s3.copy_object(Bucket=BUCKET, Key=new, CopySource={"Bucket": BUCKET, "Key": old})
+    s3.delete_object(Bucket=BUCKET, Key=old)
+    embedder.texts_embedded = 0
+
+    job = run_sync(s3_ctx, source.id)
+    assert job.result is not None
+    counts = ("listed", "submitted", "unchanged", "deleted", "failed")
+    assert {k: job.result[k] for k in counts} == {
+        "listed": 3,
+        "submitted": 1,
+        "unchanged": 2,
+        "deleted": 1,
+        "failed": 0,
+    }
+    assert sorted(_documents(s3_ctx)) == sorted(
+        f"s3://{BUCKET}/{key}" for key in ("docs/keys.txt", "docs/guides/backups.md", new)
+    )
+    assert set(_documents(s3_ctx).values()) == {DocumentStatus.READY}
+    # The same text under a new name: its vectors come from the cache, and the old
+    # document's chunks are gone with it.
+    assert embedder.texts_embedded == 0
+    assert _chunk_rows(s3_ctx) == chunks_before
+    assert duplicate_chunk_count(s3_ctx.store) == 0
+    [hit, *_] = s3_ctx.searcher.search("how many approvals does the vault console ask", k=1)
+    assert hit.source == f"s3://{BUCKET}/{new}"
+
+
+def _chunk_rows(ctx: Context) -> int:
+    with ctx.store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(chunks)).scalar_one())
