@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.store import document_id_for
 from ingest.vocabulary import DocumentStatus
 
 if TYPE_CHECKING:  # the ingestor pulls in every parser library
@@ -34,8 +35,11 @@ def plan_files(
 ) -> IngestionPlan:
     """Files whose bytes, pipeline and metadata match what is recorded need no job:
     skipped when indexed, a known failure when rejected for good before. `known`: the
-    collection's documents by source URI, read once (else one read per file)."""
+    collection's documents by source URI, read once (else those of `files`, read
+    together)."""
     plan = IngestionPlan(all_files=list(files))
+    if known is None:
+        known = _recorded(ingestor, plan.all_files, collection)
     for path in plan.all_files:
         record = ingestor.unchanged_record(
             path, collection=collection, metadata=metadata, known=known
@@ -48,3 +52,11 @@ def plan_files(
         else:
             plan.skipped.append(path)
     return plan
+
+
+def _recorded(
+    ingestor: Ingestor, files: Sequence[Path], collection: str
+) -> dict[str, DocumentRecord]:
+    """The documents already recorded for `files`, by source URI, in one read."""
+    ids = [document_id_for(collection, str(path.resolve())) for path in files]
+    return {record.source_uri: record for record in ingestor.store.get_documents(ids).values()}

@@ -405,7 +405,9 @@ class Submitter:
             "filename": filename,
             "metadata": dict(metadata or {}),
         }
-        doc_id = tx.documents.ensure(collection=collection, source_uri=source_uri, metadata=meta)
+        doc_id, is_new = tx.documents.ensure(
+            collection=collection, source_uri=source_uri, metadata=meta
+        )
         if staged is None and idempotency_key is None:
             # `ingest add` run again after an interrupted run: follow the job
             # still queued for this file rather than queue a second one.
@@ -423,6 +425,7 @@ class Submitter:
                 document_id=doc_id,
             ),
             job_id=job_id,
+            document_is_new=is_new,
         )
         if staged is not None and job.id == job_id:
             tx.staged_files.record(

@@ -123,22 +123,34 @@ class DocumentWriter:
         self._conn = conn
         self._sql = document_statements(conn.dialect.name)
         self._sqlite = conn.dialect.name == "sqlite"
+        # Ids looked up in this transaction: `ingest add` queues 200 files of one
+        # collection per transaction. (Only this transaction: a collection deleted
+        # and made again gets a new id.)
+        self._collection_ids: dict[str, int] = {}
 
     def _collection_id(self, name: str) -> int:
         """The collection's id, created first if need be (one statement when it exists)."""
+        if name not in self._collection_ids:
+            self._collection_ids[name] = self._look_up_collection(name)
+        return self._collection_ids[name]
+
+    def _look_up_collection(self, name: str) -> int:
         found = self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one_or_none()
         if found is not None:
             return int(found)
         self._conn.execute(self._sql.insert_collection, {"name": name, "created_at": time.time()})
         return int(self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one())
 
-    def ensure(self, *, collection: str, source_uri: str, metadata: Mapping[str, Any]) -> str:
+    def ensure(
+        self, *, collection: str, source_uri: str, metadata: Mapping[str, Any]
+    ) -> tuple[str, bool]:
         """Create the row of a document about to be ingested (status queued). An
         existing document keeps its row and its chunks, searchable until replaced;
-        its status follows the new job (the ledger applies follow_latest_job)."""
+        its status follows the new job (the ledger applies follow_latest_job).
+        Returns the document's id, and whether its row is new."""
         doc_id = document_id_for(collection, source_uri)
         now = time.time()
-        self._conn.execute(
+        inserted = self._conn.execute(
             self._sql.ensure_document,
             {
                 "id": doc_id,
@@ -151,7 +163,7 @@ class DocumentWriter:
                 "updated_at": now,
             },
         )
-        return doc_id
+        return doc_id, inserted.rowcount == 1
 
     def _upsert(self, *, collection: str, source_uri: str, values: dict[str, Any]) -> str:
         """Insert or update the document's row; `values` holds every other column."""

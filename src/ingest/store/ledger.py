@@ -45,11 +45,16 @@ class JobWriter:
         _, self._succeed = statements(conn.dialect.name)
         self._documents = DocumentWriter(conn)
 
-    def enqueue(self, new: NewJob, *, job_id: str | None = None) -> Job:
+    def enqueue(
+        self, new: NewJob, *, job_id: str | None = None, document_is_new: bool = False
+    ) -> Job:
         """Insert a queued job (it commits together with what it needs). An
-        idempotency key already used returns that job."""
+        idempotency key already used returns that job. `document_is_new`: its
+        document's row was created in this transaction, queued; this new job is its
+        latest, so the status rule would change nothing (two statements a file)."""
         job = self._insert(new, job_id)
-        self._follow(job.document_id, job.kind)
+        if not (document_is_new and new.idempotency_key is None):
+            self._follow(job.document_id, job.kind)
         return job
 
     def _follow(self, document_id: str | None, kind: str) -> None:

@@ -162,7 +162,9 @@ sa.Index(
     jobs.c.id,
 )
 sa.Index("ix_jobs_lease", jobs.c.status, jobs.c.lease_expires_at)
-sa.Index("ix_jobs_document", jobs.c.document_id)
+# A document's jobs of one kind in creation order: the queued twin of a file, the
+# latest job (the status rule) and a newer job's outcome (migration 0013).
+sa.Index("ix_jobs_document_kind", jobs.c.document_id, jobs.c.kind, jobs.c.created_at)
 sa.Index("ix_jobs_finished", jobs.c.finished_at)
 # The job lists read newest first, overall and per status; the overview reads a kind's
 # latest finished job (migration 0010).

@@ -55,6 +55,9 @@ MetadataFilter = Mapping[str, str | int | float | bool]
 
 # Built once: read before every ingestion (see store/document_statements.py).
 _DOCUMENT_BY_ID = documents_query().where(documents.c.id == sa.bindparam("doc_id"))
+_DOCUMENTS_BY_ID = documents_query().where(
+    documents.c.id.in_(sa.bindparam("doc_ids", expanding=True))
+)
 
 
 class Store:
@@ -188,6 +191,18 @@ class Store:
         with read_transaction(self.engine) as conn:
             row = conn.execute(_DOCUMENT_BY_ID, {"doc_id": document_id}).first()
         return to_document(row) if row else None
+
+    def get_documents(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The documents among `document_ids` that exist, by id: one snapshot, a
+        statement per 500 ids (planning a 1,000-file `ingest add` read each file's
+        document on its own: ~0.4 ms of CPU apiece)."""
+        found: dict[str, DocumentRecord] = {}
+        wanted = list(dict.fromkeys(document_ids))
+        with read_transaction(self.engine) as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(_DOCUMENTS_BY_ID, {"doc_ids": wanted[start : start + 500]})
+                found.update((row.id, to_document(row)) for row in rows)
+        return found
 
     def list_documents(
         self,
