@@ -9,6 +9,7 @@ import pytest
 
 from ingest.errors import ContentMismatch, CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers import parse_document
+from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import make_md, make_pptx, make_txt, make_xlsx
@@ -19,6 +20,7 @@ from tests.fixtures_formats import (
     make_odp,
     make_ods,
     make_odt,
+    make_pptx_with_comments,
     make_pptx_with_table_and_chart,
     make_strict_docx,
     make_xlsx_with_comment,
@@ -254,19 +256,56 @@ def test_docx_equation_is_kept_as_linear_text(hidden_docx_text: str) -> None:
     assert "Energy: E=mc^(2)" in hidden_docx_text
 
 
-def test_docx_chart_title_is_kept(hidden_docx_text: str) -> None:
-    assert "[Chart: Sales by region]" in hidden_docx_text
+def test_docx_chart_title_and_data_labels_are_kept(hidden_docx_text: str) -> None:
+    assert "[Chart: Sales by region; Sales: North 120, South 80]" in hidden_docx_text
 
 
 # --- PPTX and XLSX: tables, charts, comments ----------------------------------------
 
 
-def test_pptx_table_is_markdown_and_chart_title_is_kept(tmp_path: Path) -> None:
+def test_pptx_table_is_markdown_and_chart_title_and_data_labels_are_kept(
+    tmp_path: Path,
+) -> None:
     segments = parse(make_pptx_with_table_and_chart(tmp_path, "results.pptx"))
 
     assert [s.heading for s in segments] == ["Results"]
     assert "| Region | Sales |\n| --- | --- |\n| North | 120 |" in segments[0].text
-    assert "[Chart: Sales by region]" in segments[0].text
+    assert "[Chart: Sales by region; Sales: North 120, South Record low]" in segments[0].text
+
+
+def test_chart_values_are_left_out_where_no_data_label_shows_them() -> None:
+    series = (
+        "<c:ser><c:tx><c:v>Sales</c:v></c:tx><c:dLbls><c:dLbl><c:idx val='1'/>"
+        "<c:showCatName/></c:dLbl><c:showVal val='0'/></c:dLbls><c:cat><c:strLit>"
+        "<c:pt idx='0'><c:v>North</c:v></c:pt><c:pt idx='1'><c:v>South</c:v></c:pt></c:strLit>"
+        "</c:cat><c:val><c:numLit><c:pt idx='0'><c:v>120</c:v></c:pt><c:pt idx='1'><c:v>80</c:v>"
+        "</c:pt></c:numLit></c:val></c:ser>"
+    )
+    deleted = series.replace("<c:dLbls>", "<c:dLbls><c:delete val='1'/>")
+    unlabelled = series.replace("<c:dLbls>", "<c:x>").replace("</c:dLbls>", "</c:x>")
+    chart = (
+        "<c:chartSpace xmlns:c='http://schemas.openxmlformats.org/drawingml/2006/chart'>"
+        "<c:chart><c:title><c:tx><c:strRef><c:strCache><c:pt idx='0'><c:v>Sales by region"
+        "</c:v></c:pt></c:strCache></c:strRef></c:tx></c:title><c:plotArea><c:barChart>"
+        f"{series}<c:dLbls><c:showVal val='1'/></c:dLbls></c:barChart>"
+        f"<c:lineChart>{deleted}</c:lineChart><c:pieChart>{unlabelled}</c:pieChart>"
+        "</c:plotArea></c:chart></c:chartSpace>"
+    )
+
+    # The series' own labels replace the group's: South's category only. The line
+    # chart's labels are deleted, the pie chart has none.
+    assert chart_text(chart.encode()) == "Sales by region; Sales: South"
+
+
+def test_pptx_comments_classic_and_modern_are_kept_as_marked_text(tmp_path: Path) -> None:
+    segments = parse(make_pptx_with_comments(tmp_path, "review.pptx"))
+
+    assert [(s.heading, s.text) for s in segments] == [
+        ("Budget", "Budget\n[Comment: Check the Q3 figure]"),
+        ("Plan", "Plan\n[Comment: Who owns this?]\n[Comment: Dana does]"),
+    ]
+    strict = parse(to_strict(make_pptx_with_comments(tmp_path / "strict", "review.pptx")))
+    assert "[Comment: Check the Q3 figure]" in strict[0].text
 
 
 def test_xlsx_cell_comment_is_kept_as_marked_text(tmp_path: Path) -> None:

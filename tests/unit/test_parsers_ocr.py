@@ -19,6 +19,7 @@ from tests.fixtures_formats import (
     make_pdf_with_wrong_text_layer,
     make_pptx_with_pictures,
     make_scanned_pdf,
+    make_text_image,
     make_text_png,
 )
 
@@ -48,6 +49,26 @@ def test_png_is_read_by_ocr(tmp_path: Path) -> None:
 
     assert words(segments) == " ".join(LINES).split()
     assert [segment.ocr for segment in segments] == [True]
+
+
+@needs_tesseract
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.jpeg", "scan.tif", "shot.webp"])
+def test_every_image_format_is_read_by_ocr(tmp_path: Path, name: str) -> None:
+    segments = parse(make_text_image(tmp_path, name, [LINES]))
+
+    assert words(segments) == " ".join(LINES).split()
+    assert [(segment.page, segment.ocr) for segment in segments] == [(None, True)]
+
+
+@needs_tesseract
+def test_multi_page_tiff_is_one_segment_per_frame_numbered_from_one(tmp_path: Path) -> None:
+    segments = parse(make_text_image(tmp_path, "fax.tiff", [LINES, OTHER]))
+
+    assert [(segment.page, segment.ocr) for segment in segments] == [(1, True), (2, True)]
+    assert [segment.text.split() for segment in segments] == [
+        " ".join(LINES).split(),
+        OTHER[0].split(),
+    ]
 
 
 @needs_tesseract

@@ -2,7 +2,7 @@
 
 python-docx's own views lose text: `document.paragraphs` skips tables, block
 `iter_inner_content()` skips content controls (`w:sdt`), and `Paragraph.text`
-skips inline content controls, equations, comments and chart titles. This walks
+skips inline content controls, equations, comments and charts. This walks
 the body XML itself. The text of headers and footers stays out on purpose: it repeats
 boilerplate on every page; their pictures, when read by OCR, come in (a scan placed
 in the header, behind the page, is the page).
@@ -18,6 +18,7 @@ import defusedxml.ElementTree
 from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
 
+from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.tables import markdown_table
 
 _M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
@@ -109,9 +110,9 @@ class DocxBody:
             elif tag in (f"{_M}oMath", f"{_M}oMathPara"):
                 parts.append(omml_linear(child))
             elif tag == f"{_C}chart":
-                title = self._chart_title(child.get(_R_ID))
-                if title:
-                    parts.append(f" [Chart: {title}]")
+                chart = self._chart_text(child.get(_R_ID))
+                if chart:
+                    parts.append(f" [Chart: {chart}]")
             elif tag in (f"{_A}blip", _V_IMAGEDATA) and self._read_picture is not None:
                 text = self._picture_text(self._part, child)
                 if text:
@@ -160,9 +161,9 @@ class DocxBody:
             elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
                 yield from self._cell_texts(child, nested)
 
-    def _chart_title(self, rid: str | None) -> str:
+    def _chart_text(self, rid: str | None) -> str:
         part = self._part.related_parts.get(rid) if rid else None
-        return chart_title(part.blob) if part is not None else ""
+        return chart_text(part.blob) if part is not None else ""
 
 
 def docx_picture_ids(document: Any) -> list[str]:
@@ -237,18 +238,6 @@ def _note_texts(part: Any, kind: str, note_tag: str) -> dict[str, str]:
         if text:
             notes[note.get(qn("w:id")) or ""] = text
     return notes
-
-
-def chart_title(chart_xml: bytes) -> str:
-    """A chart part's title text (rich text, or the cached value of a cell reference)."""
-    root = defusedxml.ElementTree.fromstring(chart_xml, forbid_dtd=True)
-    title = root.find(f"{_C}chart/{_C}title")
-    if title is None:
-        return ""
-    texts = [t.text or "" for t in title.iter(f"{_A}t")] or [
-        v.text or "" for v in title.iter(f"{_C}v")
-    ]
-    return " ".join("".join(texts).split())
 
 
 # --- equations (OMML) as linear text ----------------------------------------------
