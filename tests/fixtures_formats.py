@@ -441,6 +441,24 @@ def make_pdf_with_wrong_text_layer(
     return path
 
 
+def make_stamped_scan(directory: Path, name: str, lines: list[str], stamp: str) -> Path:
+    """An A4 page scanned whole (an image of `lines` over the full page) whose only text
+    layer is a small stamp at its foot: a Bates number a copier printed on every page."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    page = Image.new("L", (1240, 1754), color=255)  # A4 at 150 dpi
+    page.paste(_text_image(lines), (0, 100))
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(page, x=0, y=0, w=210, h=297)
+    pdf.set_font("Helvetica", size=8)
+    pdf.text(170, 290, stamp)
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path
+
+
 # Debian's fonts-dejavu-core: DejaVu Sans has the Arabic and Hebrew glyphs.
 DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 DEJAVU_INSTALL = "apt-get install -y fonts-dejavu-core   (as root; ./scripts/setup does it)"

@@ -19,6 +19,7 @@ from tests.fixtures_formats import (
     make_pdf_with_wrong_text_layer,
     make_pptx_with_pictures,
     make_scanned_pdf,
+    make_stamped_scan,
     make_text_image,
     make_text_png,
 )
@@ -130,6 +131,17 @@ def test_force_reads_what_the_page_shows_not_its_text_layer(tmp_path: Path) -> N
 
     assert words(parse(path)) == ["garbled", "layer"]
     assert words(parse(path, ocr="force")) == " ".join(LINES).split()
+
+
+@needs_tesseract
+def test_scan_whose_text_layer_is_only_a_stamp_is_read_by_ocr(tmp_path: Path) -> None:
+    path = make_stamped_scan(tmp_path, "exhibit.pdf", LINES, "ACME-000123")
+
+    (segment,) = parse(path)
+
+    assert (segment.page, segment.ocr) == (1, True)
+    assert words([segment])[: len(" ".join(LINES).split())] == " ".join(LINES).split()
+    assert words(parse(path, ocr="off")) == ["ACME-000123"], "without OCR, the stamp is kept"
 
 
 # --- pictures inside Office documents -----------------------------------------------
