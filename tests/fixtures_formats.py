@@ -296,6 +296,33 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     return path
 
 
+def make_docx_with_lists(directory: Path, name: str) -> Path:
+    """Under "Shopping": a bulleted list by style, an item nested by its own numbering
+    (level 1), a numbered one, and a "List Bullet" paragraph whose numbering is off."""
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_heading("Shopping", level=1)
+    document.add_paragraph("Bring these:")
+    document.add_paragraph("Apples", style="List Bullet")
+    nested = document.add_paragraph("Green ones")
+    nested._p.insert(
+        0,
+        parse_xml(
+            f'<w:pPr xmlns:w="{_W_NS}"><w:numPr><w:ilvl w:val="1"/><w:numId w:val="1"/>'
+            "</w:numPr></w:pPr>"
+        ),
+    )
+    document.add_paragraph("Pears", style="List Number")
+    plain = document.add_paragraph("Thanks!", style="List Bullet")
+    plain._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr xmlns:w="{_W_NS}"><w:numId w:val="0"/></w:numPr>')
+    )
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
 def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
     """One slide titled "Results" with a 2x2 table and a column chart titled "Sales by region"
     whose data labels show the values, but for South's, typed in as "Record low"."""

@@ -16,6 +16,7 @@ from tests.fixtures_docs import make_md, make_pptx, make_txt, make_xlsx
 from tests.fixtures_formats import (
     RTF_SAMPLE,
     make_docx_with_hidden_text,
+    make_docx_with_lists,
     make_epub,
     make_odp,
     make_ods,
@@ -258,6 +259,20 @@ def test_docx_equation_is_kept_as_linear_text(hidden_docx_text: str) -> None:
 
 def test_docx_chart_title_and_data_labels_are_kept(hidden_docx_text: str) -> None:
     assert "[Chart: Sales by region; Sales: North 120, South 80]" in hidden_docx_text
+
+
+def test_docx_list_items_are_marked_and_nested(tmp_path: Path) -> None:
+    (segment,) = parse(make_docx_with_lists(tmp_path, "shopping.docx"))
+
+    assert segment.heading == "Shopping"
+    assert segment.text.splitlines() == [
+        "Shopping",
+        "Bring these:",
+        "- Apples",
+        "  - Green ones",
+        "- Pears",
+        "Thanks!",
+    ]
 
 
 # --- PPTX and XLSX: tables, charts, comments ----------------------------------------

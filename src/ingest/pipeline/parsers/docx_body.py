@@ -34,7 +34,7 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 _W = {name: qn(f"w:{name}") for name in (
     "p", "tbl", "tr", "tc", "sdt", "sdtContent", "sdtPr", "customXml", "t", "tab", "br",
     "cr", "delText", "instrText", "del", "txbxContent", "commentReference", "rPr", "pPr",
-    "footnoteReference", "endnoteReference", "footnote", "endnote",
+    "footnoteReference", "endnoteReference", "footnote", "endnote", "numPr", "numId", "ilvl",
 )}  # fmt: skip
 _HEADING_STYLE = re.compile(r"heading ([1-9])|(title)", re.I)
 
@@ -61,11 +61,30 @@ class DocxBody:
     def _blocks(self, container: Any) -> Iterator[Block]:
         for child in container.iterchildren():
             if child.tag == _W["p"]:
-                yield self._heading_level(child), self._paragraph_text(child)
+                level, text = self._heading_level(child), self._paragraph_text(child)
+                depth = self._list_depth(child) if level is None and text.strip() else None
+                yield level, text if depth is None else f"{'  ' * depth}- {text}"
             elif child.tag == _W["tbl"]:
                 yield from self._table_blocks(child)
             elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
                 yield from self._blocks(child)  # a content control: its content is body text
+
+    def _list_depth(self, p: Any) -> int | None:
+        """A bulleted or numbered paragraph's nesting level (0 at the top), else None:
+        numbering set on the paragraph, or by its style ("List Bullet"). Items are
+        marked `- `, bullets and numbers alike: the numbers Word shows are computed
+        from numbering.xml, and the items' order says as much."""
+        num_pr = _num_pr(p)
+        style = Paragraph(p, self._document).style
+        while num_pr is None and style is not None:
+            num_pr = _num_pr(style.element)
+            style = style.base_style
+        if num_pr is None:
+            return None
+        num_id, level = num_pr.find(_W["numId"]), num_pr.find(_W["ilvl"])
+        if num_id is not None and num_id.get(qn("w:val")) == "0":
+            return None  # numbering switched off for this paragraph
+        return int(level.get(qn("w:val"), "0")) if level is not None else 0
 
     def _heading_level(self, p: Any) -> int | None:
         style = Paragraph(p, self._document).style
@@ -164,6 +183,12 @@ class DocxBody:
     def _chart_text(self, rid: str | None) -> str:
         part = self._part.related_parts.get(rid) if rid else None
         return chart_text(part.blob) if part is not None else ""
+
+
+def _num_pr(element: Any) -> Any:
+    """A paragraph's or a style's numbering properties (w:pPr/w:numPr), or None."""
+    ppr = element.find(_W["pPr"])
+    return ppr.find(_W["numPr"]) if ppr is not None else None
 
 
 def docx_picture_ids(document: Any) -> list[str]:
