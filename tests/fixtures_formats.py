@@ -26,7 +26,7 @@ from odf.opendocument import (
 from odf.presentation import Notes
 from odf.style import MasterPage, PageLayout
 from odf.table import Table, TableCell, TableColumn, TableRow
-from odf.text import H, P
+from odf.text import H, List, ListItem, P
 
 
 def _target(directory: Path, name: str) -> Path:
@@ -55,6 +55,30 @@ def make_odt(directory: Path, name: str) -> Path:
             row.addElement(cell)
         table.addElement(row)
     document.text.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_odt_with_lists(directory: Path, name: str) -> Path:
+    """Under "Shopping": a list of two items, then an item holding a nested list whose one
+    item has two paragraphs."""
+    document = OpenDocumentText()
+    document.text.addElement(H(outlinelevel=1, text="Shopping"))
+    document.text.addElement(P(text="Bring these:"))
+    outer, inner = List(), List()
+    for text in ("Apples", "Pears"):
+        item = ListItem()
+        item.addElement(P(text=text))
+        outer.addElement(item)
+    nested = ListItem()
+    nested.addElement(P(text="Green ones"))
+    nested.addElement(P(text="if ripe"))
+    inner.addElement(nested)
+    holder = ListItem()
+    holder.addElement(inner)
+    outer.addElement(holder)
+    document.text.addElement(outer)
     path = _target(directory, name)
     document.save(str(path))
     return path

@@ -21,6 +21,7 @@ from tests.fixtures_formats import (
     make_odp,
     make_ods,
     make_odt,
+    make_odt_with_lists,
     make_pptx_with_comments,
     make_pptx_with_table_and_chart,
     make_strict_docx,
@@ -106,6 +107,19 @@ def test_odt_heading_path_comment_and_table(tmp_path: Path) -> None:
     pricing = segments[1].text
     assert "The basic plan costs nine euros. [Comment: Check this with finance]" in pricing
     assert "| Plan | Price |\n| --- | --- |\n| Basic | 9 EUR |" in pricing
+
+
+def test_odt_list_items_are_marked_and_nested(tmp_path: Path) -> None:
+    (segment,) = parse(make_odt_with_lists(tmp_path, "shopping.odt"))
+
+    assert segment.text.splitlines() == [
+        "Shopping",
+        "Bring these:",
+        "- Apples",
+        "- Pears",
+        "  - Green ones",
+        "    if ripe",
+    ]
 
 
 def test_ods_one_markdown_table_per_non_empty_sheet(tmp_path: Path) -> None:

@@ -14,4 +14,5 @@ PARSER_VERSION = "4"
 # .docx 2, .pptx 1: charts' data labels are kept with their titles; PPTX comments are kept;
 # DOCX list items are marked `- `.
 # .pdf 1: a page-sized scan whose text layer is only a stamp is read by OCR.
-FORMAT_VERSIONS: dict[str, str] = {".docx": "2", ".pptx": "1", ".pdf": "1"}
+# .odt 1: list items are marked `- `.
+FORMAT_VERSIONS: dict[str, str] = {".docx": "2", ".pptx": "1", ".pdf": "1", ".odt": "1"}
