@@ -324,6 +324,8 @@ def test_chart_values_are_left_out_where_no_data_label_shows_them() -> None:
     # The series' own labels replace the group's: South's category only. The line
     # chart's labels are deleted, the pie chart has none.
     assert chart_text(chart.encode()) == "Sales by region; Sales: South"
+    malformed = chart.replace("<c:pt idx='1'><c:v>South", "<c:pt idx='one'><c:v>South")
+    assert chart_text(malformed.encode()) == "Sales by region", "a bad index is no point"
 
 
 def test_pptx_comments_classic_and_modern_are_kept_as_marked_text(tmp_path: Path) -> None:

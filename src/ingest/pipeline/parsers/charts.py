@@ -93,14 +93,22 @@ def _cached(reference: Any) -> dict[int, str]:
     if direct is not None:
         return {0: _squash(direct.text or "")}
     return {
-        int(point.get("idx", "0")): _squash(point.findtext(f"{_C}v") or "")
+        _number(point.get("idx")): _squash(point.findtext(f"{_C}v") or "")
         for point in reference.iter(f"{_C}pt")
     }
 
 
 def _index(label: Any) -> int:
     index = label.find(f"{_C}idx")
-    return int(index.get("val", "0")) if index is not None else -1
+    return _number(index.get("val")) if index is not None else -1
+
+
+def _number(text: str | None) -> int:
+    """A point index; -1 for a missing or malformed one (matches no point's label)."""
+    try:
+        return int(text or "")
+    except ValueError:
+        return -1
 
 
 def _on(element: Any, flag: str) -> bool:
