@@ -289,6 +289,22 @@ def test_docx_list_items_are_marked_and_nested(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.timeout(30)
+def test_docx_styles_based_on_each_other_in_a_loop_still_parse(tmp_path: Path) -> None:
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    document = docx.Document()
+    first = document.styles.add_style("Loop A", WD_STYLE_TYPE.PARAGRAPH)
+    second = document.styles.add_style("Loop B", WD_STYLE_TYPE.PARAGRAPH)
+    first.base_style, second.base_style = second, first
+    document.add_paragraph("Round and round", style="Loop A")
+    path = tmp_path / "loop.docx"
+    document.save(str(path))
+
+    assert full_text(parse(path)) == "Round and round"
+
+
 # --- PPTX and XLSX: tables, charts, comments ----------------------------------------
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import defusedxml.ElementTree
+from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml.ns import qn
-from docx.text.paragraph import Paragraph
 
 from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.tables import markdown_table
@@ -54,6 +54,9 @@ class DocxBody:
             "footnote": _note_texts(document.part, "footnotes", _W["footnote"]),
             "endnote": _note_texts(document.part, "endnotes", _W["endnote"]),
         }
+        # By w:pStyle id: python-docx finds a style by a scan of all styles, per call.
+        self._styles: dict[str | None, Any] = {}
+        self._style_numbering: dict[str | None, Any] = {}
 
     def blocks(self) -> Iterator[Block]:
         return self._blocks(self._document.element.body)
@@ -75,19 +78,33 @@ class DocxBody:
         marked `- `, bullets and numbers alike: the numbers Word shows are computed
         from numbering.xml, and the items' order says as much."""
         num_pr = _num_pr(p)
-        style = Paragraph(p, self._document).style
-        while num_pr is None and style is not None:
-            num_pr = _num_pr(style.element)
-            style = style.base_style
+        if num_pr is None:
+            num_pr = self._numbering_of_style(p.style)
         if num_pr is None:
             return None
         num_id, level = num_pr.find(_W["numId"]), num_pr.find(_W["ilvl"])
         if num_id is not None and num_id.get(qn("w:val")) == "0":
             return None  # numbering switched off for this paragraph
-        return int(level.get(qn("w:val"), "0")) if level is not None else 0
+        return int(level.get(qn("w:val"), "0")) if level is not None and _is_int(level) else 0
+
+    def _numbering_of_style(self, style_id: str | None) -> Any:
+        """The numbering a paragraph style gives, its own or inherited (w:basedOn)."""
+        if style_id not in self._style_numbering:
+            style, num_pr = self._style(style_id), None
+            for _ in range(_MAX_STYLE_DEPTH):  # a malformed file may chain styles in a loop
+                if style is None or num_pr is not None:
+                    break
+                num_pr, style = _num_pr(style.element), style.base_style
+            self._style_numbering[style_id] = num_pr
+        return self._style_numbering[style_id]
+
+    def _style(self, style_id: str | None) -> Any:
+        if style_id not in self._styles:
+            self._styles[style_id] = self._part.get_style(style_id, WD_STYLE_TYPE.PARAGRAPH)
+        return self._styles[style_id]
 
     def _heading_level(self, p: Any) -> int | None:
-        style = Paragraph(p, self._document).style
+        style = self._style(p.style)
         match = _HEADING_STYLE.fullmatch(style.name.strip()) if style and style.name else None
         if match is None:
             return None
@@ -183,6 +200,14 @@ class DocxBody:
     def _chart_text(self, rid: str | None) -> str:
         part = self._part.related_parts.get(rid) if rid else None
         return chart_text(part.blob) if part is not None else ""
+
+
+# Word nests styles a few levels deep (Heading 2 on Heading 1 on Normal).
+_MAX_STYLE_DEPTH = 20
+
+
+def _is_int(element: Any) -> bool:
+    return str(element.get(qn("w:val"), "0")).isdigit()
 
 
 def _num_pr(element: Any) -> Any:
