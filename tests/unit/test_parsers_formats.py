@@ -380,6 +380,17 @@ def test_html_table_is_markdown_and_subsections_carry_the_heading_path(tmp_path:
     assert "| Basic | 9 EUR |" in segments[0].text
 
 
+def test_html_list_items_are_kept_as_markdown_items(tmp_path: Path) -> None:
+    page = (
+        "<html><body><article><h1>Steps</h1><p>To install the tool on a new machine, follow "
+        "these steps carefully and in order.</p><ul><li>Download the installer</li><li>Run it"
+        "</li></ul><ol><li>Sign in</li><li>Sync</li></ol></article></body></html>"
+    )
+    (segment,) = parse(make_txt(tmp_path, "steps.html", page))
+
+    assert "- Download the installer\n- Run it\n\n1. Sign in\n2. Sync" in segment.text
+
+
 def test_encrypted_outlook_msg_fails_saying_so(tmp_path: Path) -> None:
     path = make_msg(
         tmp_path,
