@@ -1,10 +1,14 @@
 """Parse every file under a directory and report, per format: files, failures with reasons,
-files/s; and, for files with a reference text, word recall and precision.
+pages and pages/s, files/s; and, for files with a reference text, word recall and precision.
 
     PYTHONPATH=$PWD/src .venv/bin/python bench/parse_bench.py DIR
 
 Runs parse_document in this process (no isolation child: the figure is the
 parsers' own cost), one file at a time. Files are only read, never copied.
+
+A file's pages are the page numbers its text carries (a PDF's pages, a deck's
+slides, a TIFF's frames); a file without any (a text, a sheet, an e-mail) is one
+page; a file that fails, none.
 
 A reference is a file named after the one it describes plus `.md` (`memo.docx.md`
 beside `memo.docx`) holding the text a reader sees in it. Words are compared as
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from ingest.errors import IngestError
 from ingest.pipeline.parsers import PARSER_VERSION, parse_document
-from ingest.pipeline.segments import ParseLimits
+from ingest.pipeline.segments import ParseLimits, Segment
 
 _WORD = re.compile(r"\w+")
 REFERENCE_SUFFIX = ".md"
@@ -71,6 +75,7 @@ def main() -> None:
     files = [path for path in everything if not is_reference(path)]
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    pages: dict[str, int] = defaultdict(int)
     failures: dict[str, list[str]] = defaultdict(list)
     scores: dict[str, list[Score]] = defaultdict(list)
     for path in files:
@@ -84,24 +89,35 @@ def main() -> None:
             segments = []
         seconds[fmt] += time.perf_counter() - started
         counts[fmt] += 1
+        pages[fmt] += page_count(segments)
         reference = reference_of(path)
         if reference is not None:
             text = "\n".join(segment.text for segment in segments)
             scores[fmt].append(score(path.name, text, reference.read_text(encoding="utf-8")))
     print(f"parser version {PARSER_VERSION}; {len(files)} files under {args.directory}")
-    print("| format | files | failed | files/s |\n|---|---|---|---|")
+    print("| format | files | failed | pages | pages/s | files/s |\n|---|---|---|---|---|---|")
     for fmt in sorted(counts, key=lambda f: -counts[f]):
-        rate = counts[fmt] / seconds[fmt] if seconds[fmt] else float("inf")
-        print(f"| {fmt} | {counts[fmt]} | {len(failures[fmt])} | {rate:,.0f} |")
+        print(_row(fmt, counts[fmt], len(failures[fmt]), pages[fmt], seconds[fmt]))
     total_failed = sum(len(reasons) for reasons in failures.values())
-    total_seconds = sum(seconds.values())
-    rate = len(files) / total_seconds if total_seconds else float("inf")
-    print(f"| all | {len(files)} | {total_failed} | {rate:,.0f} |")
+    print(_row("all", len(files), total_failed, sum(pages.values()), sum(seconds.values())))
     _print_scores(scores)
     print("\nFailures:")
     for fmt in sorted(failures):
         for reason in failures[fmt]:
             print(f"- {reason}")
+
+
+def page_count(segments: list[Segment]) -> int:
+    """The distinct page numbers the segments carry; 1 for parsed text without any."""
+    numbers = {segment.page for segment in segments if segment.page is not None}
+    return len(numbers) or (1 if segments else 0)
+
+
+def _row(fmt: str, files: int, failed: int, pages: int, seconds: float) -> str:
+    def rate(count: int) -> str:
+        return f"{count / seconds:,.1f}" if seconds else "inf"
+
+    return f"| {fmt} | {files} | {failed} | {pages} | {rate(pages)} | {rate(files)} |"
 
 
 def _print_scores(scores: dict[str, list[Score]]) -> None:

@@ -26,7 +26,7 @@ from odf.opendocument import (
 from odf.presentation import Notes
 from odf.style import MasterPage, PageLayout
 from odf.table import Table, TableCell, TableColumn, TableRow
-from odf.text import H, P
+from odf.text import H, List, ListItem, P
 
 
 def _target(directory: Path, name: str) -> Path:
@@ -55,6 +55,30 @@ def make_odt(directory: Path, name: str) -> Path:
             row.addElement(cell)
         table.addElement(row)
     document.text.addElement(table)
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
+def make_odt_with_lists(directory: Path, name: str) -> Path:
+    """Under "Shopping": a list of two items, then an item holding a nested list whose one
+    item has two paragraphs."""
+    document = OpenDocumentText()
+    document.text.addElement(H(outlinelevel=1, text="Shopping"))
+    document.text.addElement(P(text="Bring these:"))
+    outer, inner = List(), List()
+    for text in ("Apples", "Pears"):
+        item = ListItem()
+        item.addElement(P(text=text))
+        outer.addElement(item)
+    nested = ListItem()
+    nested.addElement(P(text="Green ones"))
+    nested.addElement(P(text="if ripe"))
+    inner.addElement(nested)
+    holder = ListItem()
+    holder.addElement(inner)
+    outer.addElement(holder)
+    document.text.addElement(outer)
     path = _target(directory, name)
     document.save(str(path))
     return path
@@ -215,9 +239,20 @@ _FOOTNOTES_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relation
 _CHART_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chart"
 
 
+# A series "Sales" with points North 120 and South 80, as Word caches it in a chart part.
+_CHART_SERIES = (
+    b'<c:ser><c:idx val="0"/><c:tx><c:strRef><c:strCache><c:pt idx="0"><c:v>Sales</c:v>'
+    b'</c:pt></c:strCache></c:strRef></c:tx><c:cat><c:strRef><c:strCache><c:pt idx="0">'
+    b'<c:v>North</c:v></c:pt><c:pt idx="1"><c:v>South</c:v></c:pt></c:strCache></c:strRef>'
+    b'</c:cat><c:val><c:numRef><c:numCache><c:pt idx="0"><c:v>120</c:v></c:pt>'
+    b'<c:pt idx="1"><c:v>80</c:v></c:pt></c:numCache></c:numRef></c:val></c:ser>'
+)
+
+
 def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     """Text python-docx's own views miss: a block content control, an inline one,
-    a comment, an equation, a chart title and a footnote, each with its own words."""
+    a comment, an equation, a chart's title and data labels and a footnote, each with its
+    own words."""
     from docx.opc.packuri import PackURI
     from docx.opc.part import Part
     from docx.oxml import parse_xml
@@ -252,7 +287,8 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
         b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
         b'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><c:chart><c:title>'
         b"<c:tx><c:rich><a:p><a:r><a:t>Sales by region</a:t></a:r></a:p></c:rich></c:tx>"
-        b"</c:title></c:chart></c:chartSpace>"
+        b"</c:title><c:plotArea><c:barChart>" + _CHART_SERIES + b'<c:dLbls><c:showVal val="1"/>'
+        b"</c:dLbls></c:barChart></c:plotArea></c:chart></c:chartSpace>"
     )
     part = document.part
     chart = Part(PackURI("/word/charts/chart1.xml"), _CHART_TYPE, chart_xml, part.package)
@@ -284,8 +320,36 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     return path
 
 
+def make_docx_with_lists(directory: Path, name: str) -> Path:
+    """Under "Shopping": a bulleted list by style, an item nested by its own numbering
+    (level 1), a numbered one, and a "List Bullet" paragraph whose numbering is off."""
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_heading("Shopping", level=1)
+    document.add_paragraph("Bring these:")
+    document.add_paragraph("Apples", style="List Bullet")
+    nested = document.add_paragraph("Green ones")
+    nested._p.insert(
+        0,
+        parse_xml(
+            f'<w:pPr xmlns:w="{_W_NS}"><w:numPr><w:ilvl w:val="1"/><w:numId w:val="1"/>'
+            "</w:numPr></w:pPr>"
+        ),
+    )
+    document.add_paragraph("Pears", style="List Number")
+    plain = document.add_paragraph("Thanks!", style="List Bullet")
+    plain._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr xmlns:w="{_W_NS}"><w:numId w:val="0"/></w:numPr>')
+    )
+    path = _target(directory, name)
+    document.save(str(path))
+    return path
+
+
 def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
-    """One slide titled "Results" with a 2x2 table and a column chart titled "Sales by region"."""
+    """One slide titled "Results" with a 2x2 table and a column chart titled "Sales by region"
+    whose data labels show the values, but for South's, typed in as "Record low"."""
     import pptx
     from pptx.chart.data import CategoryChartData
     from pptx.enum.chart import XL_CHART_TYPE
@@ -306,6 +370,51 @@ def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
     ).chart
     chart.has_title = True
     chart.chart_title.text_frame.text = "Sales by region"
+    chart.plots[0].series[0].points[1].data_label.text_frame.text = "Record low"
+    chart.plots[0].series[0].data_labels.show_value = True
+    path = _target(directory, name)
+    presentation.save(str(path))
+    return path
+
+
+_PPTX_COMMENTS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/comments"
+_PPTX_MODERN_COMMENTS_REL = "http://schemas.microsoft.com/office/2018/10/relationships/comments"
+_MODERN_TYPE = "application/vnd.ms-powerpoint.comments+xml"
+
+
+def make_pptx_with_comments(directory: Path, name: str) -> Path:
+    """Slide "Budget" with a classic comment (PowerPoint 2007-2019, `p:cmLst`); slide "Plan"
+    with a modern one and its reply (PowerPoint 365, `p188:cmLst`)."""
+    import pptx
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+
+    presentation = pptx.Presentation()
+    classic = (
+        '<p:cmLst xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main">'
+        '<p:cm authorId="0" idx="1"><p:pos x="10" y="10"/><p:text>Check the Q3 figure</p:text>'
+        "</p:cm></p:cmLst>"
+    )
+    modern = (
+        '<p188:cmLst xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+        'xmlns:p188="http://schemas.microsoft.com/office/powerpoint/2018/8/main">'
+        '<p188:cm id="{1}" authorId="{2}"><p188:replyLst><p188:reply id="{3}" authorId="{2}">'
+        "<p188:txBody><a:bodyPr/><a:p><a:r><a:t>Dana does</a:t></a:r></a:p></p188:txBody>"
+        "</p188:reply></p188:replyLst><p188:txBody><a:bodyPr/><a:p><a:r><a:t>Who owns</a:t>"
+        "</a:r><a:r><a:t> this?</a:t></a:r></a:p></p188:txBody></p188:cm></p188:cmLst>"
+    )
+    classic_type = "application/vnd.openxmlformats-officedocument.presentationml.comments+xml"
+    kinds = [
+        ("Budget", classic, _PPTX_COMMENTS_REL, "comment1.xml", classic_type),
+        ("Plan", modern, _PPTX_MODERN_COMMENTS_REL, "modernComment_1.xml", _MODERN_TYPE),
+    ]
+    for title, xml, reltype, part_name, content_type in kinds:
+        slide = presentation.slides.add_slide(presentation.slide_layouts[5])  # title only
+        slide.shapes.title.text = title
+        part = Part(
+            PackURI(f"/ppt/comments/{part_name}"), content_type, slide.part.package, xml.encode()
+        )
+        slide.part.relate_to(part, reltype)
     path = _target(directory, name)
     presentation.save(str(path))
     return path
@@ -345,6 +454,18 @@ def make_text_png(directory: Path, name: str, lines: list[str]) -> Path:
     return path
 
 
+def make_text_image(directory: Path, name: str, pages: list[list[str]]) -> Path:
+    """An image of text in the format its extension names (.jpg, .tiff, .webp: Pillow
+    picks the encoder); a .tiff gets one frame per page, as a scanner's multi-page file."""
+    path = _target(directory, name)
+    first, *rest = [_text_image(lines) for lines in pages]
+    if rest:
+        first.save(path, save_all=True, append_images=rest)
+    else:
+        first.save(path)
+    return path
+
+
 def make_scanned_pdf(directory: Path, name: str, lines: list[str]) -> Path:
     """A one-page PDF that is only an image of text: no text layer (Pillow's PDF writer)."""
     path = _target(directory, name)
@@ -366,6 +487,24 @@ def make_pdf_with_wrong_text_layer(
     pdf.set_font("Helvetica", size=12)
     pdf.text_mode = TextMode.INVISIBLE
     pdf.text(20, 200, layer)
+    path = _target(directory, name)
+    pdf.output(str(path))
+    return path
+
+
+def make_stamped_scan(directory: Path, name: str, lines: list[str], stamp: str) -> Path:
+    """An A4 page scanned whole (an image of `lines` over the full page) whose only text
+    layer is a small stamp at its foot: a Bates number a copier printed on every page."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    page = Image.new("L", (1240, 1754), color=255)  # A4 at 150 dpi
+    page.paste(_text_image(lines), (0, 100))
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(page, x=0, y=0, w=210, h=297)
+    pdf.set_font("Helvetica", size=8)
+    pdf.text(170, 290, stamp)
     path = _target(directory, name)
     pdf.output(str(path))
     return path

@@ -35,7 +35,7 @@ NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f][^\x00]*$"
 MAX_METADATA_CHARS = 65_536
 MAX_METADATA_DEPTH = 32
 # Keys the pipeline writes into a document's metadata itself.
-RESERVED_METADATA_KEYS = frozenset({"filename"})
+RESERVED_METADATA_KEYS = frozenset({"filename", "code_language"})
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -157,7 +157,9 @@ class IngestRequest(BaseModel):
     collection: Name = "default"
     metadata: dict[FilterKey, ScalarValue] = Field(
         default_factory=dict,
-        description="Flat metadata for every document; the key `filename` is reserved",
+        description=(
+            "Flat metadata for every document; the keys `filename` and `code_language` are reserved"
+        ),
     )
     priority: int = Field(
         default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first"
@@ -499,7 +501,7 @@ def check_metadata(value: dict[str, Any], *, field: str = "metadata") -> dict[st
     reserved = RESERVED_METADATA_KEYS & value.keys()
     if reserved:
         raise InvalidInput(
-            "reserved: ingest records the file name itself",
+            "reserved: ingest records it itself (the file name, a source file's language)",
             field=f"{field}.{min(reserved)}",
         )
     _check_json_value(value, field, depth=1)

@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     # Prose within the text limit makes ~25,000 chunks; this bounds what pathological
     # splitting makes (a run without spaces is one chunk per 100 characters).
     max_chunks_per_document: int = Field(default=50_000, ge=1)
-    # OCR (tesseract) for images and for PDF pages without a text layer; "force"
+    # OCR (tesseract) for images and for PDF pages without a text layer (or scans with
+    # only a stamp for one); "force"
     # OCRs every PDF page, "off" fails such documents with a reason that says so.
     ocr: Literal["auto", "off", "force"] = "auto"
     # Most pages, image frames and Office pictures one document may send to OCR: about

@@ -115,11 +115,12 @@ def _reference_set(directory: Path) -> None:
     reference = "# Pricing\n\nThe basic plan costs nine euros a month.\n"
     (directory / "memo.docx.md").write_text(reference)
     pdf = FPDF()
-    pdf.add_page()
     pdf.set_font("Helvetica", size=12)
-    pdf.cell(text="Shipping takes three days.")
+    for text in ("Shipping takes three days.", "Returns are free."):
+        pdf.add_page()
+        pdf.cell(text=text)
     pdf.output(str(directory / "terms.pdf"))
-    (directory / "terms.pdf.md").write_text("Shipping takes three days.\n")
+    (directory / "terms.pdf.md").write_text("Shipping takes three days.\n\nReturns are free.\n")
     # The reference holds two words the file lacks: recall 4/6, precision 1.
     (directory / "notes.txt").write_text("Meet at noon today")
     (directory / "notes.txt.md").write_text("Meet at noon today, please confirm")
@@ -133,6 +134,9 @@ def test_parse_bench_reports_word_recall_and_precision(tmp_path: Path) -> None:
     stdout = _bench("parse_bench.py", str(tmp_path / "corpus"), cwd=tmp_path)
 
     assert "; 4 files under" in stdout, "references are not parsed as documents"
+    assert "| format | files | failed | pages | pages/s | files/s |" in stdout
+    assert "| .pdf | 1 | 0 | 2 | " in stdout, "a PDF counts its pages"
+    assert "| .txt | 2 | 1 | 1 | " in stdout, "a text is one page, a failure none"
     assert "| memo.docx | 1.000 | 1.000 |" in stdout
     assert "| terms.pdf | 1.000 | 1.000 |" in stdout
     assert "| notes.txt | 0.667 | 1.000 |" in stdout

@@ -214,6 +214,22 @@ def test_collections_and_metadata_filter_search(ctx: Context, tmp_path: Path) ->
     assert ctx.searcher.search("signing keys", k=5, filters={"team": "nobody"}) == []
 
 
+def test_source_code_records_its_language_in_the_metadata(ctx: Context, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    make_txt(docs, "rotate.py", f"# {PARAGRAPHS[0]}\ndef rotate(): ...\n")
+    make_txt(docs, "keys.txt", PARAGRAPHS[0])
+    add_paths(ctx, [docs], collection="default", metadata={"team": "infra"})
+
+    hits = ctx.searcher.search("signing keys", k=5, filters={"code_language": "Python"})
+
+    assert [(h.source.rsplit("/", 1)[-1], h.heading) for h in hits] == [
+        ("rotate.py", "Python source")
+    ]
+    assert hits[0].metadata == {"team": "infra", "filename": "rotate.py", "code_language": "Python"}
+    again = add_paths(ctx, [docs], collection="default", metadata={"team": "infra"})
+    assert again.skipped == 2, "the recorded language is the same on the next run"
+
+
 def test_changing_metadata_alone_updates_without_reembedding(
     ctx: Context, embedder: CountingEmbedder, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from ingest.embedding import build_embedder
 from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.errors import DocumentRejected
 from ingest.pipeline.chunking import Chunker, load_tokenizer, token_counter
+from ingest.pipeline.parsers.tables import markdown_table
 from ingest.pipeline.segments import Segment
 from ingest.settings import Settings
 from tests.fixtures_docs import prose
@@ -289,3 +290,26 @@ def test_threads_counting_at_once_get_the_tokenizer_counts(tokenizer: Tokenizer)
         counted = list(pool.map(counter, texts * 4))
 
     assert counted == [exact(text) for text in texts * 4]
+
+
+# --- tables ---------------------------------------------------------------------------
+
+
+def test_a_chunk_never_splits_a_table_row(tokenizer: Tokenizer, model: OnnxEmbedder) -> None:
+    rows = [["Item", "What happened", "Amount"]] + [
+        [f"Item {n}", f"Quarterly revenue grew in region {n} of {n * 7} stores", f"{n},700 EUR"]
+        for n in range(1, 120)
+    ]
+    table = markdown_table(rows)
+    intro = prose(40, 3)  # a paragraph before the table
+
+    chunks = chunker(tokenizer, model).chunk([Segment(f"{intro}\n\n{table}", heading="Prices")])
+
+    assert len(chunks) > 5, "the table spans several chunks"
+    table_lines = set(table.splitlines())
+    for chunk in chunks:
+        lines = chunk.text.split("\n")
+        cut = [line for line in lines if "|" in line and line not in table_lines]
+        assert not cut, f"chunk {chunk.ordinal} holds part of a row: {cut}"
+    rows_seen = {line for chunk in chunks for line in chunk.text.split("\n")}
+    assert table_lines <= rows_seen, "every row is in some chunk"

@@ -91,6 +91,7 @@ def test_the_models_import_without_fastapi_or_a_database_driver() -> None:
         ('{"a": [1, {"b": 1e999}]}', "metadata.a.1.b"),
         ('{"a": "x\\u0000"}', "metadata.a"),
         ('{"filename": "x"}', "metadata.filename"),
+        ('{"code_language": "x"}', "metadata.code_language"),
         ("[1]", "metadata"),
         ('{"a": ' + "[" * MAX_METADATA_DEPTH + "]" * MAX_METADATA_DEPTH + "}", "metadata"),
         ("[" * 100_000 + "]" * 100_000, "metadata"),

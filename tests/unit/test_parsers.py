@@ -15,8 +15,8 @@ from ingest.errors import (
     IngestError,
     UnsupportedFormat,
 )
+from ingest.pipeline.filenames import SOURCE_LANGUAGES
 from ingest.pipeline.parsers import PARSER_VERSION, SUPPORTED_EXTENSIONS, parse_document
-from ingest.pipeline.parsers.code import SOURCE_LANGUAGES
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import (

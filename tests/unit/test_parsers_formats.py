@@ -9,16 +9,20 @@ import pytest
 
 from ingest.errors import ContentMismatch, CorruptDocument, DocumentRejected
 from ingest.pipeline.parsers import parse_document
+from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.sniff import check_upload
 from ingest.pipeline.segments import ParseLimits, Segment
 from tests.fixtures_docs import make_md, make_pptx, make_txt, make_xlsx
 from tests.fixtures_formats import (
     RTF_SAMPLE,
     make_docx_with_hidden_text,
+    make_docx_with_lists,
     make_epub,
     make_odp,
     make_ods,
     make_odt,
+    make_odt_with_lists,
+    make_pptx_with_comments,
     make_pptx_with_table_and_chart,
     make_strict_docx,
     make_xlsx_with_comment,
@@ -103,6 +107,19 @@ def test_odt_heading_path_comment_and_table(tmp_path: Path) -> None:
     pricing = segments[1].text
     assert "The basic plan costs nine euros. [Comment: Check this with finance]" in pricing
     assert "| Plan | Price |\n| --- | --- |\n| Basic | 9 EUR |" in pricing
+
+
+def test_odt_list_items_are_marked_and_nested(tmp_path: Path) -> None:
+    (segment,) = parse(make_odt_with_lists(tmp_path, "shopping.odt"))
+
+    assert segment.text.splitlines() == [
+        "Shopping",
+        "Bring these:",
+        "- Apples",
+        "- Pears",
+        "  - Green ones",
+        "    if ripe",
+    ]
 
 
 def test_ods_one_markdown_table_per_non_empty_sheet(tmp_path: Path) -> None:
@@ -254,19 +271,88 @@ def test_docx_equation_is_kept_as_linear_text(hidden_docx_text: str) -> None:
     assert "Energy: E=mc^(2)" in hidden_docx_text
 
 
-def test_docx_chart_title_is_kept(hidden_docx_text: str) -> None:
-    assert "[Chart: Sales by region]" in hidden_docx_text
+def test_docx_chart_title_and_data_labels_are_kept(hidden_docx_text: str) -> None:
+    assert "[Chart: Sales by region; Sales: North 120, South 80]" in hidden_docx_text
+
+
+def test_docx_list_items_are_marked_and_nested(tmp_path: Path) -> None:
+    (segment,) = parse(make_docx_with_lists(tmp_path, "shopping.docx"))
+
+    assert segment.heading == "Shopping"
+    assert segment.text.splitlines() == [
+        "Shopping",
+        "Bring these:",
+        "- Apples",
+        "  - Green ones",
+        "- Pears",
+        "Thanks!",
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_docx_styles_based_on_each_other_in_a_loop_still_parse(tmp_path: Path) -> None:
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    document = docx.Document()
+    first = document.styles.add_style("Loop A", WD_STYLE_TYPE.PARAGRAPH)
+    second = document.styles.add_style("Loop B", WD_STYLE_TYPE.PARAGRAPH)
+    first.base_style, second.base_style = second, first
+    document.add_paragraph("Round and round", style="Loop A")
+    path = tmp_path / "loop.docx"
+    document.save(str(path))
+
+    assert full_text(parse(path)) == "Round and round"
 
 
 # --- PPTX and XLSX: tables, charts, comments ----------------------------------------
 
 
-def test_pptx_table_is_markdown_and_chart_title_is_kept(tmp_path: Path) -> None:
+def test_pptx_table_is_markdown_and_chart_title_and_data_labels_are_kept(
+    tmp_path: Path,
+) -> None:
     segments = parse(make_pptx_with_table_and_chart(tmp_path, "results.pptx"))
 
     assert [s.heading for s in segments] == ["Results"]
     assert "| Region | Sales |\n| --- | --- |\n| North | 120 |" in segments[0].text
-    assert "[Chart: Sales by region]" in segments[0].text
+    assert "[Chart: Sales by region; Sales: North 120, South Record low]" in segments[0].text
+
+
+def test_chart_values_are_left_out_where_no_data_label_shows_them() -> None:
+    series = (
+        "<c:ser><c:tx><c:v>Sales</c:v></c:tx><c:dLbls><c:dLbl><c:idx val='1'/>"
+        "<c:showCatName/></c:dLbl><c:showVal val='0'/></c:dLbls><c:cat><c:strLit>"
+        "<c:pt idx='0'><c:v>North</c:v></c:pt><c:pt idx='1'><c:v>South</c:v></c:pt></c:strLit>"
+        "</c:cat><c:val><c:numLit><c:pt idx='0'><c:v>120</c:v></c:pt><c:pt idx='1'><c:v>80</c:v>"
+        "</c:pt></c:numLit></c:val></c:ser>"
+    )
+    deleted = series.replace("<c:dLbls>", "<c:dLbls><c:delete val='1'/>")
+    unlabelled = series.replace("<c:dLbls>", "<c:x>").replace("</c:dLbls>", "</c:x>")
+    chart = (
+        "<c:chartSpace xmlns:c='http://schemas.openxmlformats.org/drawingml/2006/chart'>"
+        "<c:chart><c:title><c:tx><c:strRef><c:strCache><c:pt idx='0'><c:v>Sales by region"
+        "</c:v></c:pt></c:strCache></c:strRef></c:tx></c:title><c:plotArea><c:barChart>"
+        f"{series}<c:dLbls><c:showVal val='1'/></c:dLbls></c:barChart>"
+        f"<c:lineChart>{deleted}</c:lineChart><c:pieChart>{unlabelled}</c:pieChart>"
+        "</c:plotArea></c:chart></c:chartSpace>"
+    )
+
+    # The series' own labels replace the group's: South's category only. The line
+    # chart's labels are deleted, the pie chart has none.
+    assert chart_text(chart.encode()) == "Sales by region; Sales: South"
+    malformed = chart.replace("<c:pt idx='1'><c:v>South", "<c:pt idx='one'><c:v>South")
+    assert chart_text(malformed.encode()) == "Sales by region", "a bad index is no point"
+
+
+def test_pptx_comments_classic_and_modern_are_kept_as_marked_text(tmp_path: Path) -> None:
+    segments = parse(make_pptx_with_comments(tmp_path, "review.pptx"))
+
+    assert [(s.heading, s.text) for s in segments] == [
+        ("Budget", "Budget\n[Comment: Check the Q3 figure]"),
+        ("Plan", "Plan\n[Comment: Who owns this?]\n[Comment: Dana does]"),
+    ]
+    strict = parse(to_strict(make_pptx_with_comments(tmp_path / "strict", "review.pptx")))
+    assert "[Comment: Check the Q3 figure]" in strict[0].text
 
 
 def test_xlsx_cell_comment_is_kept_as_marked_text(tmp_path: Path) -> None:
@@ -292,6 +378,17 @@ def test_html_table_is_markdown_and_subsections_carry_the_heading_path(tmp_path:
 
     assert [s.heading for s in segments] == ["Prices", "Prices > Notes"]
     assert "| Basic | 9 EUR |" in segments[0].text
+
+
+def test_html_list_items_are_kept_as_markdown_items(tmp_path: Path) -> None:
+    page = (
+        "<html><body><article><h1>Steps</h1><p>To install the tool on a new machine, follow "
+        "these steps carefully and in order.</p><ul><li>Download the installer</li><li>Run it"
+        "</li></ul><ol><li>Sign in</li><li>Sync</li></ol></article></body></html>"
+    )
+    (segment,) = parse(make_txt(tmp_path, "steps.html", page))
+
+    assert "- Download the installer\n- Run it\n\n1. Sign in\n2. Sync" in segment.text
 
 
 def test_encrypted_outlook_msg_fails_saying_so(tmp_path: Path) -> None:

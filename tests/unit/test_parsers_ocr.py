@@ -19,6 +19,8 @@ from tests.fixtures_formats import (
     make_pdf_with_wrong_text_layer,
     make_pptx_with_pictures,
     make_scanned_pdf,
+    make_stamped_scan,
+    make_text_image,
     make_text_png,
 )
 
@@ -48,6 +50,26 @@ def test_png_is_read_by_ocr(tmp_path: Path) -> None:
 
     assert words(segments) == " ".join(LINES).split()
     assert [segment.ocr for segment in segments] == [True]
+
+
+@needs_tesseract
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.jpeg", "scan.tif", "shot.webp"])
+def test_every_image_format_is_read_by_ocr(tmp_path: Path, name: str) -> None:
+    segments = parse(make_text_image(tmp_path, name, [LINES]))
+
+    assert words(segments) == " ".join(LINES).split()
+    assert [(segment.page, segment.ocr) for segment in segments] == [(None, True)]
+
+
+@needs_tesseract
+def test_multi_page_tiff_is_one_segment_per_frame_numbered_from_one(tmp_path: Path) -> None:
+    segments = parse(make_text_image(tmp_path, "fax.tiff", [LINES, OTHER]))
+
+    assert [(segment.page, segment.ocr) for segment in segments] == [(1, True), (2, True)]
+    assert [segment.text.split() for segment in segments] == [
+        " ".join(LINES).split(),
+        OTHER[0].split(),
+    ]
 
 
 @needs_tesseract
@@ -109,6 +131,17 @@ def test_force_reads_what_the_page_shows_not_its_text_layer(tmp_path: Path) -> N
 
     assert words(parse(path)) == ["garbled", "layer"]
     assert words(parse(path, ocr="force")) == " ".join(LINES).split()
+
+
+@needs_tesseract
+def test_scan_whose_text_layer_is_only_a_stamp_is_read_by_ocr(tmp_path: Path) -> None:
+    path = make_stamped_scan(tmp_path, "exhibit.pdf", LINES, "ACME-000123")
+
+    (segment,) = parse(path)
+
+    assert (segment.page, segment.ocr) == (1, True)
+    assert words([segment])[: len(" ".join(LINES).split())] == " ".join(LINES).split()
+    assert words(parse(path, ocr="off")) == ["ACME-000123"], "without OCR, the stamp is kept"
 
 
 # --- pictures inside Office documents -----------------------------------------------

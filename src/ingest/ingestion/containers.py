@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.jobs.execution import JobExecution
 from ingest.jobs.progress import Progress
 from ingest.pipeline.containers import SEPARATOR
+from ingest.pipeline.filenames import recorded_metadata
 from ingest.store import Store
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def ingest_children(
         execution.progress(Progress("members", number - 1, total, f"member {number}/{total}"))
         source = f"{top.source}{SEPARATOR}{member.name}"
         filename = member.name.rsplit(SEPARATOR, 1)[-1].rsplit("/", 1)[-1]
-        meta = {**metadata, "filename": filename}
+        meta = recorded_metadata(metadata, filename)
         parent_id = ids.get(member.parent, top.document_id)
         if member.error is not None or member.path is None:
             prepared = ingestor.reject_member(

@@ -27,6 +27,7 @@ from ingest.ingestion.results import FileResult, Outcome
 from ingest.jobs.progress import Progress, ProgressCallback, ignore_progress
 from ingest.pipeline.chunking import Chunk, ChunkProgress
 from ingest.pipeline.containers import Expansion, is_container
+from ingest.pipeline.filenames import recorded_metadata
 from ingest.pipeline.parse_progress import ParseProgress, ParseProgressCallback
 from ingest.pipeline.pipeline import Pipeline
 from ingest.pipeline.segments import Segment
@@ -169,7 +170,7 @@ class Ingestor:
         document: the top container expands its nested ones)."""
         source = source_uri or str(path.resolve())
         name = filename or path.name
-        meta = {**(metadata or {}), "filename": name}  # ours: a user cannot replace it
+        meta = recorded_metadata(metadata, name)  # ours: a user cannot replace it
         doc_id = document_id_for(collection, source)
         previous = self.store.get_document(doc_id)
         try:
@@ -311,7 +312,7 @@ class Ingestor:
         filename: str,
         metadata: Mapping[str, Any] | None,
     ) -> DocumentRecord | None:
-        meta = {**(metadata or {}), "filename": filename}
+        meta = recorded_metadata(metadata, filename)
         fingerprint = self.pipeline.fingerprint_for(filename)
         if (
             self._same_input(previous, digest, fingerprint)

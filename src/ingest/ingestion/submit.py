@@ -14,6 +14,7 @@ from typing import IO, Any
 from ingest.errors import IdempotencyKeyReused, InvalidInput
 from ingest.ingestion.handlers import INGEST
 from ingest.jobs.doorbell import Doorbell
+from ingest.pipeline.filenames import recorded_metadata
 from ingest.settings import Settings
 from ingest.staging import StagedFile, Staging, sanitize_filename
 from ingest.store import Job, NewJob, Store, Transaction, new_job_id
@@ -397,7 +398,7 @@ class Submitter:
     ) -> Job:
         """Document row (queued) + job (+ staged-file record) in the caller's transaction."""
         check_priority(priority)
-        meta = {**(metadata or {}), "filename": filename}  # ours: a user cannot replace it
+        meta = recorded_metadata(metadata, filename)  # ours: a user cannot replace it
         payload = {
             **location,
             "collection": collection,

@@ -11,4 +11,8 @@ PARSER_VERSION = "4"
 # Bump one format's entry when only that format's output changes: only its files are
 # parsed again (a PARSER_VERSION bump re-parses, and re-OCRs, every document).
 # .docx 1: pictures in VML (pre-2010 Word) and in headers and footers are read by OCR.
-FORMAT_VERSIONS: dict[str, str] = {".docx": "1"}
+# .docx 2, .pptx 1: charts' data labels are kept with their titles; PPTX comments are kept;
+# DOCX list items are marked `- `.
+# .pdf 1: a page-sized scan whose text layer is only a stamp is read by OCR.
+# .odt 1: list items are marked `- `.
+FORMAT_VERSIONS: dict[str, str] = {".docx": "2", ".pptx": "1", ".pdf": "1", ".odt": "1"}

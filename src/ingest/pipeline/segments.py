@@ -24,7 +24,8 @@ class ParseLimits:
     max_text_chars: int = 20_000_000
     # Pages (PDF) or slides (PPTX): counted before any text is extracted.
     max_pages: int = 5_000
-    # INGEST_OCR: "auto" reads image-only PDF pages and images with tesseract,
+    # INGEST_OCR: "auto" reads image-only PDF pages (and scans with only a stamp for a
+    # text layer) and images with tesseract,
     # "force" every PDF page too, "off" never.
     ocr: str = "auto"
     # Pages, image frames and Office pictures read by OCR in one document (~2 CPU-s each).

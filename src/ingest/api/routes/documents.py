@@ -79,7 +79,10 @@ def upload_documents(
         str | None,
         Form(
             max_length=MAX_METADATA_CHARS,
-            description="A JSON object stored with every document; `filename` is reserved",
+            description=(
+                "A JSON object stored with every document; `filename` and `code_language` "
+                "are reserved"
+            ),
             json_schema_extra=JSON_OBJECT_FIELD,
         ),
     ] = None,

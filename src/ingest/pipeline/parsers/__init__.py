@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ingest.errors import CorruptDocument, EmptyDocument, IngestError, UnsupportedFormat
-from ingest.pipeline.filenames import ARCHIVE_EXTENSIONS, extension_of
+from ingest.pipeline.filenames import ARCHIVE_EXTENSIONS, SOURCE_LANGUAGES, extension_of
 from ingest.pipeline.parse_progress import ParseProgressCallback
 from ingest.pipeline.parser_version import PARSER_VERSION
 from ingest.pipeline.parsers.budget import ProgressFailed, _TextBudget, _too_much_text
-from ingest.pipeline.parsers.code import SOURCE_LANGUAGES, source_parser
+from ingest.pipeline.parsers.code import source_parser
 from ingest.pipeline.segments import ParseLimits, Segment
 
 __all__ = [

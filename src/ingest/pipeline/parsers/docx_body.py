@@ -2,7 +2,7 @@
 
 python-docx's own views lose text: `document.paragraphs` skips tables, block
 `iter_inner_content()` skips content controls (`w:sdt`), and `Paragraph.text`
-skips inline content controls, equations, comments and chart titles. This walks
+skips inline content controls, equations, comments and charts. This walks
 the body XML itself. The text of headers and footers stays out on purpose: it repeats
 boilerplate on every page; their pictures, when read by OCR, come in (a scan placed
 in the header, behind the page, is the page).
@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import defusedxml.ElementTree
+from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml.ns import qn
-from docx.text.paragraph import Paragraph
 
+from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.tables import markdown_table
 
 _M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
@@ -33,7 +34,7 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 _W = {name: qn(f"w:{name}") for name in (
     "p", "tbl", "tr", "tc", "sdt", "sdtContent", "sdtPr", "customXml", "t", "tab", "br",
     "cr", "delText", "instrText", "del", "txbxContent", "commentReference", "rPr", "pPr",
-    "footnoteReference", "endnoteReference", "footnote", "endnote",
+    "footnoteReference", "endnoteReference", "footnote", "endnote", "numPr", "numId", "ilvl",
 )}  # fmt: skip
 _HEADING_STYLE = re.compile(r"heading ([1-9])|(title)", re.I)
 
@@ -53,6 +54,9 @@ class DocxBody:
             "footnote": _note_texts(document.part, "footnotes", _W["footnote"]),
             "endnote": _note_texts(document.part, "endnotes", _W["endnote"]),
         }
+        # By w:pStyle id: python-docx finds a style by a scan of all styles, per call.
+        self._styles: dict[str | None, Any] = {}
+        self._style_numbering: dict[str | None, Any] = {}
 
     def blocks(self) -> Iterator[Block]:
         return self._blocks(self._document.element.body)
@@ -60,14 +64,47 @@ class DocxBody:
     def _blocks(self, container: Any) -> Iterator[Block]:
         for child in container.iterchildren():
             if child.tag == _W["p"]:
-                yield self._heading_level(child), self._paragraph_text(child)
+                level, text = self._heading_level(child), self._paragraph_text(child)
+                depth = self._list_depth(child) if level is None and text.strip() else None
+                yield level, text if depth is None else f"{'  ' * depth}- {text}"
             elif child.tag == _W["tbl"]:
                 yield from self._table_blocks(child)
             elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
                 yield from self._blocks(child)  # a content control: its content is body text
 
+    def _list_depth(self, p: Any) -> int | None:
+        """A bulleted or numbered paragraph's nesting level (0 at the top), else None:
+        numbering set on the paragraph, or by its style ("List Bullet"). Items are
+        marked `- `, bullets and numbers alike: the numbers Word shows are computed
+        from numbering.xml, and the items' order says as much."""
+        num_pr = _num_pr(p)
+        if num_pr is None:
+            num_pr = self._numbering_of_style(p.style)
+        if num_pr is None:
+            return None
+        num_id, level = num_pr.find(_W["numId"]), num_pr.find(_W["ilvl"])
+        if num_id is not None and num_id.get(qn("w:val")) == "0":
+            return None  # numbering switched off for this paragraph
+        return int(level.get(qn("w:val"), "0")) if level is not None and _is_int(level) else 0
+
+    def _numbering_of_style(self, style_id: str | None) -> Any:
+        """The numbering a paragraph style gives, its own or inherited (w:basedOn)."""
+        if style_id not in self._style_numbering:
+            style, num_pr = self._style(style_id), None
+            for _ in range(_MAX_STYLE_DEPTH):  # a malformed file may chain styles in a loop
+                if style is None or num_pr is not None:
+                    break
+                num_pr, style = _num_pr(style.element), style.base_style
+            self._style_numbering[style_id] = num_pr
+        return self._style_numbering[style_id]
+
+    def _style(self, style_id: str | None) -> Any:
+        if style_id not in self._styles:
+            self._styles[style_id] = self._part.get_style(style_id, WD_STYLE_TYPE.PARAGRAPH)
+        return self._styles[style_id]
+
     def _heading_level(self, p: Any) -> int | None:
-        style = Paragraph(p, self._document).style
+        style = self._style(p.style)
         match = _HEADING_STYLE.fullmatch(style.name.strip()) if style and style.name else None
         if match is None:
             return None
@@ -109,9 +146,9 @@ class DocxBody:
             elif tag in (f"{_M}oMath", f"{_M}oMathPara"):
                 parts.append(omml_linear(child))
             elif tag == f"{_C}chart":
-                title = self._chart_title(child.get(_R_ID))
-                if title:
-                    parts.append(f" [Chart: {title}]")
+                chart = self._chart_text(child.get(_R_ID))
+                if chart:
+                    parts.append(f" [Chart: {chart}]")
             elif tag in (f"{_A}blip", _V_IMAGEDATA) and self._read_picture is not None:
                 text = self._picture_text(self._part, child)
                 if text:
@@ -160,9 +197,23 @@ class DocxBody:
             elif child.tag in (_W["sdt"], _W["sdtContent"], _W["customXml"]):
                 yield from self._cell_texts(child, nested)
 
-    def _chart_title(self, rid: str | None) -> str:
+    def _chart_text(self, rid: str | None) -> str:
         part = self._part.related_parts.get(rid) if rid else None
-        return chart_title(part.blob) if part is not None else ""
+        return chart_text(part.blob) if part is not None else ""
+
+
+# Word nests styles a few levels deep (Heading 2 on Heading 1 on Normal).
+_MAX_STYLE_DEPTH = 20
+
+
+def _is_int(element: Any) -> bool:
+    return str(element.get(qn("w:val"), "0")).isdigit()
+
+
+def _num_pr(element: Any) -> Any:
+    """A paragraph's or a style's numbering properties (w:pPr/w:numPr), or None."""
+    ppr = element.find(_W["pPr"])
+    return ppr.find(_W["numPr"]) if ppr is not None else None
 
 
 def docx_picture_ids(document: Any) -> list[str]:
@@ -237,18 +288,6 @@ def _note_texts(part: Any, kind: str, note_tag: str) -> dict[str, str]:
         if text:
             notes[note.get(qn("w:id")) or ""] = text
     return notes
-
-
-def chart_title(chart_xml: bytes) -> str:
-    """A chart part's title text (rich text, or the cached value of a cell reference)."""
-    root = defusedxml.ElementTree.fromstring(chart_xml, forbid_dtd=True)
-    title = root.find(f"{_C}chart/{_C}title")
-    if title is None:
-        return ""
-    texts = [t.text or "" for t in title.iter(f"{_A}t")] or [
-        v.text or "" for v in title.iter(f"{_C}v")
-    ]
-    return " ".join("".join(texts).split())
 
 
 # --- equations (OMML) as linear text ----------------------------------------------

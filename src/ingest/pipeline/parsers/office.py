@@ -15,8 +15,10 @@ from pptx.shapes.picture import Picture
 
 from ingest.errors import CorruptDocument, DocumentRejected, EmptyDocument
 from ingest.pipeline.parsers.budget import _TextBudget
+from ingest.pipeline.parsers.charts import chart_text
 from ingest.pipeline.parsers.docx_body import DocxBody, docx_picture_ids
 from ingest.pipeline.parsers.pictures import PICTURE_PREFIX, PictureReader
+from ingest.pipeline.parsers.pptx_comments import pptx_comment_lines
 from ingest.pipeline.parsers.strict_ooxml import as_transitional
 from ingest.pipeline.parsers.tables import markdown_table
 from ingest.pipeline.parsers.text import HeadingPath
@@ -108,6 +110,7 @@ def _parse_pptx(data: bytes, budget: _TextBudget) -> list[Segment]:
             budget.ocr_progress(number - 1, len(presentation.slides), "slide")
             picture_lines = [text for text in map(pictures.read, blobs) if text]
             lines.extend(picture_lines)
+        lines.extend(pptx_comment_lines(slide))
         lines.extend(_pptx_notes_lines(slide))
         text = budget.take("\n".join(line for line in lines if line))
         title = _pptx_title(slide)
@@ -148,16 +151,9 @@ def _pptx_shape_lines(shapes: Iterable[Any]) -> Iterator[str]:
                 [[str(cell.text) for cell in row.cells] for row in shape.table.rows]
             )
         elif getattr(shape, "has_chart", False) and shape.has_chart:
-            title = _pptx_chart_title(shape.chart)
-            if title:
-                yield f"[Chart: {title}]"
-
-
-def _pptx_chart_title(chart: Any) -> str:
-    if not chart.has_title:
-        return ""
-    title = chart.chart_title
-    return " ".join(str(title.text_frame.text).split()) if title.has_text_frame else ""
+            chart = chart_text(shape.chart_part.blob)
+            if chart:
+                yield f"[Chart: {chart}]"
 
 
 def _pptx_notes_lines(slide: Any) -> Iterator[str]:

@@ -111,18 +111,25 @@ def _parse_odt(data: bytes, budget: _TextBudget) -> list[Segment]:
     return sections.segments()
 
 
-def _odt_blocks(container: Element) -> Iterator[tuple[str, int, str]]:
-    """(kind, heading level, text) for each block in reading order."""
+def _odt_blocks(container: Element, depth: int = -1) -> Iterator[tuple[str, int, str]]:
+    """(kind, heading level, text) for each block in reading order. A list item's first
+    paragraph is marked `- `, as in Markdown, indented two spaces per nesting `depth`."""
+    marker = "- " if container.tag == f"{_TEXT}list-item" else None
     for child in container:
         tag = child.tag
         if tag == f"{_TEXT}h":
             yield "heading", int(child.get(f"{_TEXT}outline-level", "1")), _odf_text(child)
         elif tag == f"{_TEXT}p":
-            yield "paragraph", 0, _odf_text(child)
+            text = _odf_text(child)
+            if marker is not None and text.strip():
+                text, marker = f"{'  ' * depth}{marker}{text}", "  "  # later ones: indented
+            yield "paragraph", 0, text
         elif tag == f"{_TABLE}table":
             yield "table", 0, markdown_table(_odf_table_rows(child))
+        elif tag == f"{_TEXT}list":
+            yield from _odt_blocks(child, depth + 1)
         elif tag in _ODT_CONTAINERS:
-            yield from _odt_blocks(child)
+            yield from _odt_blocks(child, depth)
 
 
 # --- tables (ODT tables and ODS sheets) -------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pypdfium2
@@ -62,7 +63,7 @@ def _pdf_page_text(
             text = _page_text(textpage)
         finally:
             textpage.close()
-        wants_ocr = budget.ocr == "force" or (not text.strip() and _has_images(page))
+        wants_ocr = budget.ocr == "force" or _is_scan(page, text)
         if not wants_ocr:
             return text, False, False
         if not can_ocr:
@@ -96,7 +97,33 @@ def _ligature_pairs(textpage: Any, text: str) -> set[int]:
     }
 
 
-def _has_images(page: Any) -> bool:
-    """Whether the page draws any image: a scan. Blank pages are not worth OCR's 2 CPU-s."""
-    objects = page.get_objects(filter=(pdfium_raw.FPDF_PAGEOBJ_IMAGE,), max_depth=3)
-    return any(True for _ in objects)
+def _is_scan(page: Any, text: str) -> bool:
+    """A page OCR should read: it draws an image and has no text layer (blank pages are
+    not worth OCR's 2 CPU-s), or an image covers most of it and its text layer is too
+    little for its area (a scan stamped with a Bates number or "CONFIDENTIAL")."""
+    characters = len("".join(text.split()))
+    if not characters:
+        return any(True for _ in _images(page))
+    width, height = page.get_size()
+    if characters >= width * height / _POINTS_PER_SQUARE_INCH * _SPARSE_CHARS_PER_SQUARE_INCH:
+        return False
+    covered = sum(_area(image) for image in _images(page))
+    return bool(covered >= _SCAN_COVER * width * height)
+
+
+# A page of prose holds ~30 characters per square inch; a text layer of fewer than 2
+# (under ~190 on a Letter or A4 page) over a page-sized image is a stamp on a scan.
+_POINTS_PER_SQUARE_INCH = 72 * 72
+_SPARSE_CHARS_PER_SQUARE_INCH = 2
+# Images drawn over at least this share of the page: a scan, not a figure with a caption.
+_SCAN_COVER = 0.5
+
+
+def _images(page: Any) -> Iterator[Any]:
+    return iter(page.get_objects(filter=(pdfium_raw.FPDF_PAGEOBJ_IMAGE,), max_depth=3))
+
+
+def _area(image: Any) -> float:
+    # get_bounds in pypdfium2 5, get_pos in 4: (left, bottom, right, top) in points.
+    left, bottom, right, top = (getattr(image, "get_bounds", None) or image.get_pos)()
+    return float(max(0.0, right - left) * max(0.0, top - bottom))

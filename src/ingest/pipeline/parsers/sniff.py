@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ingest.errors import ContentMismatch, UnsupportedFormat
+from ingest.pipeline.filenames import SOURCE_LANGUAGES
 from ingest.pipeline.parsers import SUPPORTED_EXTENSIONS
-from ingest.pipeline.parsers.code import SOURCE_LANGUAGES
 
 _ZIP = (b"PK\x03\x04",)
 _OLE = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)
