@@ -63,6 +63,9 @@ class Worker:
         self._last_reap = 0.0
         self._last_renewal = time.monotonic()
         self.jobs_run = 0
+        # Whether its last look for work found none while it ran nothing: what is
+        # left of a run it follows (`ingest add`) is then in nobody's hands here.
+        self.idle = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -160,6 +163,7 @@ class Worker:
         claims = self.ledger.claim_many(self.id, self.queues, self.settings.lease_seconds, free)
         for claim in claims:
             self._start(claim)
+        self.idle = not claims and self.running_jobs == 0
         return len(claims)
 
     def _reap_if_due(self) -> None:
