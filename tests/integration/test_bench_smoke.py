@@ -204,3 +204,19 @@ def test_postgresql_search_bench_prints_the_legs_and_reuses_a_kept_database() ->
         assert "search at 1,000 chunks" in again
     finally:
         shutil.rmtree(kept, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(170)
+def test_overhead_bench_prints_the_cpu_per_document(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with (corpus / "corpus.jsonl").open("w", encoding="utf-8") as lines:
+        for i in range(4):
+            doc = {"_id": f"d{i}", "title": f"Note {i}", "text": f"Queues keep job {i} safe."}
+            lines.write(json.dumps(doc) + "\n")
+    stdout = _bench(
+        "overhead_bench.py", "--corpus", str(corpus), "--docs", "4", "--rounds", "1", cwd=tmp_path
+    )
+    assert "CPU s for 4 documents" in stdout
+    assert "| per document after it |" in stdout
