@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,16 +109,20 @@ def ctx(settings: Settings, embedder: CountingEmbedder) -> Iterator[Context]:
     context.close()
 
 
+def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a fresh SQLite file and staging folder under `tmp_path`."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
+        incoming_dir=tmp_path / "incoming",
+        **overrides,
+    )
+
+
 @pytest.fixture
 def sqlite_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
     """A Context on a fresh SQLite file, parsing in this process: for tests about one
     backend's behaviour that need no parse child."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-        isolate_parsing=False,
-    )
-    context = Context(settings, embedder=embedder)
+    context = Context(sqlite_settings(tmp_path, isolate_parsing=False), embedder=embedder)
     yield context
     context.close()
 

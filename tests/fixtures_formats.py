@@ -50,9 +50,7 @@ def make_odt(directory: Path, name: str) -> Path:
     for cells in (("Plan", "Price"), ("Basic", "9 EUR")):
         row = TableRow()
         for value in cells:
-            cell = TableCell()
-            cell.addElement(P(text=value))
-            row.addElement(cell)
+            row.addElement(_holding(TableCell(), value))
         table.addElement(row)
     document.text.addElement(table)
     path = _target(directory, name)
@@ -68,13 +66,8 @@ def make_odt_with_lists(directory: Path, name: str) -> Path:
     document.text.addElement(P(text="Bring these:"))
     outer, inner = List(), List()
     for text in ("Apples", "Pears"):
-        item = ListItem()
-        item.addElement(P(text=text))
-        outer.addElement(item)
-    nested = ListItem()
-    nested.addElement(P(text="Green ones"))
-    nested.addElement(P(text="if ripe"))
-    inner.addElement(nested)
+        outer.addElement(_holding(ListItem(), text))
+    inner.addElement(_holding(ListItem(), "Green ones", "if ripe"))
     holder = ListItem()
     holder.addElement(inner)
     outer.addElement(holder)
@@ -92,8 +85,7 @@ def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> 
             row = TableRow()
             for value, run in _runs(values):
                 if value:
-                    cell = TableCell(valuetype="string")
-                    cell.addElement(P(text=value))
+                    cell = _holding(TableCell(valuetype="string"), value)
                 else:  # consecutive empty cells: one repeated cell, as LibreOffice writes them
                     cell = TableCell(numbercolumnsrepeated=run)
                 row.addElement(cell)
@@ -102,6 +94,13 @@ def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> 
     path = _target(directory, name)
     document.save(str(path))
     return path
+
+
+def _holding(element: Any, *paragraphs: str) -> Any:
+    """`element` (a cell, a list item) with a paragraph per text."""
+    for text in paragraphs:
+        element.addElement(P(text=text))
+    return element
 
 
 def _runs(values: list[str]) -> list[tuple[str, int]]:

@@ -13,9 +13,8 @@ import pytest
 
 from ingest.cli.follow import add_paths
 from ingest.context import Context
-from ingest.settings import Settings
 from ingest.vocabulary import DocumentStatus
-from tests.conftest import CountingEmbedder
+from tests.conftest import CountingEmbedder, sqlite_settings
 from tests.fixtures_formats import make_many_page_scan
 from tests.fixtures_msg import AttachedMsg, make_msg
 
@@ -24,12 +23,7 @@ NOTE = "The lighthouse keeper logs the foghorn tests every Sunday at noon."
 
 @pytest.fixture
 def isolated_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-        isolate_parsing=True,
-        container_max_expanded_mb=2,
-    )
+    settings = sqlite_settings(tmp_path, isolate_parsing=True, container_max_expanded_mb=2)
     context = Context(settings, embedder=embedder)
     yield context
     context.close()

@@ -16,9 +16,8 @@ import pytest
 from ingest.context import Context
 from ingest.ingestion import actions
 from ingest.jobs.views import job_view
-from ingest.settings import Settings
 from ingest.store import Job
-from tests.conftest import CountingEmbedder
+from tests.conftest import CountingEmbedder, sqlite_settings
 from tests.fixtures_formats import make_many_page_scan
 from tests.support.processes import wait_until
 
@@ -32,12 +31,7 @@ LINES = ["Quarterly walrus inventory", "stored in warehouse nine"]
 @pytest.fixture
 def worker_ctx(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[Context]:
     """`ingest serve`'s worker: one job slot, parsing in an isolated child."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
-        incoming_dir=tmp_path / "incoming",
-        isolate_parsing=True,
-        concurrency=1,
-    )
+    settings = sqlite_settings(tmp_path, isolate_parsing=True, concurrency=1)
     ctx = Context(settings, embedder=embedder)
     worker = ctx.worker(queues=["ingest"], concurrency=1)
     thread = threading.Thread(target=worker.run, name="test-worker", daemon=True)

@@ -18,6 +18,7 @@ from ingest.ingestion import sources
 from ingest.ingestion.source_listing import S3Listing
 from ingest.settings import Settings
 from ingest.store.schema import chunks, source_objects
+from ingest.store.sources import SourceRecord
 from ingest.vocabulary import DocumentStatus, JobStatus
 from tests.conftest import CountingEmbedder
 from tests.support.s3 import S3Server
@@ -191,11 +192,7 @@ NOTES = {
 def test_unchanged_objects_are_not_downloaded_again(
     s3_ctx: Context, s3: Any, gets: GetCounter, embedder: CountingEmbedder
 ) -> None:
-    for key, text in NOTES.items():
-        _put(s3, key, text)
-    source, _ = sources.add_source(
-        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
-    )
+    source = _notes_source(s3_ctx, s3)
     first = run_sync(s3_ctx)
     assert first.result is not None
     assert first.result["submitted"] == 3
@@ -219,12 +216,7 @@ def test_unchanged_objects_are_not_downloaded_again(
 def test_an_overwritten_object_of_the_same_size_is_read_and_resubmitted(
     s3_ctx: Context, s3: Any, gets: GetCounter
 ) -> None:
-    for key, text in NOTES.items():
-        _put(s3, key, text)
-    source, _ = sources.add_source(
-        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
-    )
-    run_sync(s3_ctx)
+    source = _notes_synced_once(s3_ctx, s3)
     gets.take()
     changed = NOTES["docs/keys.txt"].replace("ninety", "thirty")
     assert len(changed) == len(NOTES["docs/keys.txt"])
@@ -274,12 +266,7 @@ def test_the_same_bytes_uploaded_again_are_read_once_and_stay_unchanged(
 def test_documents_synced_before_objects_were_remembered_are_hashed_once(
     s3_ctx: Context, s3: Any, gets: GetCounter, embedder: CountingEmbedder
 ) -> None:
-    for key, text in NOTES.items():
-        _put(s3, key, text)
-    source, _ = sources.add_source(
-        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
-    )
-    run_sync(s3_ctx)
+    source = _notes_synced_once(s3_ctx, s3)
     gets.take()
     # As a database synced before migration 0012: documents, nothing remembered.
     with s3_ctx.store.engine.begin() as conn:
@@ -303,12 +290,7 @@ def test_documents_synced_before_objects_were_remembered_are_hashed_once(
 def test_a_deleted_object_is_forgotten_and_a_removed_source_forgets_all(
     s3_ctx: Context, s3: Any
 ) -> None:
-    for key, text in NOTES.items():
-        _put(s3, key, text)
-    source, _ = sources.add_source(
-        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
-    )
-    run_sync(s3_ctx)
+    source = _notes_synced_once(s3_ctx, s3)
     s3.delete_object(Bucket=BUCKET, Key="docs/vault.txt")
     job = run_sync(s3_ctx, source.id)
     assert job.result is not None
@@ -323,12 +305,7 @@ def test_a_deleted_object_is_forgotten_and_a_removed_source_forgets_all(
 def test_a_renamed_object_is_one_delete_and_one_add_with_no_duplicate_chunks(
     s3_ctx: Context, s3: Any, embedder: CountingEmbedder
 ) -> None:
-    for key, text in NOTES.items():
-        _put(s3, key, text)
-    source, _ = sources.add_source(
-        s3_ctx.store, s3_ctx.settings, s3_ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
-    )
-    run_sync(s3_ctx)
+    source = _notes_synced_once(s3_ctx, s3)
     chunks_before = _chunk_rows(s3_ctx)
     # S3 has no rename: a copy under the new key, then a delete of the old one.
     old, new = "docs/vault.txt", "docs/security/vault-console.txt"
@@ -362,3 +339,19 @@ def test_a_renamed_object_is_one_delete_and_one_add_with_no_duplicate_chunks(
 def _chunk_rows(ctx: Context) -> int:
     with ctx.store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(chunks)).scalar_one())
+
+
+def _notes_source(ctx: Context, s3: Any) -> SourceRecord:
+    """NOTES in the bucket under docs/, and a source of collection `team` over them."""
+    for key, text in NOTES.items():
+        _put(s3, key, text)
+    source, _ = sources.add_source(
+        ctx.store, ctx.settings, ctx.doorbell, f"s3://{BUCKET}/docs/", collection="team"
+    )
+    return source
+
+
+def _notes_synced_once(ctx: Context, s3: Any) -> SourceRecord:
+    source = _notes_source(ctx, s3)
+    run_sync(ctx)
+    return source
