@@ -53,9 +53,7 @@ def make_odt(directory: Path, name: str) -> Path:
             row.addElement(_holding(TableCell(), value))
         table.addElement(row)
     document.text.addElement(table)
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_odt_with_lists(directory: Path, name: str) -> Path:
@@ -72,9 +70,7 @@ def make_odt_with_lists(directory: Path, name: str) -> Path:
     holder.addElement(inner)
     outer.addElement(holder)
     document.text.addElement(outer)
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> Path:
@@ -91,6 +87,10 @@ def make_ods(directory: Path, name: str, sheets: dict[str, list[list[str]]]) -> 
                 row.addElement(cell)
             table.addElement(row)
         document.spreadsheet.addElement(table)
+    return _saved(document, directory, name)
+
+
+def _saved(document: Any, directory: Path, name: str) -> Path:
     path = _target(directory, name)
     document.save(str(path))
     return path
@@ -137,9 +137,7 @@ def make_odp(directory: Path, name: str, slides: list[tuple[str, str, str]]) -> 
         notes_element.addElement(frame)
         page.addElement(notes_element)
         document.presentation.addElement(page)
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def _frame(presentation_class: str) -> Frame:
@@ -314,9 +312,7 @@ def make_docx_with_hidden_text(directory: Path, name: str) -> Path:
     part.relate_to(footnotes, _FOOTNOTES_REL)
     noted = document.add_paragraph("Population grew.")
     noted._p.append(parse_xml(f'<w:r xmlns:w="{_W_NS}"><w:footnoteReference w:id="1"/></w:r>'))
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_docx_with_lists(directory: Path, name: str) -> Path:
@@ -341,9 +337,7 @@ def make_docx_with_lists(directory: Path, name: str) -> Path:
     plain._p.get_or_add_pPr().append(
         parse_xml(f'<w:numPr xmlns:w="{_W_NS}"><w:numId w:val="0"/></w:numPr>')
     )
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_pptx_with_table_and_chart(directory: Path, name: str) -> Path:
@@ -573,9 +567,7 @@ def make_docx_with_picture(directory: Path, name: str, text: str, lines: list[st
     document.add_paragraph(text)
     document.add_picture(_png_bytes(lines), width=Inches(6))
     document.add_paragraph("The end.")
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_docx_with_vml_picture(directory: Path, name: str, text: str, lines: list[str]) -> Path:
@@ -597,9 +589,7 @@ def make_docx_with_vml_picture(directory: Path, name: str, text: str, lines: lis
         )
     )
     document.add_paragraph("The end.")
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_docx_with_margin_pictures(
@@ -616,9 +606,7 @@ def make_docx_with_margin_pictures(
     paragraph.text = "Typed header boilerplate"
     paragraph.add_run().add_picture(_png_bytes(header), width=Inches(6))
     section.footer.paragraphs[0].add_run().add_picture(_png_bytes(footer), width=Inches(6))
-    path = _target(directory, name)
-    document.save(str(path))
-    return path
+    return _saved(document, directory, name)
 
 
 def make_many_page_scan(directory: Path, name: str, pages: int, lines: list[str]) -> Path:
