@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -199,6 +200,7 @@ class Proc:
         self.log_path = log_dir / f"{name}.log"
         self.out_path = log_dir / f"{name}.out"
         self.started_at = time.monotonic()
+        _children_start_with_the_default_sigint()
         with self.log_path.open("wb") as log, self.out_path.open("wb") as out:
             self._popen = subprocess.Popen(
                 self.args,
@@ -335,3 +337,13 @@ def run_cli(
 def run_cli_json(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Any:
     """Run `ingest ARGS --json` and parse the one JSON object it prints."""
     return json.loads(run_cli(env, *args, "--json", cwd=cwd).stdout)
+
+
+def _children_start_with_the_default_sigint() -> None:
+    """Tests send SIGINT (Ctrl-C) to the processes they start and expect a shell's
+    behaviour. An ignored SIGINT is inherited across exec, and Python then leaves it
+    ignored: a test run whose parent ignored SIGINT (seen in a CI run on two pytest
+    workers) made the children deaf to it. Catching it here, in Python's default way,
+    means a child starts with the default disposition again."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
