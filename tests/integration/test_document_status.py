@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ingest.context import Context
 from ingest.ingestion import actions
+from ingest.jobs.execution import JobExecution
 from ingest.settings import Settings
 from ingest.store import DocumentRecord, Job
 from ingest.store.engine import write_transaction
@@ -166,6 +167,35 @@ def test_an_older_job_dying_after_a_newer_one_succeeded_leaves_the_document_read
     doc = document(one_attempt, older)
     assert (doc.status, doc.error) == ("ready", None)
     assert keyword_hits(one_attempt, "contracts") == [V2]
+
+
+def test_an_older_job_succeeding_while_a_newer_one_waits_leaves_the_document_queued(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    """The older version is written, searchable, but the document is not `ready`
+    yet: its latest job has still to run. And once it has, the document is ready
+    with the newer version."""
+    ctx = Context(settings, embedder=embedder)
+    try:
+        # Staged: each job reads the bytes it was submitted with.
+        path = make_txt(tmp_path / "docs", "policy.txt", V1)
+        older = ctx.submitter.submit_path(path, collection="default", stage=True)
+        [claim] = ctx.ledger.claim_many("a-worker", ["ingest"], 30.0, 1)
+        path.write_text(V2)
+        newer = ctx.submitter.submit_path(path, collection="default", stage=True)
+
+        ctx.handlers()["ingest"](JobExecution(claim, ctx.ledger, soft_timeout_s=60))
+
+        assert job_now(ctx, older).status == "succeeded"
+        assert job_now(ctx, newer).status == "queued"
+        assert document(ctx, older).status == "queued"
+        assert keyword_hits(ctx, "invoices") == [V1]
+
+        run_queued_jobs(ctx)
+        assert (document(ctx, newer).status, document(ctx, newer).error) == ("ready", None)
+        assert keyword_hits(ctx, "contracts") == [V2]
+    finally:
+        ctx.close()
 
 
 def die_after_claim(ctx: Context, job: Job) -> Job:

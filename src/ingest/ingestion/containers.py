@@ -107,7 +107,7 @@ def ingest_children(
             )
         with store.transaction() as tx:
             tx.documents.lock([top.document_id, prepared.result.document_id])
-            if newer := tx.jobs.newer_outcome(execution.claim.job, or_pending=True):
+            if newer := tx.jobs.newer_jobs(execution.claim.job).outcome(or_pending=True):
                 raise Superseded(newer)
             prepared.write(tx)
         ids[member.name] = prepared.result.document_id

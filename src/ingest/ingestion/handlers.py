@@ -105,10 +105,9 @@ class IngestHandler:
                 )
             # Two submissions of one document can run at once on two workers: the
             # older must not overwrite what the newer wrote (raising rolls back).
-            if result.outcome != "skipped" and (
-                newer := tx.jobs.newer_outcome(execution.claim.job)
-            ):
-                raise Superseded(newer)
+            newer = tx.jobs.newer_jobs(execution.claim.job) if result.outcome != "skipped" else None
+            if newer and (superseding := newer.outcome()):
+                raise Superseded(superseding)
             if result.outcome == "failed":
                 execution.fail_in(
                     tx,
@@ -117,7 +116,12 @@ class IngestHandler:
                     result=outcome,
                 )
             else:
-                execution.succeed_in(tx, outcome, document_id=result.document_id)
+                # A new version was written `ready` above: when no newer submission
+                # exists, that is already what the document's status rule says.
+                settled = result.outcome in ("added", "updated") and not newer
+                execution.succeed_in(
+                    tx, outcome, document_id=result.document_id, document_settled=settled
+                )
 
     def _skip_superseded(self, execution: JobExecution, newer_job_id: str) -> None:
         job = execution.claim.job

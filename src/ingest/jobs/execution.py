@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ingest.errors import JobCancelled, JobLeaseLost, JobTimedOut, LeaseLost, WorkerStopping
@@ -23,8 +23,19 @@ _PROGRESS_FIRST_WRITE_S = 0.2
 _CANCEL_CHECK_INTERVAL_S = 0.25
 
 
+# Claims the worker's next job inside the transaction that ends this one (or None).
+ClaimNext = Callable[[Transaction], Claim | None]
+
+
 class JobExecution:
-    def __init__(self, claim: Claim, ledger: Ledger, *, soft_timeout_s: float) -> None:
+    def __init__(
+        self,
+        claim: Claim,
+        ledger: Ledger,
+        *,
+        soft_timeout_s: float,
+        claim_next: ClaimNext | None = None,
+    ) -> None:
         self.claim = claim
         self.ledger = ledger
         self.soft_timeout_s = soft_timeout_s
@@ -37,6 +48,10 @@ class JobExecution:
         # The claim just read the row: its cancel flag is fresh.
         self._last_cancel_check = self.started
         self._cancelled_at_claim = claim.job.cancel_requested
+        self._claim_next = claim_next
+        # The job its worker runs next, claimed as this one succeeded: it holds only
+        # once that transaction committed (Worker._execute).
+        self.next_claim: Claim | None = None
 
     @property
     def job_id(self) -> str:
@@ -112,12 +127,27 @@ class JobExecution:
     # --- outcomes inside a caller's unit of work ----------------------------------------
 
     def succeed_in(
-        self, tx: Transaction, result: Mapping[str, Any], *, document_id: str | None = None
+        self,
+        tx: Transaction,
+        result: Mapping[str, Any],
+        *,
+        document_id: str | None = None,
+        document_settled: bool = False,
     ) -> None:
         """Mark success in `tx` (fenced: raises LeaseLost, rolling `tx` back, when this
-        attempt no longer owns the job)."""
-        tx.jobs.succeed(self.claim, result, self.stages, document_id=document_id)
+        attempt no longer owns the job). `document_settled`: JobWriter.succeed."""
+        tx.jobs.succeed(
+            self.claim,
+            result,
+            self.stages,
+            document_id=document_id,
+            document_settled=document_settled,
+        )
         self.completed = True
+        if self._claim_next is not None:
+            # One write transaction a job instead of two (the claim's own), and the
+            # next job starts with no hand-over through the worker's loop.
+            self.next_claim = self._claim_next(tx)
 
     def fail_in(
         self, tx: Transaction, *, error_type: str, message: str, result: Mapping[str, Any]

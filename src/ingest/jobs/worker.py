@@ -23,7 +23,7 @@ from ingest.jobs.execution import JobExecution
 from ingest.jobs.policy import decide_failure, error_type_of
 from ingest.jobs.runtime import Runtime
 from ingest.logs import log_context
-from ingest.store import Claim
+from ingest.store import Claim, Transaction
 from ingest.vocabulary import JobStatus
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,28 @@ class Worker:
 
     def _start(self, claim: Claim) -> None:
         execution = JobExecution(
-            claim, self.ledger, soft_timeout_s=self.settings.job_soft_timeout_seconds
+            claim,
+            self.ledger,
+            soft_timeout_s=self.settings.job_soft_timeout_seconds,
+            claim_next=self._claim_next,
         )
         with self._lock:
             future = self._pool.submit(self._execute, execution)
             self._active[execution] = future
+
+    def _claim_next(self, tx: Transaction) -> Claim | None:
+        """The job to run next in the slot a succeeding job frees, claimed in the
+        transaction that records its success (JobExecution.succeed_in)."""
+        if self._stop.is_set():
+            return None
+        claims = tx.jobs.claim(self.id, self.queues, self.settings.lease_seconds, 1)
+        return claims[0] if claims else None
+
+    def _start_chained(self, claim: Claim) -> None:
+        try:
+            self._start(claim)
+        except RuntimeError:  # the pool is shut down: the worker is stopping
+            self.ledger.hand_back(claim)
 
     def _active_claims(self) -> list[Claim]:
         with self._lock:
@@ -200,6 +217,7 @@ class Worker:
         claim = execution.claim
         job = claim.job
         log_context.set({"job_id": job.id})
+        chained: Claim | None = None
         log.info(
             "job %s (%s) attempt %d/%d started", job.id, job.kind, claim.attempt, job.max_attempts
         )
@@ -212,6 +230,9 @@ class Worker:
                 with self.runtime.store.transaction() as tx:
                     execution.succeed_in(tx, result or {})
             log.info("job %s finished in %.2f s", job.id, execution.elapsed)
+            # Claimed with the success, so committed with it (on any error it rolled
+            # back with it, and nothing was claimed).
+            chained = execution.next_claim
         except (LeaseLost, JobLeaseLost):
             log.warning(
                 "job %s: attempt %d lost its lease; its work was discarded",
@@ -224,6 +245,10 @@ class Worker:
         except BaseException as exc:  # every failure must end in the ledger
             self._record_failure(execution, exc)
         finally:
+            # The next job is running before this one leaves: the worker is never seen
+            # with nothing to do (and shut down under it) in between.
+            if chained is not None:
+                self._start_chained(chained)
             with self._lock:
                 self._active.pop(execution, None)
                 self.jobs_run += 1

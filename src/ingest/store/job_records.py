@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ingest.vocabulary import JobStatus, Queue
+from ingest.vocabulary import ACTIVE, WROTE_OUTCOME, JobStatus, Queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,23 @@ class NewJob:
     idempotency_key: str | None = None
     document_id: str | None = None
     not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewerJobs:
+    """The jobs of one document (and kind) submitted after a given job, oldest
+    first, as (id, status): almost always none."""
+
+    jobs: tuple[tuple[str, JobStatus], ...] = ()
+
+    def outcome(self, *, or_pending: bool = False) -> str | None:
+        """The id of one that has already written its outcome (succeeded, failed or
+        dead), if any; with `or_pending`, also one still queued or running."""
+        wanted = WROTE_OUTCOME | ACTIVE if or_pending else WROTE_OUTCOME
+        return next((job_id for job_id, status in self.jobs if status in wanted), None)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
 
 
 @dataclass(frozen=True, slots=True)

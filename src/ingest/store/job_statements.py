@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ingest.store.job_records import Claim
 from ingest.store.schema import jobs
-from ingest.vocabulary import ACTIVE, WROTE_OUTCOME, JobStatus
+from ingest.vocabulary import JobStatus
 
 
 def param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[Any]:
@@ -129,33 +129,27 @@ def succeed_params(claim: Claim, stages: list[dict[str, Any]] | None) -> dict[st
     return {**fence_values(claim), **{name: last.get(key) for _, name, key in _LAST_STAGE}}
 
 
-def _newer_outcome_statement() -> sa.Select[Any]:
-    """A job of the same document and kind, created after the given one, in one of
-    `statuses` (WROTE_OUTCOME, with the active ones when pending counts too)."""
+def _newer_jobs_statement() -> sa.Select[Any]:
+    """The jobs of the same document and kind created after the given one (id and
+    status; almost always none)."""
     created = param(jobs.c.created_at, "created")
     job_id = param(jobs.c.id, "job_id")
     return (
-        sa.select(jobs.c.id)
+        sa.select(jobs.c.id, jobs.c.status)
         .where(
             jobs.c.document_id == param(jobs.c.document_id, "doc_id"),
             jobs.c.kind == param(jobs.c.kind),
-            jobs.c.status.in_(sa.bindparam("statuses", expanding=True)),
             sa.or_(
                 jobs.c.created_at > created,
                 sa.and_(jobs.c.created_at == created, jobs.c.id > job_id),
             ),
         )
-        .limit(1)
+        .order_by(jobs.c.created_at, jobs.c.id)
     )
 
 
-# JobWriter.newer_outcome's query, with the statuses it looks for: those that wrote
-# an outcome (False), or those and the pending ones too (True).
-NEWER_OUTCOME = _newer_outcome_statement()
-NEWER_STATUSES = {
-    False: sorted(WROTE_OUTCOME),
-    True: sorted(WROTE_OUTCOME | ACTIVE),
-}
+# JobWriter.newer_jobs's query.
+NEWER_JOBS = _newer_jobs_statement()
 
 # A document's queued jobs of one kind, newest first (JobWriter.queued_twin).
 QUEUED_OF_DOCUMENT = (

@@ -22,11 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from ingest.errors import LeaseLost
 from ingest.store.documents import DocumentWriter
 from ingest.store.engine import read_transaction, write_transaction
-from ingest.store.job_records import Claim, Job, NewJob, new_job_id, to_job
+from ingest.store.job_records import Claim, Job, NewerJobs, NewJob, new_job_id, to_job
 from ingest.store.job_statements import (
     INSERT_JOB,
-    NEWER_OUTCOME,
-    NEWER_STATUSES,
+    NEWER_JOBS,
     QUEUED_OF_DOCUMENT,
     end_attempt_values,
     fence,
@@ -42,8 +41,26 @@ class JobWriter:
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
-        _, self._succeed = statements(conn.dialect.name)
+        self._claim, self._succeed = statements(conn.dialect.name)
         self._documents = DocumentWriter(conn)
+
+    def claim(
+        self, owner: str, queues: Sequence[str], lease_seconds: float, limit: int
+    ) -> list[Claim]:
+        """Take up to `limit` runnable jobs in one statement, in claim order: SQLite runs
+        one atomic UPDATE ... RETURNING; PostgreSQL picks the rows with FOR UPDATE SKIP
+        LOCKED, so concurrent workers never wait on each other."""
+        now = time.time()
+        params = {
+            "queues": list(queues),
+            "now": now,
+            "limit": limit,
+            "owner": owner,
+            "expires": now + lease_seconds,
+        }
+        claimed = [Claim(to_job(row), owner) for row in self._conn.execute(self._claim, params)]
+        # RETURNING order is unspecified.
+        return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
 
     def enqueue(
         self, new: NewJob, *, job_id: str | None = None, document_is_new: bool = False
@@ -114,26 +131,23 @@ class JobWriter:
         rows = self._conn.execute(QUEUED_OF_DOCUMENT, {"doc_id": document_id, "kind": kind})
         return next((job for job in map(to_job, rows) if job.payload == payload), None)
 
-    def newer_outcome(self, job: Job, *, or_pending: bool = False) -> str | None:
-        """The id of a job submitted after `job` for the same document that has
-        already written its outcome (succeeded, failed or dead), if any; with
-        `or_pending`, also one still queued or running. Run inside
-        the transaction that writes the document, after its row is written: on
-        PostgreSQL that row lock orders two concurrent writers, and SQLite runs one
-        write transaction at a time."""
+    def newer_jobs(self, job: Job) -> NewerJobs:
+        """The jobs submitted after `job` for the same document (and kind). Run
+        inside the transaction that writes the document, after its row is written:
+        on PostgreSQL that row lock orders two concurrent writers, and SQLite runs
+        one write transaction at a time."""
         if job.document_id is None:
-            return None
-        newer = self._conn.execute(
-            NEWER_OUTCOME,
+            return NewerJobs()
+        rows = self._conn.execute(
+            NEWER_JOBS,
             {
                 "doc_id": job.document_id,
                 "kind": job.kind,
-                "statuses": NEWER_STATUSES[or_pending],
                 "created": job.created_at,
                 "job_id": job.id,
             },
-        ).scalar_one_or_none()
-        return None if newer is None else str(newer)
+        ).all()
+        return NewerJobs(tuple((str(row.id), JobStatus(row.status)) for row in rows))
 
     def succeed(
         self,
@@ -142,9 +156,12 @@ class JobWriter:
         stages: list[dict[str, Any]],
         *,
         document_id: str | None = None,
+        document_settled: bool = False,
     ) -> None:
         """Mark success; raises LeaseLost (rolling the whole transaction back) when
-        this attempt no longer owns the job."""
+        this attempt no longer owns the job. `document_settled`: the caller wrote the
+        document's row `ready` in this transaction and no newer job of it exists, so
+        the status rule would rewrite the row as it is (two statements a document)."""
         now = time.time()
         params: dict[str, Any] = {
             **succeed_params(claim, stages),
@@ -158,7 +175,8 @@ class JobWriter:
         updated = self._conn.execute(self._succeed[document_id is not None], params)
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
-        self._follow(document_id or claim.job.document_id, claim.job.kind)
+        if not document_settled:
+            self._follow(document_id or claim.job.document_id, claim.job.kind)
 
     def end_attempt(
         self,
@@ -194,7 +212,6 @@ class JobWriter:
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._claim, _ = statements(engine.dialect.name)
 
     @property
     def dialect(self) -> str:
@@ -347,22 +364,9 @@ class Ledger:
     def claim_many(
         self, owner: str, queues: Sequence[str], lease_seconds: float, limit: int
     ) -> list[Claim]:
-        """Take up to `limit` runnable jobs in one statement (one round trip, one lock):
-        SQLite runs it as a single atomic UPDATE ... RETURNING; PostgreSQL picks the
-        rows with FOR UPDATE SKIP LOCKED so concurrent workers never wait on each other."""
-        now = time.time()
-        params = {
-            "queues": list(queues),
-            "now": now,
-            "limit": limit,
-            "owner": owner,
-            "expires": now + lease_seconds,
-        }
+        """Take up to `limit` runnable jobs in a transaction of their own."""
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(self._claim, params).all()
-        claimed = [Claim(to_job(row), owner) for row in rows]
-        # RETURNING order is unspecified: run them in claim order.
-        return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
+            return JobWriter(conn).claim(owner, queues, lease_seconds, limit)
 
     def heartbeat(self, claim: Claim, lease_seconds: float) -> bool:
         """Extend the lease; False if it was lost (reaped, finished elsewhere)."""
