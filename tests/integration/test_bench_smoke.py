@@ -220,3 +220,17 @@ def test_overhead_bench_prints_the_cpu_per_document(tmp_path: Path) -> None:
     )
     assert "CPU s for 4 documents" in stdout
     assert "| per document after it |" in stdout
+
+
+def test_cpu_per_chunk_bench_prints_the_ratio_to_the_bare_embedder(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with (corpus / "corpus.jsonl").open("w", encoding="utf-8") as lines:
+        for i in range(3):
+            doc = {"_id": f"d{i}", "title": f"Note {i}", "text": f"Leases keep job {i} alive."}
+            lines.write(json.dumps(doc) + "\n")
+    stdout = _bench(
+        "cpu_per_chunk.py", "--corpus", str(corpus), "--docs", "3", "--cpus", "1", cwd=tmp_path
+    )
+    assert "for 3 documents, 3 chunks; bare embedder" in stdout
+    assert "| ratio (3 docs) |" in stdout
