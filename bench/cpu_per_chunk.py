@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from overhead_bench import write_corpus
+from overhead_bench import add_env, write_corpus
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,21 +54,6 @@ for start in range(0, len(texts), 8):
     embedder.embed(texts[start : start + 8])
 print(json.dumps({"cpu": time.process_time() - cpu, "chunks": len(texts)}))
 """
-
-
-def bench_env(src: Path, work: Path, db: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(
-        PYTHONPATH=str(src),
-        PYTHONPYCACHEPREFIX=str(work / "pycache"),
-        DATABASE_URL=f"sqlite:///{db}",
-        INGEST_EMBEDDING_THREADS="1",
-        INGEST_CONCURRENCY="1",
-        OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    return env
 
 
 def pinned(cpus: int | None) -> Callable[[], None] | None:
@@ -92,13 +77,13 @@ def child_cpu(command: list[str], env: dict[str, str], cpus: int | None) -> tupl
 def ingest_add(src: Path, docs: Path, work: Path, cpus: int | None) -> tuple[float, Path, dict]:
     db = Path(tempfile.mkdtemp(dir=work)) / "ingest.db"
     command = [str(REPO / ".venv/bin/python"), "-m", "ingest", "add", str(docs), "--json"]
-    cpu, out = child_cpu([*command, "--quiet"], bench_env(src, work, db), cpus)
+    cpu, out = child_cpu([*command, "--quiet"], add_env([src], work, db), cpus)
     return cpu, db, json.loads(out.strip().splitlines()[-1])
 
 
 def bare_embedder(src: Path, db: Path, work: Path, cpus: int | None) -> dict[str, float]:
     command = [str(REPO / ".venv/bin/python"), "-c", BARE, str(db)]
-    _, out = child_cpu(command, bench_env(src, work, db), cpus)
+    _, out = child_cpu(command, add_env([src], work, db), cpus)
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 

@@ -43,20 +43,27 @@ def write_corpus(corpus: Path, n: int, folder: Path) -> int:
     return written
 
 
-def cpu_of_add(src: Path, docs: Path, work: Path) -> tuple[float, dict[str, int]]:
-    """CPU seconds of one `ingest add` (the child and its children) and its report."""
-    db = tempfile.mkdtemp(dir=work)
+def add_env(pythonpath: list[Path], work: Path, db: Path) -> dict[str, str]:
+    """The environment of a benchmarked `ingest add` (compare.py's settings): one job
+    thread and one embedding thread, a fresh SQLite file, bytecode compiled once."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
-        PYTHONPATH=os.pathsep.join([str(src), str(HERE / "stub_embedder")]),
+        PYTHONPATH=os.pathsep.join(map(str, pythonpath)),
         PYTHONPYCACHEPREFIX=str(work / "pycache"),
-        DATABASE_URL=f"sqlite:///{db}/ingest.db",
+        DATABASE_URL=f"sqlite:///{db}",
         INGEST_EMBEDDING_THREADS="1",
         INGEST_CONCURRENCY="1",
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
     )
+    return env
+
+
+def cpu_of_add(src: Path, docs: Path, work: Path) -> tuple[float, dict[str, int]]:
+    """CPU seconds of one `ingest add` (the child and its children) and its report."""
+    db = Path(tempfile.mkdtemp(dir=work)) / "ingest.db"
+    env = add_env([src, HERE / "stub_embedder"], work, db)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [str(REPO / ".venv/bin/ingest"), "add", str(docs), "--json", "--quiet"],

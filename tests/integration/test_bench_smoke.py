@@ -206,31 +206,40 @@ def test_postgresql_search_bench_prints_the_legs_and_reuses_a_kept_database() ->
         shutil.rmtree(kept, ignore_errors=True)
 
 
+def _scifact_like(corpus: Path, n: int, text: str) -> Path:
+    """A corpus.jsonl of `n` tiny documents, as the benches read SciFact's."""
+    corpus.mkdir()
+    with (corpus / "corpus.jsonl").open("w", encoding="utf-8") as lines:
+        for i in range(n):
+            doc = {"_id": f"d{i}", "title": f"Note {i}", "text": text.format(i)}
+            lines.write(json.dumps(doc) + "\n")
+    return corpus
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(170)
-def test_overhead_bench_prints_the_cpu_per_document(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    with (corpus / "corpus.jsonl").open("w", encoding="utf-8") as lines:
-        for i in range(4):
-            doc = {"_id": f"d{i}", "title": f"Note {i}", "text": f"Queues keep job {i} safe."}
-            lines.write(json.dumps(doc) + "\n")
-    stdout = _bench(
-        "overhead_bench.py", "--corpus", str(corpus), "--docs", "4", "--rounds", "1", cwd=tmp_path
-    )
-    assert "CPU s for 4 documents" in stdout
-    assert "| per document after it |" in stdout
-
-
-def test_cpu_per_chunk_bench_prints_the_ratio_to_the_bare_embedder(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    with (corpus / "corpus.jsonl").open("w", encoding="utf-8") as lines:
-        for i in range(3):
-            doc = {"_id": f"d{i}", "title": f"Note {i}", "text": f"Leases keep job {i} alive."}
-            lines.write(json.dumps(doc) + "\n")
-    stdout = _bench(
-        "cpu_per_chunk.py", "--corpus", str(corpus), "--docs", "3", "--cpus", "1", cwd=tmp_path
-    )
-    assert "for 3 documents, 3 chunks; bare embedder" in stdout
-    assert "| ratio (3 docs) |" in stdout
+@pytest.mark.parametrize(
+    ("script", "args", "printed"),
+    [
+        # The pipeline's CPU per document with a stub model.
+        (
+            "overhead_bench.py",
+            ["--docs", "4", "--rounds", "1"],
+            ["CPU s for 4 documents", "| per document after it |"],
+        ),
+        # ingest add against the bare embedder on the same chunks, on one CPU.
+        (
+            "cpu_per_chunk.py",
+            ["--docs", "4", "--cpus", "1"],
+            ["for 4 documents, 4 chunks; bare embedder", "| ratio (4 docs) |"],
+        ),
+    ],
+    ids=["overhead_bench", "cpu_per_chunk"],
+)
+def test_cpu_benches_print_their_figures(
+    tmp_path: Path, script: str, args: list[str], printed: list[str]
+) -> None:
+    corpus = _scifact_like(tmp_path / "corpus", 4, "Queues keep job {} safe.")
+    stdout = _bench(script, "--corpus", str(corpus), *args, cwd=tmp_path)
+    for line in printed:
+        assert line in stdout
