@@ -109,8 +109,12 @@ def worker_ctx(sqlite_settings: Settings, embedder: CountingEmbedder) -> Iterato
 def test_cancelling_a_job_while_it_chunks_a_long_line_stops_it_there(
     worker_ctx: Context, embedder: CountingEmbedder, tmp_path: Path
 ) -> None:
-    # ~700 KB on one line with no sentence ends: the splitter's hardest input.
-    line = prose(100_000, 6).replace("\n\n", " ").replace(".", "")
+    # ~5.6 MB on one line with no sentence ends: the splitter's hardest input, long
+    # enough that chunking it outlasts the cancel's way to the job (a progress row
+    # after 0.2 s, a cancel check every 0.25 s) many times over on a fast CPU: at
+    # 700 KB one machine of ours chunked it all before the cancel arrived. The job
+    # stops at the cancel, so the test does not wait for the rest.
+    line = prose(800_000, 6).replace("\n\n", " ").replace(".", "")
     path = make_txt(tmp_path / "docs", "line.txt", line)
     job = worker_ctx.submitter.submit_path(path, collection="default", stage=False)
 
