@@ -25,6 +25,7 @@ from ingest.store.document_statements import (
     FTS_INSERT_OF_DOCUMENT,
     document_statements,
 )
+from ingest.store.prebuilt import run, run_many
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, jobs
 from ingest.vocabulary import ACTIVE, REJECTED, DocumentStatus, JobStatus
 
@@ -135,9 +136,9 @@ class DocumentWriter:
         return self._collection_ids[name]
 
     def _look_up_collection(self, name: str) -> int:
-        found = self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one_or_none()
-        if found is not None:
-            return int(found)
+        row = run(self._conn, self._sql.collection_id, {"name": name}).first()
+        if row is not None:
+            return int(row.id)
         self._conn.execute(self._sql.insert_collection, {"name": name, "created_at": time.time()})
         return int(self._conn.execute(self._sql.collection_id, {"name": name}).scalar_one())
 
@@ -150,7 +151,8 @@ class DocumentWriter:
         Returns the document's id, and whether its row is new."""
         doc_id = document_id_for(collection, source_uri)
         now = time.time()
-        inserted = self._conn.execute(
+        inserted = run(
+            self._conn,
             self._sql.ensure_document,
             {
                 "id": doc_id,
@@ -177,7 +179,7 @@ class DocumentWriter:
             "updated_at": now,
             **values,
         }
-        self._conn.execute(self._sql.upsert_document, row)
+        run(self._conn, self._sql.upsert_document, row)
         return doc_id
 
     def replace(
@@ -358,7 +360,8 @@ class DocumentWriter:
     def _insert_chunks(self, doc_id: str, chunk_rows: Sequence[ChunkRecord]) -> None:
         if not chunk_rows:
             return
-        self._conn.execute(
+        run_many(
+            self._conn,
             self._sql.insert_chunks,
             [
                 {
@@ -388,7 +391,7 @@ class DocumentWriter:
     def _delete_chunks_of_one(self, doc_id: str) -> None:
         if self._sqlite:
             self._conn.exec_driver_sql(FTS_DELETE_OF_DOCUMENT, (doc_id,))
-        self._conn.execute(self._sql.delete_chunks_of_document, {"doc_id": doc_id})
+        run(self._conn, self._sql.delete_chunks_of_document, {"doc_id": doc_id})
 
     def _delete_chunks_of_batch(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
@@ -408,7 +411,8 @@ class DocumentWriter:
         if not by_hash:
             return
         now = time.time()
-        self._conn.execute(
+        run_many(
+            self._conn,
             self._sql.insert_vectors,
             [
                 {"model": model, "text_hash": h, "dim": dim, "embedding": b, "created_at": now}

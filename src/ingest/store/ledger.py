@@ -32,6 +32,7 @@ from ingest.store.job_statements import (
     statements,
     succeed_params,
 )
+from ingest.store.prebuilt import run
 from ingest.store.schema import jobs, staged_files
 from ingest.vocabulary import RETRYABLE, TERMINAL, JobStatus
 
@@ -58,7 +59,7 @@ class JobWriter:
             "owner": owner,
             "expires": now + lease_seconds,
         }
-        claimed = [Claim(to_job(row), owner) for row in self._conn.execute(self._claim, params)]
+        claimed = [Claim(to_job(row), owner) for row in run(self._conn, self._claim, params)]
         # RETURNING order is unspecified.
         return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
 
@@ -138,15 +139,8 @@ class JobWriter:
         one write transaction at a time."""
         if job.document_id is None:
             return NewerJobs()
-        rows = self._conn.execute(
-            NEWER_JOBS,
-            {
-                "doc_id": job.document_id,
-                "kind": job.kind,
-                "created": job.created_at,
-                "job_id": job.id,
-            },
-        ).all()
+        params = {"doc_id": job.document_id, "kind": job.kind, "created": job.created_at}
+        rows = run(self._conn, NEWER_JOBS, {**params, "job_id": job.id}).all()
         return NewerJobs(tuple((str(row.id), JobStatus(row.status)) for row in rows))
 
     def succeed(
@@ -172,7 +166,7 @@ class JobWriter:
         }
         if document_id is not None:
             params["document_id"] = document_id
-        updated = self._conn.execute(self._succeed[document_id is not None], params)
+        updated = run(self._conn, self._succeed[document_id is not None], params)
         if not updated.rowcount:
             raise LeaseLost(claim.job.id)
         if not document_settled:

@@ -41,6 +41,7 @@ from ingest.store.engine import (
     write_transaction,
 )
 from ingest.store.ledger import Ledger
+from ingest.store.prebuilt import run
 from ingest.store.schema import CHUNK_FTS, chunks, collections, documents, vectors
 from ingest.store.sources import Sources
 from ingest.store.staged_files import StagedFiles
@@ -189,7 +190,7 @@ class Store:
 
     def get_document(self, document_id: str) -> DocumentRecord | None:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(_DOCUMENT_BY_ID, {"doc_id": document_id}).first()
+            row = run(conn, _DOCUMENT_BY_ID, {"doc_id": document_id}).first()
         return to_document(row) if row else None
 
     def get_documents(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
@@ -311,7 +312,7 @@ class Store:
         with read_transaction(self.engine) as conn:
             for start in range(0, len(wanted), 500):
                 batch = wanted[start : start + 500]
-                rows = conn.execute(select, {"model": model, "hashes": batch})
+                rows = run(conn, select, {"model": model, "hashes": batch})
                 found.update({r.text_hash: r.embedding for r in rows})
         return found
 
