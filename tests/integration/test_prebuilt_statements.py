@@ -93,11 +93,15 @@ def test_an_update_returning_sets_the_statement_s_own_values(engine: Engine) -> 
         returned = marked.all()
         missing = run(conn, MARK, {"item_id": "nope", "new_meta": {}})
         assert missing.first() is None
+        with pytest.raises(sa.exc.NoResultFound):
+            run(conn, MARK, {"item_id": "nope", "new_meta": {}}).one()
+        assert run(conn, MARK, {"item_id": "c", "new_meta": None}).one().id == "c"
     assert [(r.id, r.meta, r.flag) for r in returned] == [("b", {"by": "test"}, False)]
     after = {row["id"]: row for row in read_back(engine)}
     assert after["b"]["state"] == "marked"
     assert after["b"]["meta"] == {"by": "test"}
     assert after["a"] == ROWS[0]
+    assert after["c"]["meta"] is None
 
 
 class Abort(Exception):

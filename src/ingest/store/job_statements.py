@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,21 @@ def param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[A
     return sa.bindparam(name or column.name, type_=column.type)
 
 
-def _claim_statement(dialect: str) -> sa.Update:
+@dataclass(frozen=True, slots=True)
+class ClaimStatements:
+    """A claim: `take` marks the picked jobs running and returns them.
+
+    PostgreSQL runs `take` alone, its pick a subquery with FOR UPDATE SKIP LOCKED, so
+    concurrent workers never wait on each other. SQLite runs `pick`, then `take` of the
+    ids it found: the write transaction holds the whole database, so nothing can take
+    them in between, and the two cost SQLite about half the one UPDATE with a subquery
+    (measured: 0.10 against 0.18 ms a claim, commit included)."""
+
+    pick: sa.Select[Any] | None
+    take: sa.Update
+
+
+def _claim_statements(dialect: str) -> ClaimStatements:
     """Built once: on the hot path, building and keying the statement cost SQLAlchemy
     more than SQLite spends running it (~0.8 of 1.2 ms a claim)."""
     now = param(jobs.c.started_at, "now")
@@ -35,11 +50,15 @@ def _claim_statement(dialect: str) -> sa.Update:
         .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
     )
+    taken: sa.ColumnElement[bool]
     if dialect == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    return (
+        taken = jobs.c.id.in_(pick.with_for_update(skip_locked=True))
+    else:
+        picked = jobs.c.id.in_(sa.bindparam("ids", expanding=True))
+        taken = sa.and_(picked, jobs.c.status == JobStatus.QUEUED)
+    take = (
         sa.update(jobs)
-        .where(jobs.c.id.in_(pick))
+        .where(taken)
         .values(
             status=JobStatus.RUNNING,
             attempt=jobs.c.attempt + 1,
@@ -56,6 +75,7 @@ def _claim_statement(dialect: str) -> sa.Update:
         )
         .returning(*jobs.c)
     )
+    return ClaimStatements(None if dialect == "postgresql" else pick, take)
 
 
 # Every write of an attempt's outcome or progress is fenced: it applies only while
@@ -165,14 +185,14 @@ QUEUED_OF_DOCUMENT = (
 # A new job's row, returned as written (defaults included) by the insert itself.
 INSERT_JOB = sa.insert(jobs).returning(*jobs.c)
 
-# Built once per dialect: see _claim_statement.
-_BUILT: dict[str, tuple[sa.Update, dict[bool, sa.Update]]] = {}
+# Built once per dialect: see _claim_statements.
+_BUILT: dict[str, tuple[ClaimStatements, dict[bool, sa.Update]]] = {}
 
 
-def statements(dialect: str) -> tuple[sa.Update, dict[bool, sa.Update]]:
+def statements(dialect: str) -> tuple[ClaimStatements, dict[bool, sa.Update]]:
     if dialect not in _BUILT:
         _BUILT[dialect] = (
-            _claim_statement(dialect),
+            _claim_statements(dialect),
             {flag: _succeed_statement(flag) for flag in (False, True)},
         )
     return _BUILT[dialect]

@@ -48,18 +48,17 @@ class JobWriter:
     def claim(
         self, owner: str, queues: Sequence[str], lease_seconds: float, limit: int
     ) -> list[Claim]:
-        """Take up to `limit` runnable jobs in one statement, in claim order: SQLite runs
-        one atomic UPDATE ... RETURNING; PostgreSQL picks the rows with FOR UPDATE SKIP
-        LOCKED, so concurrent workers never wait on each other."""
+        """Take up to `limit` runnable jobs, in claim order (job_statements.ClaimStatements)."""
         now = time.time()
-        params = {
-            "queues": list(queues),
-            "now": now,
-            "limit": limit,
-            "owner": owner,
-            "expires": now + lease_seconds,
-        }
-        claimed = [Claim(to_job(row), owner) for row in run(self._conn, self._claim, params)]
+        pick = {"queues": list(queues), "now": now, "limit": limit}
+        take: dict[str, Any] = {"now": now, "owner": owner, "expires": now + lease_seconds}
+        if self._claim.pick is None:
+            take.update(pick)
+        else:
+            take["ids"] = [row.id for row in run(self._conn, self._claim.pick, pick)]
+            if not take["ids"]:
+                return []
+        claimed = [Claim(to_job(row), owner) for row in run(self._conn, self._claim.take, take)]
         # RETURNING order is unspecified.
         return sorted(claimed, key=lambda c: (-c.job.priority, c.job.created_at, c.job.id))
 
@@ -110,7 +109,7 @@ class JobWriter:
         }
         if new.idempotency_key is None:
             # The row as the database holds it, in the insert's own round trip.
-            return to_job(conn.execute(INSERT_JOB, row).one())
+            return to_job(run(conn, INSERT_JOB, row).one())
         # Two submitters racing on one key: exactly one insert wins.
         # The savepoint must see the error: PostgreSQL needs a rollback to it.
         try:
@@ -129,7 +128,7 @@ class JobWriter:
     def queued_twin(self, *, document_id: str, kind: str, payload: Mapping[str, Any]) -> Job | None:
         """A job of this document still waiting in the queue with this very payload
         (the same file, collection and metadata), if any."""
-        rows = self._conn.execute(QUEUED_OF_DOCUMENT, {"doc_id": document_id, "kind": kind})
+        rows = run(self._conn, QUEUED_OF_DOCUMENT, {"doc_id": document_id, "kind": kind})
         return next((job for job in map(to_job, rows) if job.payload == payload), None)
 
     def newer_jobs(self, job: Job) -> NewerJobs:

@@ -51,6 +51,8 @@ class Rows(Protocol):
 
     def first(self) -> Any: ...
 
+    def one(self) -> Any: ...
+
     def all(self) -> Sequence[Any]: ...
 
 
@@ -64,6 +66,12 @@ class _Result:
 
     def first(self) -> Row | None:
         return self.rows[0] if self.rows else None
+
+    def one(self) -> Row:
+        if len(self.rows) != 1:
+            error = sa.exc.NoResultFound if not self.rows else sa.exc.MultipleResultsFound
+            raise error(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
 
     def all(self) -> list[Row]:
         return self.rows
