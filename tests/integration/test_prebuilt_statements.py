@@ -123,3 +123,15 @@ def test_run_writes_inside_the_caller_s_transaction(engine: Engine) -> None:
 def test_a_missing_parameter_is_an_error_not_a_null(engine: Engine) -> None:
     with write_transaction(engine) as conn, pytest.raises((KeyError, sa.exc.StatementError)):
         run(conn, MARK, {"new_meta": {}})
+
+
+def insert_first_row(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        run_many(conn, INSERT, ROWS[:1])
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> None:
+    insert_first_row(engine)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert_first_row(engine)
+    assert read_back(engine) == ROWS[:1]

@@ -178,8 +178,12 @@ def run(conn: sa.Connection, stmt: sa.Executable, params: Params) -> Rows:
     if conn.dialect.name != "sqlite":
         return cast(Rows, conn.execute(stmt, dict(params)))
     compiled = _compiled(stmt, conn.dialect, params)
-    cursor = _driver(conn).execute(compiled.driver_sql(params), compiled.driver_params(params))
-    rows = [compiled.to_row(raw) for raw in cursor.fetchall()] if compiled.keys else []
+    sql, values = compiled.driver_sql(params), compiled.driver_params(params)
+    try:
+        cursor = _driver(conn).execute(sql, values)
+        rows = [compiled.to_row(raw) for raw in cursor.fetchall()] if compiled.keys else []
+    except _driver_error(conn) as exc:
+        raise _as_sqlalchemy_error(conn, sql, values, exc) from exc
     return _Result(rows, cursor.rowcount)
 
 
@@ -191,7 +195,23 @@ def run_many(conn: sa.Connection, stmt: sa.Executable, params: Sequence[Params])
         conn.execute(stmt, [dict(p) for p in params])
         return
     compiled = _compiled(stmt, conn.dialect, params[0])
-    _driver(conn).executemany(compiled.sql, [compiled.driver_params(p) for p in params])
+    values = [compiled.driver_params(p) for p in params]
+    try:
+        _driver(conn).executemany(compiled.sql, values)
+    except _driver_error(conn) as exc:
+        raise _as_sqlalchemy_error(conn, compiled.sql, values, exc) from exc
+
+
+def _driver_error(conn: sa.Connection) -> type[Exception]:
+    return cast(type[Exception], conn.dialect.loaded_dbapi.Error)
+
+
+def _as_sqlalchemy_error(
+    conn: sa.Connection, sql: str, values: Any, error: Exception
+) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy raises it (sa.exc.IntegrityError, ...), so
+    callers catch the same exceptions whichever way a statement ran."""
+    return sa.exc.DBAPIError.instance(sql, values, error, _driver_error(conn))
 
 
 def _driver(conn: sa.Connection) -> Any:
