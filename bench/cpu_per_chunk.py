@@ -12,6 +12,13 @@ For each --src (a checkout's src, e.g. from `git archive`), in turn:
 2. in a new process, the bare embedder (OnnxEmbedder alone, batches of 8, timed
    after its load) on the chunk texts that run stored: the yardstick.
 
+Both ratios are printed: the whole run's CPU per chunk against the bare embedder's,
+and the whole run's CPU against the CPU inside its own embedder calls
+(bench/embedder_cpu/sitecustomize.py: tokenise, forward pass, pool, the bare
+embedder's work). The model's cost moves by ±3% from run to run, the first ratio
+with it; the second divides each run by its own model cost ("at equal model cost"),
+the figure of record in docs/benchmarks.md.
+
 The model's graph is built (when not cached yet) and the bytecode compiled by a
 one-document run first.
 
@@ -74,11 +81,15 @@ def child_cpu(command: list[str], env: dict[str, str], cpus: int | None) -> tupl
     return cpu, out.stdout
 
 
-def ingest_add(src: Path, docs: Path, work: Path, cpus: int | None) -> tuple[float, Path, dict]:
+def ingest_add(src: Path, docs: Path, work: Path, cpus: int | None) -> tuple[float, Path, float]:
+    """CPU seconds of the run, its database, and the CPU inside its embedder's calls."""
     db = Path(tempfile.mkdtemp(dir=work)) / "ingest.db"
     command = [str(REPO / ".venv/bin/python"), "-m", "ingest", "add", str(docs), "--json"]
-    cpu, out = child_cpu([*command, "--quiet"], add_env([src], work, db), cpus)
-    return cpu, db, json.loads(out.strip().splitlines()[-1])
+    env = add_env([src, HERE / "embedder_cpu"], work, db)
+    env["INGEST_BENCH_EMBEDDER_CPU"] = str(db.with_name("embedder_cpu.json"))
+    cpu, _ = child_cpu([*command, "--quiet"], env, cpus)
+    embedder_cpu = json.loads(Path(env["INGEST_BENCH_EMBEDDER_CPU"]).read_text())["cpu"]
+    return cpu, db, float(embedder_cpu)
 
 
 def bare_embedder(src: Path, db: Path, work: Path, cpus: int | None) -> dict[str, float]:
@@ -108,23 +119,33 @@ def main() -> None:
         for src in sources:  # builds the graph, compiles the bytecode: not timed
             ingest_add(src, one, work, args.cpus)
         for src in sources:
-            cpu, db, report = ingest_add(src, many, work, args.cpus)
+            cpu, db, embedder_cpu = ingest_add(src, many, work, args.cpus)
             bare = [bare_embedder(src, db, work, args.cpus) for _ in range(args.bare_runs)]
             bare_cpu = statistics.mean(run["cpu"] for run in bare)
             chunks = sqlite3.connect(db).execute("SELECT count(*) FROM chunks").fetchone()[0]
             mine, yardstick = cpu / chunks, bare_cpu / bare[0]["chunks"]
             runs = ", ".join(f"{run['cpu']:.2f}" for run in bare)
             print(
-                f"{src}: ingest add {cpu:.2f} CPU s for {report['added']} documents, "
-                f"{chunks} chunks; bare embedder {runs} CPU s",
+                f"{src}: ingest add {cpu:.2f} CPU s for {n} documents, {chunks} chunks "
+                f"({embedder_cpu:.2f} in its embedder calls); bare embedder {runs} CPU s",
                 flush=True,
             )
-            rows.append((src, cpu, bare_cpu, chunks, mine / yardstick))
-    print(f"\n| src | ingest add CPU s | bare embedder CPU s (mean) | chunks | ratio ({n} docs) |")
-    print("|---|---|---|---|---|")
-    for src, cpu, bare_cpu, chunks, ratio in rows:
-        verdict = "met" if ratio <= TARGET else "missed"
-        print(f"| {src} | {cpu:.2f} | {bare_cpu:.2f} | {chunks} | {ratio:.3f}x ({verdict}) |")
+            rows.append((src, cpu, embedder_cpu, bare_cpu, chunks, mine / yardstick))
+    print(
+        "\n| src | ingest add CPU s | of it, embedder calls | bare embedder CPU s (mean) "
+        f"| chunks | ratio against the bare embedder ({n} docs) | ratio at equal model cost |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for src, cpu, embedder_cpu, bare_cpu, chunks, ratio in rows:
+        equal = cpu / embedder_cpu
+        print(
+            f"| {src} | {cpu:.2f} | {embedder_cpu:.2f} | {bare_cpu:.2f} | {chunks} "
+            f"| {ratio:.3f}x ({verdict(ratio)}) | {equal:.3f}x ({verdict(equal)}) |"
+        )
+
+
+def verdict(ratio: float) -> str:
+    return "met" if ratio <= TARGET else "missed"
 
 
 if __name__ == "__main__":
